@@ -1,0 +1,31 @@
+# Two entry points (see README): `make evaluate` runs the main job, `make test` runs the tests.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+
+.PHONY: setup system-deps evaluate test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps pylate==1.6.0
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Headless Chromium for the leaderboard page test (Debian packages; needs root).
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+evaluate: setup
+	$(VENV)/bin/harness evaluate $(ARGS)
+
+test: setup system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(ARGS)
+
+bench: setup
+	$(PY) benchmarks/bench_dense.py
+	$(PY) benchmarks/bench_colbert.py

@@ -1,0 +1,476 @@
+"""Embedding cache: token embeddings stored on disk as checksummed shards.
+
+Layout of one cache entry ``<cache_dir>/<key>/``::
+
+    manifest.json                  key, n_texts, shard_size, n_shards, encoder settings, texts sha256
+    shard-00000.vectors.npy        float32 [tokens, dim]   (plain .npy, memory-mappable, no pickles)
+    shard-00000.offsets.npy        int64   [n + 1]         (local offsets, start at 0)
+    shard-00000.json               sidecar: key, index, start, stop, shapes, sha256 of both arrays
+
+Shard ``i`` holds ``texts[i * shard_size:(i + 1) * shard_size]``. Every file is written to a unique
+temp file, fsynced and ``os.replace``d into place; the sidecar is written last, so it is the commit
+record: a shard counts only when its sidecar is present and both arrays match the checksums and
+shapes it records. Anything else (missing, truncated, flipped bytes, no sidecar) is re-encoded, with a
+warning naming the file when something was there. That gives resume after a kill for free, and lets
+workers fill disjoint ``shard_indices`` of one folder in parallel (there is no lock: two workers on
+the same shard both write the same bytes, which is correct but wasted work).
+
+Verification cost: a hit hashes every byte of the entry once (sha256, about 1 GB/s per core from the
+page cache), on top of the copy into memory. We pay it so that a silently corrupted file can never
+reach the metrics; the cheaper shape-only check would miss flipped bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from harness.types import InputError, TokenEmbeddings
+
+log = logging.getLogger(__name__)
+
+FORMAT = "harness-embedding-cache-v1"
+MANIFEST = "manifest.json"
+DEFAULT_SHARD_SIZE = 4096
+# A temp file older than this cannot belong to a live writer (writing one shard takes seconds).
+STALE_TMP_SECONDS = 3600.0
+_CHUNK = 1 << 20
+
+
+class Encoder(Protocol):
+    """The part of the encode contract (DESIGN.md) the cache relies on."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def encode(
+        self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
+    ) -> TokenEmbeddings: ...
+
+
+class _BadShard(Exception):
+    """A shard on disk that does not verify; the message says why and names the file."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing  # nothing at all on disk: a plain miss, not worth a warning
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def _canonical_json(obj: Any, field: str) -> str:
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"not JSON-serialisable: {exc}", field=field) from exc
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """sha256 over the texts in order, each as (8-byte little-endian length, UTF-8 bytes)."""
+    h = hashlib.sha256()
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"text {i} is {type(text).__name__}, not str", field="texts")
+        data = text.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def cache_key(encoder: Encoder, texts: Sequence[str], *, is_query: bool) -> str:
+    """sha256(format, encoder.fingerprint, canonical JSON of settings(), is_query, texts_sha256)."""
+    parts = [
+        FORMAT,
+        encoder.fingerprint,
+        _canonical_json(encoder.settings(), "settings"),
+        "query" if is_query else "document",
+        texts_sha256(texts),
+    ]
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------- atomic files
+
+
+class _HashingWriter:
+    """File wrapper that hashes what goes through it (np.save then writes in bounded chunks)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.sha = f, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return self.f.write(data)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Any) -> str:
+    """Run ``write(file)`` into a unique temp file next to ``path``, fsync, rename; return its sha256."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            writer = _HashingWriter(f)
+            write(writer)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return writer.sha.hexdigest()
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    data = (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    _atomic_write(path, lambda w: w.write(data))
+
+
+def _write_npy(path: Path, array: np.ndarray) -> str:
+    return _atomic_write(path, lambda w: np.lib.format.write_array(w, array, allow_pickle=False))
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _remove_temps(folder: Path, prefixes: Iterable[str], max_age: float | None) -> None:
+    """Delete ``<prefix>*.tmp`` files (a killed writer's leftovers); with ``max_age``, only older ones."""
+    now = time.time()
+    for prefix in prefixes:
+        for tmp in folder.glob(f"{prefix}*.tmp"):
+            try:
+                if max_age is None or now - tmp.stat().st_mtime > max_age:
+                    tmp.unlink()
+                    log.info("removed leftover temp file %s", tmp)
+            except FileNotFoundError:  # another worker cleaned it first
+                pass
+
+
+# ------------------------------------------------------------------------------------------- shards
+
+
+@dataclass(frozen=True)
+class _ShardFiles:
+    sidecar: Path
+    vectors: Path
+    offsets: Path
+
+    @classmethod
+    def of(cls, folder: Path, index: int) -> _ShardFiles:
+        stem = f"shard-{index:05d}"
+        return cls(folder / f"{stem}.json", folder / f"{stem}.vectors.npy", folder / f"{stem}.offsets.npy")
+
+
+def _open_shard(
+    files: _ShardFiles, *, key: str, index: int, start: int, stop: int, check_sha: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Verify shard ``index`` against its sidecar and return (vectors memmap, offsets) or raise _BadShard."""
+    if not files.sidecar.exists():
+        if files.vectors.exists() or files.offsets.exists():
+            raise _BadShard(f"{files.sidecar}: no sidecar next to the arrays")
+        raise _BadShard(f"{files.sidecar}: missing", missing=True)
+    try:
+        meta = json.loads(files.sidecar.read_text("utf-8"))
+        expected = {"key": key, "index": index, "start": start, "stop": stop}
+        for name, value in expected.items():
+            if meta[name] != value:
+                raise _BadShard(f"{files.sidecar}: {name} is {meta[name]!r}, expected {value!r}")
+        for path, name in ((files.vectors, "vectors"), (files.offsets, "offsets")):
+            if check_sha and _file_sha256(path) != meta[f"{name}_sha256"]:
+                raise _BadShard(f"{path}: sha256 does not match {files.sidecar.name}")
+        vectors = np.load(files.vectors, mmap_mode="r", allow_pickle=False)
+        offsets = np.load(files.offsets, allow_pickle=False)
+        shape_ok = list(vectors.shape) == meta["vectors_shape"]
+    except _BadShard:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:  # unreadable, truncated, bad JSON
+        raise _BadShard(f"{files.sidecar}: {type(exc).__name__}: {exc}") from exc
+    if not (
+        shape_ok
+        and vectors.dtype == np.float32
+        and vectors.ndim == 2
+        and offsets.dtype == np.int64
+        and offsets.shape == (stop - start + 1,)
+        and offsets[0] == 0
+        and offsets[-1] == len(vectors)
+        and np.all(np.diff(offsets) >= 0)
+    ):
+        raise _BadShard(f"{files.vectors}: dtype/shape/offsets do not match {files.sidecar.name}")
+    return vectors, offsets
+
+
+def _encode_shard(
+    encoder: Encoder,
+    texts: Sequence[str],
+    files: _ShardFiles,
+    *,
+    key: str,
+    index: int,
+    start: int,
+    stop: int,
+    is_query: bool,
+    batch_size: int,
+    show_progress: bool,
+) -> None:
+    emb = encoder.encode(
+        texts[start:stop], is_query=is_query, batch_size=batch_size, show_progress=show_progress
+    )
+    if len(emb) != stop - start:
+        raise ValueError(f"encoder returned {len(emb)} embeddings for {stop - start} texts (shard {index})")
+    vectors = np.ascontiguousarray(emb.vectors, dtype=np.float32)
+    offsets = np.ascontiguousarray(emb.offsets, dtype=np.int64)
+    # The sidecar goes last. A stale one left in place is harmless: its checksums no longer verify.
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "index": index,
+        "start": start,
+        "stop": stop,
+        "n_texts": stop - start,
+        "vectors_shape": list(vectors.shape),
+        "vectors_sha256": _write_npy(files.vectors, vectors),
+        "offsets_sha256": _write_npy(files.offsets, offsets),
+    }
+    _write_json(files.sidecar, meta)
+
+
+def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the job manifest, or check an existing one describes the same job."""
+    path = out_dir / MANIFEST
+    if path.exists():
+        try:
+            old = json.loads(path.read_text("utf-8"))
+            mismatch = [f for f in ("key", "n_texts", "shard_size") if old.get(f) != manifest[f]]
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("%s: unreadable (%s); rewriting it", path, exc)
+        else:
+            if mismatch:
+                raise InputError(
+                    f"folder holds another job ({mismatch[0]}={old.get(mismatch[0])!r}, this job has "
+                    f"{manifest[mismatch[0]]!r}); use another out_dir or clear it",
+                    file=str(path),
+                    field=mismatch[0],
+                )
+            return
+    _write_json(path, manifest)
+
+
+def encode_to_shards(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    is_query: bool,
+    out_dir: Path,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    batch_size: int = 32,
+    show_progress: bool = True,
+    shard_indices: Iterable[int] | None = None,
+) -> list[Path]:
+    """Make sure shards ``shard_indices`` (default: all) of ``texts`` exist and verify in ``out_dir``.
+
+    A pure function of (encoder weights, settings, is_query, texts, shard_size): shard ``i`` holds
+    ``texts[i * shard_size:(i + 1) * shard_size]``. Valid shards are skipped (resume); missing or bad
+    ones are encoded and written atomically. Disjoint ``shard_indices`` may run in parallel on one
+    folder. Returns the sidecar path of each requested shard, in the order requested.
+    Raises InputError when ``out_dir`` already holds a different job (key, n_texts or shard_size).
+    """
+    if shard_size < 1:
+        raise InputError(f"must be >= 1, got {shard_size}", field="shard_size")
+    out_dir = Path(out_dir)
+    n_shards = -(-len(texts) // shard_size)
+    indices = list(range(n_shards)) if shard_indices is None else [int(i) for i in shard_indices]
+    for i in indices:
+        if not 0 <= i < n_shards:
+            raise InputError(f"shard {i} out of range [0, {n_shards})", field="shard_indices")
+    key = cache_key(encoder, texts, is_query=is_query)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(
+        out_dir,
+        {
+            "format": FORMAT,
+            "key": key,
+            "encoder_fingerprint": encoder.fingerprint,
+            "encoder_settings": encoder.settings(),
+            "is_query": is_query,
+            "n_texts": len(texts),
+            "texts_sha256": texts_sha256(texts),
+            "shard_size": shard_size,
+            "n_shards": n_shards,
+        },
+    )
+    # Our shards' temp files are ours to clean whatever their age; others' only once surely stale.
+    _remove_temps(out_dir, [_ShardFiles.of(out_dir, i).sidecar.stem + "." for i in indices], None)
+    _remove_temps(out_dir, [""], STALE_TMP_SECONDS)
+
+    todo = []
+    for i in indices:
+        files = _ShardFiles.of(out_dir, i)
+        span = {"start": i * shard_size, "stop": min((i + 1) * shard_size, len(texts))}
+        try:
+            _open_shard(files, key=key, index=i, check_sha=True, **span)
+        except _BadShard as exc:
+            if not exc.missing:
+                log.warning("bad cache shard, re-encoding: %s", exc)
+            todo.append((i, files, span))
+    for i, files, span in tqdm(todo, desc="shards", unit="shard", disable=not show_progress or len(todo) < 2):
+        _encode_shard(
+            encoder,
+            texts,
+            files,
+            key=key,
+            index=i,
+            is_query=is_query,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            **span,
+        )
+    return [_ShardFiles.of(out_dir, i).sidecar for i in indices]
+
+
+def _load_entry(folder: Path, key: str, n_texts: int, shard_size: int) -> TokenEmbeddings:
+    """Concatenate the (already verified) shards into one in-memory pack; shapes are rechecked, not hashes."""
+    n_shards = -(-n_texts // shard_size)
+    parts = []
+    for i in range(n_shards):
+        span = {"start": i * shard_size, "stop": min((i + 1) * shard_size, n_texts)}
+        try:
+            parts.append(_open_shard(_ShardFiles.of(folder, i), key=key, index=i, check_sha=False, **span))
+        except _BadShard as exc:  # changed under our feet between verify and load
+            raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
+    if not parts:
+        return TokenEmbeddings.from_list([])
+    dims = {v.shape[1] for v, _ in parts}
+    if len(dims) > 1:
+        raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
+    total = sum(len(v) for v, _ in parts)
+    vectors = np.empty((total, dims.pop()), np.float32)
+    offsets = np.empty(n_texts + 1, np.int64)
+    offsets[0] = row = text = 0
+    for shard_vectors, shard_offsets in parts:
+        vectors[row : row + len(shard_vectors)] = shard_vectors
+        offsets[text + 1 : text + len(shard_offsets)] = shard_offsets[1:] + row
+        row += len(shard_vectors)
+        text += len(shard_offsets) - 1
+    return TokenEmbeddings(vectors, offsets)
+
+
+def encode_cached(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    is_query: bool,
+    cache_dir: Path | None,
+    batch_size: int = 32,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    show_progress: bool = True,
+) -> TokenEmbeddings:
+    """``encoder.encode(texts)``, cached under ``cache_dir/<cache_key(...)>/`` (``None``: no cache).
+
+    A hit never calls ``encoder.encode``; it hashes each shard file once, then copies the memory-mapped
+    shards into one float32 array: peak resident memory is the result (tokens * dim * 4 bytes), the
+    mapped pages being reclaimable page cache. ``shard_size`` only applies when the entry is created; an
+    existing entry keeps its layout. An empty ``texts`` gives an empty pack of dim 0 without encoding.
+    """
+    if cache_dir is None:
+        return encoder.encode(texts, is_query=is_query, batch_size=batch_size, show_progress=show_progress)
+    key = cache_key(encoder, texts, is_query=is_query)
+    folder = Path(cache_dir) / key
+    # An existing entry keeps its layout; a new or unreadable one (rewritten below) takes ours.
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        shard_size = int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"])
+    encode_to_shards(
+        encoder,
+        texts,
+        is_query=is_query,
+        out_dir=folder,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+    return _load_entry(folder, key, len(texts), shard_size)
+
+
+# ---------------------------------------------------------------------------------------- utilities
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    """Sub-folders that look like cache entries: a sha256 name and a manifest."""
+    if not Path(cache_dir).is_dir():
+        return []
+    return sorted(
+        p
+        for p in Path(cache_dir).iterdir()
+        if p.is_dir() and len(p.name) == 64 and all(c in "0123456789abcdef" for c in p.name)
+        if (p / MANIFEST).exists()
+    )
+
+
+def cache_info(cache_dir: Path) -> list[dict[str, Any]]:
+    """One dict per entry: key, n_texts, n_shards, shards_done (sidecars present), bytes, is_query,
+    encoder_settings. Reads manifests only; it does not verify shards."""
+    info = []
+    for folder in _entries(cache_dir):
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+        info.append(
+            {
+                "key": folder.name,
+                "n_texts": manifest.get("n_texts"),
+                "n_shards": manifest.get("n_shards"),
+                "shards_done": len(list(folder.glob("shard-*.json"))),
+                "bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+                "is_query": manifest.get("is_query"),
+                "encoder_settings": manifest.get("encoder_settings"),
+            }
+        )
+    return info
+
+
+def clear_cache(cache_dir: Path, keys: Iterable[str] | None = None) -> int:
+    """Delete the entries ``keys`` (default: all) of ``cache_dir``; return bytes freed.
+
+    Only folders that look like cache entries are touched, never anything else in ``cache_dir``.
+    """
+    wanted = None if keys is None else set(keys)
+    freed = 0
+    for folder in _entries(cache_dir):
+        if wanted is None or folder.name in wanted:
+            freed += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            shutil.rmtree(folder)
+    return freed

@@ -1,0 +1,214 @@
+"""Retrieval metrics over ``(Qrels, Run)`` in the two conventions that published numbers use.
+
+``card_metrics``: sentence-transformers ``InformationRetrievalEvaluator.compute_metrics`` (what
+PyLate model cards report; REFERENCE §3a). ``trec_metrics``: trec_eval through pytrec_eval, as BEIR
+reports (REFERENCE §3b).
+
+Both rank each query's docs with :func:`rank`, look up the qrels grade of every ranked doc into a
+``[queries, depth]`` matrix, and compute each metric as a vectorised function of that matrix that
+returns one value per query. Ranks below are 1-based: ``rel_i`` is the relevance of the doc at rank
+``i`` and ``R`` the query's relevant docs (grade > 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.types import InputError, Qrels, Run
+
+CARD_K = (1, 3, 5, 10)
+CARD_NDCG_K = CARD_MRR_K = 10
+CARD_MAP_K = 100
+TREC_K = (1, 3, 5, 10, 100, 1000)
+TREC_MRR_K = 10
+
+_INTEGER = (int, np.integer)
+_REAL = (int, float, np.integer, np.floating)
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """``means[metric]`` averages ``per_query[metric][query_id]`` over the evaluated queries."""
+
+    means: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+
+
+def rank(run: Run, k: int | None = None) -> dict[str, list[str]]:
+    """Each query's doc ids, best first, cut to ``k`` (``None``: all).
+
+    The one tie rule of the harness: score descending, then doc id descending (string order),
+    which is trec_eval's rule. sentence-transformers >= 6 breaks ties by doc id *ascending*, so
+    card metrics can differ from it on exactly tied scores only.
+    """
+    if k is not None and k < 1:
+        raise InputError(f"cutoff must be >= 1, got {k}", field="k")
+    _check_run(run)
+    if k is None:
+        return {qid: sorted(docs, key=lambda d, s=docs: (s[d], d), reverse=True) for qid, docs in run.items()}
+    return {qid: heapq.nlargest(k, docs, key=lambda d, s=docs: (s[d], d)) for qid, docs in run.items()}
+
+
+# --- metric functions: matrices are [queries, ranks]; each returns one float64 per query ----------
+
+
+def hits_at(rel: np.ndarray, k: int) -> np.ndarray:
+    """|{i <= k : rel_i}|."""
+    return rel[:, :k].sum(axis=1).astype(np.float64)
+
+
+def accuracy_at(rel: np.ndarray, k: int) -> np.ndarray:
+    """1 if any of the top k is relevant, else 0."""
+    return (hits_at(rel, k) > 0).astype(np.float64)
+
+
+def precision_at(rel: np.ndarray, k: int) -> np.ndarray:
+    """hits@k / k (k even when fewer than k docs were retrieved)."""
+    return hits_at(rel, k) / k
+
+
+def recall_at(rel: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
+    """hits@k / |R| (0 when |R| = 0)."""
+    return _divide(hits_at(rel, k), n_rel)
+
+
+def mrr_at(rel: np.ndarray, k: int) -> np.ndarray:
+    """1 / (rank of the first relevant doc) if it is within the top k, else 0."""
+    top = rel[:, :k]
+    first = top.argmax(axis=1)
+    return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
+
+
+def average_precision_at(rel: np.ndarray, k: int, denominator: np.ndarray) -> np.ndarray:
+    """Σ_{i <= k, rel_i} (hits@i / i) / denominator (0 when the denominator is 0).
+
+    Card convention: denominator = min(k, |R|); trec_eval's map_cut: denominator = |R|.
+    """
+    top = rel[:, :k].astype(np.float64)
+    precision = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
+    return _divide((precision * top).sum(axis=1), denominator)
+
+
+def ndcg_at(gains: np.ndarray, ideal_gains: np.ndarray, k: int) -> np.ndarray:
+    """DCG@k / IDCG@k with DCG@k = Σ_{i <= k} gain_i / log2(i + 1) (0 when IDCG = 0).
+
+    ``ideal_gains`` holds each query's judged gains sorted descending (the best possible ranking).
+    """
+    return _divide(_dcg_at(gains, k), _dcg_at(ideal_gains, k))
+
+
+def _dcg_at(gains: np.ndarray, k: int) -> np.ndarray:
+    top = gains[:, :k]
+    return (top / np.log2(np.arange(2, top.shape[1] + 2))).sum(axis=1)
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    denominator = np.asarray(denominator, np.float64)
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+# --- the two conventions -------------------------------------------------------------------------
+
+
+def card_metrics(qrels: Qrels, run: Run) -> MetricResult:
+    """sentence-transformers ``InformationRetrievalEvaluator.compute_metrics`` convention.
+
+    Keys ``accuracy@{1,3,5,10}``, ``precision@{1,3,5,10}``, ``recall@{1,3,5,10}``, ``ndcg@10``,
+    ``mrr@10``, ``map@100``. Relevance is binary: R = qrels docs with grade > 0 (ids absent from
+    the corpus included). nDCG uses gain 1 per relevant doc and IDCG = Σ_{i <= min(k, |R|)}
+    1/log2(i + 1); MAP@k divides by min(k, |R|). Averaged over the queries of ``qrels`` with
+    |R| > 0, like the evaluator (it drops queries without relevant docs); a query absent from the
+    run scores 0.
+    """
+    _check_qrels(qrels)
+    qids = [qid for qid, judged in qrels.items() if any(g > 0 for g in judged.values())]
+    if not qids:
+        raise InputError("no query has a relevant document (grade > 0)", field="qrels")
+    depth = max(max(CARD_K), CARD_NDCG_K, CARD_MRR_K, CARD_MAP_K)
+    rel = _grades(qrels, rank(run, depth), qids, depth) > 0
+    n_rel = np.array([sum(g > 0 for g in qrels[qid].values()) for qid in qids], np.float64)
+    ideal = (np.arange(CARD_NDCG_K) < n_rel[:, None]).astype(np.float64)
+
+    values = {f"accuracy@{k}": accuracy_at(rel, k) for k in CARD_K}
+    values |= {f"precision@{k}": precision_at(rel, k) for k in CARD_K}
+    values |= {f"recall@{k}": recall_at(rel, n_rel, k) for k in CARD_K}
+    values[f"ndcg@{CARD_NDCG_K}"] = ndcg_at(rel.astype(np.float64), ideal, CARD_NDCG_K)
+    values[f"mrr@{CARD_MRR_K}"] = mrr_at(rel, CARD_MRR_K)
+    values[f"map@{CARD_MAP_K}"] = average_precision_at(rel, CARD_MAP_K, np.minimum(CARD_MAP_K, n_rel))
+    return _result(qids, values)
+
+
+def trec_metrics(qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False) -> MetricResult:
+    """trec_eval convention (pytrec_eval ``ndcg_cut``, ``map_cut``, ``recall``, ``P``), as BEIR.
+
+    Keys ``ndcg@k``, ``map@k``, ``recall@k``, ``precision@k`` for k in (1, 3, 5, 10, 100, 1000),
+    plus ``mrr@10``. nDCG gains are the qrels grades (negative grades count as 0); a doc is
+    relevant when its grade is >= 1; MAP@k divides by |R|. ``mrr@10`` is BEIR's ``mrr`` metric:
+    1/rank of the first relevant doc within the top 10 (trec_eval's recip_rank cut at 10).
+    ``ignore_identical_ids`` drops a retrieved doc whose id equals the query id before ranking
+    (BEIR's ``EvaluateRetrieval.evaluate``).
+
+    Queries: every query of ``qrels`` with at least one judgement, including queries judged only
+    with grade <= 0, which score 0 (trec_eval evaluates them; BEIR averages over them). A query
+    absent from the run scores 0 (pytrec_eval would skip it; BEIR's runs always hold every query).
+    """
+    _check_qrels(qrels)
+    qids = [qid for qid, judged in qrels.items() if judged]
+    if not qids:
+        raise InputError("qrels judge no document", field="qrels")
+    if ignore_identical_ids:
+        run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
+    depth = max(*TREC_K, TREC_MRR_K)
+    gains = np.maximum(_grades(qrels, rank(run, depth), qids, depth), 0.0)
+    rel = gains > 0
+    positive = [sorted((g for g in qrels[qid].values() if g > 0), reverse=True) for qid in qids]
+    n_rel = np.array([len(p) for p in positive], np.float64)
+    ideal = _pad([p[:depth] for p in positive])
+
+    values = {f"ndcg@{k}": ndcg_at(gains, ideal, k) for k in TREC_K}
+    values |= {f"map@{k}": average_precision_at(rel, k, n_rel) for k in TREC_K}
+    values |= {f"recall@{k}": recall_at(rel, n_rel, k) for k in TREC_K}
+    values |= {f"precision@{k}": precision_at(rel, k) for k in TREC_K}
+    values[f"mrr@{TREC_MRR_K}"] = mrr_at(rel, TREC_MRR_K)
+    return _result(qids, values)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _grades(qrels: Qrels, ranking: dict[str, list[str]], qids: list[str], depth: int) -> np.ndarray:
+    """[len(qids), depth] qrels grade of the doc at each rank; 0 for unjudged docs and past the end."""
+    return _pad([[qrels[qid].get(d, 0) for d in ranking.get(qid, [])[:depth]] for qid in qids])
+
+
+def _pad(rows: list[list[int]]) -> np.ndarray:
+    """Right-pad rows with zeros into a float64 matrix (at least one column)."""
+    out = np.zeros((len(rows), max(1, max(map(len, rows), default=0))), np.float64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def _result(qids: list[str], values: dict[str, np.ndarray]) -> MetricResult:
+    return MetricResult(
+        means={name: float(np.mean(v)) for name, v in values.items()},
+        per_query={name: dict(zip(qids, v.tolist(), strict=True)) for name, v in values.items()},
+    )
+
+
+def _check_run(run: Run) -> None:
+    for qid, docs in run.items():
+        for doc, score in docs.items():
+            if isinstance(score, bool) or not isinstance(score, _REAL) or not math.isfinite(score):
+                raise InputError(f"score {score!r} is not a finite number", field=f"run[{qid!r}][{doc!r}]")
+
+
+def _check_qrels(qrels: Qrels) -> None:
+    for qid, judged in qrels.items():
+        for doc, grade in judged.items():
+            if isinstance(grade, bool) or not isinstance(grade, _INTEGER):
+                raise InputError(f"grade {grade!r} is not an integer", field=f"qrels[{qid!r}][{doc!r}]")

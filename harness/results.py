@@ -1,0 +1,284 @@
+"""Results files: one JSON document per (model, task), schema version 1.
+
+Layout of a file (all keys always present; ``null`` where not applicable)::
+
+    {
+      "schema_version": 1,
+      "harness_version": "0.1.0",
+      "created": "2026-11-25T21:00:00+00:00",        # ISO 8601, UTC
+      "model": {"id": str, "fingerprint": str|null,   # sha256 of weights+configs
+                "kind": "colbert"|"dense"|"bm25"|"published",
+                "parameters": int|null, "size_group": str|null, "settings": {...}},
+      "task": {"name": str, "convention": "card"|"trec", "main_metric": str,
+               "split": str, "source": str, "dataset_fingerprints": {subset: sha256}},
+      "retrieval": {"method": "exact"|"plaid"|"rerank"|"bm25"|"published", ...params},
+      "settings": {...},                                # every run setting (batch size, device, ...)
+      "subsets": [{"name": str, "n_queries": int,
+                   "card": {metric: float}|null,       # model-card convention
+                   "trec": {metric: float}|null,       # trec_eval / BEIR convention
+                   "per_query": {query_id: float}}],   # main metric, task convention
+      "main_score": float,                              # mean over subsets of main metric
+      "timings": {"encode_queries_s", "encode_documents_s", "index_s",
+                  "retrieve_s", "total_s"} (floats or null),
+      "tokens": {"queries": int|null, "documents": int|null},
+      "environment": {"python": str, "platform": str, "packages": {name: version}},
+      "published": null | {"source": str, "note": str}  # figures transcribed, not run
+    }
+
+``main_score`` is recomputed on load and must agree with the subsets (1e-12),
+so a hand-edited file cannot silently disagree with itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.types import InputError
+
+SCHEMA_VERSION = 1
+CONVENTIONS = ("card", "trec")
+_TRACKED_PACKAGES = ("torch", "transformers", "numpy", "datasets", "safetensors", "tokenizers", "bm25s")
+
+
+@dataclass
+class SubsetScores:
+    """Metrics of one subset (a whole dataset, a CQADupStack forum, a LongEmbed length)."""
+
+    name: str
+    n_queries: int
+    card: dict[str, float] | None
+    trec: dict[str, float] | None
+    per_query: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self, convention: str) -> dict[str, float]:
+        table = self.card if convention == "card" else self.trec
+        return table or {}
+
+
+@dataclass
+class Result:
+    """One evaluation of one model on one task; see the module docstring for the schema."""
+
+    model: dict[str, Any]
+    task: dict[str, Any]
+    retrieval: dict[str, Any]
+    subsets: list[SubsetScores]
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float | None] = field(default_factory=dict)
+    tokens: dict[str, int | None] = field(default_factory=dict)
+    published: dict[str, str] | None = None
+    environment: dict[str, Any] = field(default_factory=lambda: environment_info())
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    harness_version: str = __version__
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def main_score(self) -> float:
+        """Unweighted mean over subsets of the task's main metric in the task's convention."""
+        convention, metric = self.task["convention"], self.task["main_metric"]
+        values = [s.metrics(convention)[metric] for s in self.subsets]
+        return sum(values) / len(values)
+
+    @property
+    def model_id(self) -> str:
+        return self.model["id"]
+
+    @property
+    def task_name(self) -> str:
+        return self.task["name"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["main_score"] = self.main_score
+        order = [
+            "schema_version",
+            "harness_version",
+            "created",
+            "model",
+            "task",
+            "retrieval",
+            "subsets",
+            "main_score",
+            "timings",
+            "tokens",
+            "environment",
+            "published",
+        ]
+        return {key: out[key] for key in order}
+
+
+def environment_info() -> dict[str, Any]:
+    """Python, platform and versions of the packages that can move a number."""
+    packages = {}
+    for name in _TRACKED_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": packages}
+
+
+def result_filename(model_id: str, task_name: str) -> str:
+    """``<model>__<task>.json`` with path separators made safe."""
+
+    def safe(text: str) -> str:
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+    return f"{safe(model_id)}__{safe(task_name)}.json"
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` through a temp file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_result(result: Result, output_dir: Path) -> Path:
+    """Write ``result`` atomically under ``output_dir``; returns the file path."""
+    path = Path(output_dir) / result_filename(result.model_id, result.task_name)
+    write_json_atomic(path, result.to_dict())
+    return path
+
+
+def _require(data: dict, key: str, kind: type | tuple[type, ...], file: str, prefix: str = "") -> Any:
+    name = f"{prefix}{key}"
+    if not isinstance(data, dict) or key not in data:
+        raise InputError("missing", file=file, field=name)
+    value = data[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise InputError(f"expected {_kind_name(kind)}, got {type(value).__name__}", file=file, field=name)
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return " or ".join("null" if k is type(None) else k.__name__ for k in _as_tuple(kind))
+
+
+def _metric_table(value: Any, file: str, name: str) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError("expected an object of metric -> number", file=file, field=name)
+    for metric, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise InputError(f"expected a finite number, got {number!r}", file=file, field=f"{name}.{metric}")
+    return {metric: float(number) for metric, number in value.items()}
+
+
+def result_from_dict(data: Any, file: str = "<memory>") -> Result:
+    """Validate a decoded results document; raises InputError naming file and field."""
+    if not isinstance(data, dict):
+        raise InputError("top level must be a JSON object", file=file)
+    version = _require(data, "schema_version", int, file)
+    if version != SCHEMA_VERSION:
+        raise InputError(
+            f"unsupported schema version {version} (this harness reads {SCHEMA_VERSION})",
+            file=file,
+            field="schema_version",
+        )
+    model = _require(data, "model", dict, file)
+    _require(model, "id", str, file, "model.")
+    task = _require(data, "task", dict, file)
+    for key in ("name", "convention", "main_metric", "split"):
+        _require(task, key, str, file, "task.")
+    if task["convention"] not in CONVENTIONS:
+        raise InputError(f"must be one of {CONVENTIONS}", file=file, field="task.convention")
+    retrieval = _require(data, "retrieval", dict, file)
+    _require(retrieval, "method", str, file, "retrieval.")
+    raw_subsets = _require(data, "subsets", list, file)
+    if not raw_subsets:
+        raise InputError("must hold at least one subset", file=file, field="subsets")
+    subsets = []
+    for i, raw in enumerate(raw_subsets):
+        where = f"subsets[{i}]."
+        per_query = _require(raw, "per_query", dict, file, where)
+        subset = SubsetScores(
+            name=_require(raw, "name", str, file, where),
+            n_queries=_require(raw, "n_queries", int, file, where),
+            card=_metric_table(raw.get("card"), file, where + "card"),
+            trec=_metric_table(raw.get("trec"), file, where + "trec"),
+            per_query=_metric_table(per_query, file, where + "per_query") or {},
+        )
+        if task["main_metric"] not in subset.metrics(task["convention"]):
+            raise InputError(
+                f"main metric {task['main_metric']!r} missing from the {task['convention']} table",
+                file=file,
+                field=where + task["convention"],
+            )
+        subsets.append(subset)
+    result = Result(
+        model=model,
+        task=task,
+        retrieval=retrieval,
+        subsets=subsets,
+        settings=data.get("settings") or {},
+        timings=data.get("timings") or {},
+        tokens=data.get("tokens") or {},
+        published=data.get("published"),
+        environment=data.get("environment") or {},
+        created=_require(data, "created", str, file),
+        harness_version=_require(data, "harness_version", str, file),
+        schema_version=version,
+    )
+    stored = data.get("main_score")
+    if stored is not None and (
+        not isinstance(stored, (int, float)) or abs(stored - result.main_score) > 1e-12
+    ):
+        raise InputError(
+            f"{stored!r} disagrees with the subsets' mean {result.main_score!r}",
+            file=file,
+            field="main_score",
+        )
+    return result
+
+
+def load_result(path: Path) -> Result:
+    """Read and validate one results file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("results file not found", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 ({exc.reason})", file=str(path)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"invalid JSON: {exc.msg} (column {exc.colno})", file=str(path), line=exc.lineno
+        ) from None
+    return result_from_dict(data, str(path))
+
+
+def load_results(paths: list[Path]) -> list[Result]:
+    """Load files and every ``*.json`` under given folders, sorted by path."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
+    return [load_result(f) for f in files]
