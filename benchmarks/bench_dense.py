@@ -24,8 +24,9 @@ def run_harness(data: Path) -> tuple[float, float]:
     from harness.run import evaluate
 
     t0 = time.perf_counter()
-    [result] = evaluate(str(MODEL), [data.name], data_dir=data.parent, output_dir=None, cache_dir=None,
-                        show_progress=False)  # fmt: skip
+    [result] = evaluate(
+        str(MODEL), [data.name], data_dir=data.parent, output_dir=None, cache_dir=None, show_progress=False
+    )
     return time.perf_counter() - t0, result.main_score
 
 
@@ -35,8 +36,9 @@ def run_reference(data: Path) -> tuple[float, float]:
     from sentence_transformers import SentenceTransformer
 
     t0 = time.perf_counter()
-    corpus = [json.loads(line) for line in open(data / "corpus.jsonl", encoding="utf-8")]
-    queries = {q["_id"]: q["text"] for q in map(json.loads, open(data / "queries.jsonl", encoding="utf-8"))}
+    corpus = [json.loads(line) for line in (data / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    query_lines = (data / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = {q["_id"]: q["text"] for q in map(json.loads, query_lines)}
     qrels: dict[str, dict[str, int]] = {}
     with open(data / "qrels" / "test.tsv", encoding="utf-8") as handle:
         next(handle)
@@ -45,9 +47,15 @@ def run_reference(data: Path) -> tuple[float, float]:
             qrels.setdefault(qid, {})[did] = int(score)
     qids = [q for q in queries if q in qrels]
     model = SentenceTransformer(str(MODEL), device="cpu")
-    docs = model.encode([(d.get("title", "") + " " + d["text"]).strip() for d in corpus], batch_size=32,
-                        convert_to_tensor=True, normalize_embeddings=True)  # fmt: skip
-    q = model.encode([queries[i] for i in qids], batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
+    docs = model.encode(
+        [(d.get("title", "") + " " + d["text"]).strip() for d in corpus],
+        batch_size=32,
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+    )
+    q = model.encode(
+        [queries[i] for i in qids], batch_size=32, convert_to_tensor=True, normalize_embeddings=True
+    )
     scores, indices = torch.topk(q @ docs.T, k=min(1000, len(corpus)), dim=1)
     run = {
         qid: {corpus[j]["_id"]: float(s) for s, j in zip(srow.tolist(), irow.tolist(), strict=True)}
@@ -61,7 +69,9 @@ def run_reference(data: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--repeats", type=int, default=1, help="alternate both sides this many times, keep the best")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternate both sides this many times, keep the best"
+    )
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}, data: {args.data}")
     harness_times, reference_times = [], []

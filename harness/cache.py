@@ -15,9 +15,9 @@ warning naming the file when something was there. That gives resume after a kill
 workers fill disjoint ``shard_indices`` of one folder in parallel (there is no lock: two workers on
 the same shard both write the same bytes, which is correct but wasted work).
 
-Verification cost: a hit hashes every byte of the entry once (sha256, about 1 GB/s per core from the
-page cache), on top of the copy into memory. We pay it so that a silently corrupted file can never
-reach the metrics; the cheaper shape-only check would miss flipped bytes.
+Verification cost: a hit hashes every byte of the entry once (sha256, about 2 GB/s per core from the
+page cache; measured 0.10 s of a 0.57 s hit on 205 MB), on top of the copy into memory. We pay it so
+that a silently corrupted file can never reach the metrics; a shape-only check would miss flipped bytes.
 """
 
 from __future__ import annotations
@@ -373,7 +373,8 @@ def _load_entry(folder: Path, key: str, n_texts: int, shard_size: int) -> TokenE
             raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
     if not parts:
         return TokenEmbeddings.from_list([])
-    dims = {v.shape[1] for v, _ in parts}
+    # A shard of zero-token texts may come back as [0, 0]; only shards with rows fix the dim.
+    dims = {v.shape[1] for v, _ in parts if len(v)} or {max(v.shape[1] for v, _ in parts)}
     if len(dims) > 1:
         raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
     total = sum(len(v) for v, _ in parts)
@@ -381,7 +382,8 @@ def _load_entry(folder: Path, key: str, n_texts: int, shard_size: int) -> TokenE
     offsets = np.empty(n_texts + 1, np.int64)
     offsets[0] = row = text = 0
     for shard_vectors, shard_offsets in parts:
-        vectors[row : row + len(shard_vectors)] = shard_vectors
+        if len(shard_vectors):
+            vectors[row : row + len(shard_vectors)] = shard_vectors
         offsets[text + 1 : text + len(shard_offsets)] = shard_offsets[1:] + row
         row += len(shard_vectors)
         text += len(shard_offsets) - 1
@@ -411,7 +413,7 @@ def encode_cached(
     folder = Path(cache_dir) / key
     # An existing entry keeps its layout; a new or unreadable one (rewritten below) takes ours.
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        shard_size = int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"])
+        shard_size = max(1, int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"]))
     encode_to_shards(
         encoder,
         texts,

@@ -14,24 +14,38 @@ DEFAULT_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model on tasks and write one results file per task")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"local folder, Hugging Face id or 'bm25' (default {DEFAULT_MODEL})")  # fmt: skip
-    p.add_argument("--tasks", nargs="+", default=["NanoBEIR"],
-                   help="task names, groups (NanoBEIR, BEIR, BEIR-card, LongEmbed) or BEIR folders under --data-dir")  # fmt: skip
-    p.add_argument("--data-dir", type=Path, help="folder holding datasets as <name>/ (looked at before the Hub)")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"local folder, Hugging Face id or 'bm25' (default {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["NanoBEIR"],
+        help="task names, groups (NanoBEIR, BEIR, BEIR-card, LongEmbed) or BEIR folders under --data-dir",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, help="folder holding datasets as <name>/ (looked at before the Hub)"
+    )
     p.add_argument("--split", help="split to evaluate (default: the task's evaluation split)")
     p.add_argument("--output", type=Path, default=Path("results"), help="results folder (default results/)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--scoring", choices=["masked", "pylate"],
-                   help="MaxSim mode (default: pylate for NanoBEIR so card numbers reproduce, masked elsewhere)")  # fmt: skip
+    p.add_argument(
+        "--scoring",
+        choices=["masked", "pylate"],
+        help="MaxSim mode (default: pylate for NanoBEIR so card numbers reproduce, masked elsewhere)",
+    )
     p.add_argument("--index", choices=["exact", "plaid"], default="exact")
     p.add_argument("--nbits", type=int, choices=[1, 2, 4], default=4, help="PLAID residual bits")
     p.add_argument("--first-stage", help="rerank mode: 'bm25', a TREC run file, or a dense model")
     p.add_argument("--rerank-depth", type=int, default=100)
     p.add_argument("--k", type=int, help="ranking depth (default 100 for card tasks, 1000 for trec)")
-    p.add_argument("--cache-dir", type=Path, help="embedding cache (default $HARNESS_CACHE_DIR or ~/.cache/...)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="embedding cache (default $HARNESS_CACHE_DIR or ~/.cache/...)"
+    )
     p.add_argument("--no-cache", action="store_true", help="encode cold and keep nothing")
     p.add_argument("--overwrite", action="store_true", help="recompute even when a matching result exists")
     p.add_argument("--save-run", action="store_true", help="also write TREC run files under <output>/runs/")

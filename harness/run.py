@@ -53,6 +53,7 @@ class EvalSettings:
     device: str = "cpu"
     dtype: str = "float32"
     scoring: str | None = None
+    pylate_chunk_size: int = 50_000
     index: str = "exact"
     first_stage: str | None = None
     rerank_depth: int = 100
@@ -123,6 +124,8 @@ def _retrieval_settings(encoder: Encoder | None, task: Task, settings: EvalSetti
     if not encoder.multi_vector:
         scoring = "masked"  # one vector per text: both modes are the plain dot product
     out: dict[str, Any] = {"method": settings.index, "k": depth, "scoring": scoring}
+    if scoring == "pylate":  # the zero floor depends on the longest document of each corpus chunk
+        out["pylate_chunk_size"] = settings.pylate_chunk_size
     if settings.first_stage:
         out.update(method="rerank", first_stage=settings.first_stage, rerank_depth=settings.rerank_depth)
     elif settings.index == "plaid":
@@ -262,8 +265,8 @@ def _retrieve(
     t2 = time.perf_counter()
     timings["encode_documents_s"] += t1 - t0
     timings["encode_queries_s"] += t2 - t1
-    tokens["documents"] += int(docs.lengths.sum())
-    tokens["queries"] += int(queries.lengths.sum())
+    tokens["documents"] += encoder.count_tokens(doc_texts, is_query=False)
+    tokens["queries"] += encoder.count_tokens(query_texts, is_query=True)
 
     scores, indices = _search(queries, docs, k, dataset, retrieval, settings, timings)
     return to_run(query_ids, doc_ids, scores, indices)

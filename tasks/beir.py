@@ -1,0 +1,133 @@
+"""BEIR: every public dataset as ``BEIR/<name>`` (REFERENCE §7), trec convention, nDCG@10.
+
+``msmarco`` is scored on ``dev``, the others on ``test``; identical query/doc ids are
+ignored as in BEIR's ``EvaluateRetrieval``. ``cqadupstack`` is 12 sub-forum subsets
+(score = their mean).
+
+Sources, in order:
+1. ``DIR/<name>`` (``--data-dir DIR``): a BEIR folder (the unzipped BEIR zip; for
+   cqadupstack one subfolder per forum), or a snapshot of the HF repo ``BeIR/<name>`` with
+   the qrels in ``DIR/<name>/qrels/`` or a ``DIR/<name>-qrels`` snapshot of ``BeIR/<name>-qrels``.
+2. The Hugging Face Hub, ``BeIR/<name>`` + ``BeIR/<name>-qrels`` (HF cache, mirrors and
+   offline mode apply). Not for cqadupstack, whose forums are only in the zip.
+3. Unless the Hub is in offline mode, the BEIR zip, downloaded and safely extracted into
+   ``<cache_dir>/beir`` (default ``$XDG_CACHE_HOME/harness/beir``) and read from there later.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+from harness.data import (
+    HubUnavailableError,
+    download_beir_zip,
+    hub_offline,
+    is_beir_folder,
+    load_beir_folder,
+    load_beir_hf,
+    load_beir_tree,
+)
+from harness.tasks import Task, TaskGroup
+from harness.types import Dataset, HarnessError
+
+NAMES = (
+    "msmarco",
+    "trec-covid",
+    "nfcorpus",
+    "nq",
+    "hotpotqa",
+    "fiqa",
+    "arguana",
+    "webis-touche2020",
+    "cqadupstack",
+    "quora",
+    "dbpedia-entity",
+    "scidocs",
+    "fever",
+    "climate-fever",
+    "scifact",
+)
+# The model card's BEIR table (REFERENCE §7), in its order.
+CARD = ("msmarco", "scifact", "webis-touche2020", "fiqa", "trec-covid", "nq", "dbpedia-entity")
+CQADUPSTACK_FORUMS = (
+    "android",
+    "english",
+    "gaming",
+    "gis",
+    "mathematica",
+    "physics",
+    "programmers",
+    "stats",
+    "tex",
+    "unix",
+    "webmasters",
+    "wordpress",
+)
+HF_ORG = "BeIR"
+
+
+def default_download_dir(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return cache_dir / "beir"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness" / "beir"
+
+
+def _load_local(name: str, split: str, folder: Path, cache_dir: Path | None) -> list[Dataset]:
+    if name == "cqadupstack":
+        return load_beir_tree(folder, split, CQADUPSTACK_FORUMS)
+    if not is_beir_folder(folder):
+        return [load_beir_hf(folder, split, name=name, cache_dir=cache_dir)]
+    sibling = folder.with_name(f"{folder.name}-qrels") / f"{split}.tsv"
+    qrels = sibling if not (folder / "qrels").is_dir() and sibling.is_file() else None
+    return [load_beir_folder(folder, split, name=name, qrels_file=qrels)]
+
+
+def _load(name: str, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
+    if local is not None:
+        return _load_local(name, split, local, cache_dir)
+    downloads = default_download_dir(cache_dir)
+    if (downloads / name).is_dir():
+        return _load_local(name, split, downloads / name, cache_dir)
+    sub = "<forum>/" if name == "cqadupstack" else ""
+    layout = f"DIR/{name}/{sub} holding corpus.jsonl, queries.jsonl, qrels/{split}.tsv (unzipped BEIR zip)"
+    hub_error: HarnessError | None = None
+    if name != "cqadupstack":
+        try:
+            return [
+                load_beir_hf(f"{HF_ORG}/{name}", split, name=name, cache_dir=cache_dir, local_hint=layout)
+            ]
+        except HubUnavailableError as e:
+            hub_error = e
+    if hub_offline():
+        raise hub_error or HarnessError(
+            f"BEIR/{name} is only distributed as a zip and the Hub is in offline mode: pass --data-dir DIR "
+            f"with {layout}"
+        )
+    try:
+        folder = download_beir_zip(name, downloads)
+    except HarnessError as e:
+        raise HarnessError(f"{hub_error}\nThe BEIR zip failed too: {e}" if hub_error else str(e)) from e
+    return _load_local(name, split, folder, cache_dir)
+
+
+def register() -> list[Task | TaskGroup]:
+    tasks = [
+        Task(
+            name=f"BEIR/{n}",
+            folder_name=n,
+            convention="trec",
+            main_metric="ndcg@10",
+            eval_split="dev" if n == "msmarco" else "test",
+            ignore_identical_ids=True,
+            loader=partial(_load, n),
+            description=f"BEIR {n}" + (" (12 sub-forums, mean)" if n == "cqadupstack" else ""),
+        )
+        for n in NAMES
+    ]
+    return [
+        *tasks,
+        TaskGroup("BEIR", tuple(t.name for t in tasks)),
+        TaskGroup("BEIR-card", tuple(f"BEIR/{n}" for n in CARD)),
+    ]
