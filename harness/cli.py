@@ -99,12 +99,132 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="model-card markdown or a leaderboard page from results files")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    card = kinds.add_parser("card", help="model-index YAML + NanoBEIR/BEIR/LongEmbed tables for one model")
+    card.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
+    card.add_argument("--model", required=True, help="model id as stored in the results files")
+    card.add_argument("--display-name", help="name shown in the card (default: last part of --model)")
+    card.add_argument("--out", type=Path, help="write here instead of printing")
+    card.set_defaults(func=_cmd_report_card)
+    board = kinds.add_parser("leaderboard", help="markdown + static HTML page + plots")
+    board.add_argument("results", nargs="+", type=Path)
+    board.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
+    board.add_argument("--title", default="Retrieval leaderboard")
+    board.add_argument("--no-plots", action="store_true")
+    board.set_defaults(func=_cmd_report_leaderboard)
+
+
+def _cmd_report_card(args: argparse.Namespace) -> int:
+    from harness.atomic import write_text_atomic
+    from harness.report import render_model_card
+    from harness.results import load_results
+
+    text = render_model_card(load_results(args.results), args.model, display_name=args.display_name)
+    if args.out:
+        write_text_atomic(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_report_leaderboard(args: argparse.Namespace) -> int:
+    from harness.report import render_leaderboard
+    from harness.results import load_results
+
+    md, html = render_leaderboard(
+        load_results(args.results), args.out, title=args.title, plots=not args.no_plots
+    )
+    print(f"wrote {md} and {html}")
+    return 0
+
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check", help="regression gate: candidate results vs a baseline (exit 1 on regression)"
+    )
+    p.add_argument("--baseline", nargs="+", type=Path, required=True, help="results files or folders")
+    p.add_argument("--candidate", nargs="+", type=Path, required=True, help="results files or folders")
+    p.add_argument("--baseline-model", help="pick one model when the baseline folder holds several")
+    p.add_argument("--candidate-model", help="pick one model when the candidate folder holds several")
+    p.add_argument("--abs-tol", type=float, default=0.005, help="allowed absolute drop (default 0.005)")
+    p.add_argument("--rel-tol", type=float, help="allowed relative drop (the larger of the two applies)")
+    p.add_argument(
+        "--tolerance", action="append", default=[], metavar="TASK=DROP", help="per-task allowed drop"
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--test", choices=["permutation", "t"], default="permutation")
+    p.add_argument("--resamples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fail-on-missing", action="store_true", help="a task missing on one side fails too")
+    p.add_argument("--json", type=Path, help="also write the report as JSON")
+    p.add_argument("--junit", type=Path, help="also write the report as JUnit XML")
+    p.set_defaults(func=_cmd_check)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from harness.atomic import write_text_atomic
+    from harness.check import check, select_model
+    from harness.results import load_results
+
+    baseline, candidate = load_results(args.baseline), load_results(args.candidate)
+    if args.baseline_model:
+        baseline = select_model(baseline, args.baseline_model)
+    if args.candidate_model:
+        candidate = select_model(candidate, args.candidate_model)
+    per_task = {}
+    for item in args.tolerance:
+        task, _, value = item.rpartition("=")
+        try:
+            per_task[task] = float(value)
+        except ValueError:
+            raise HarnessError(f"--tolerance {item!r}: expected TASK=NUMBER") from None
+    report = check(
+        baseline,
+        candidate,
+        abs_tol=args.abs_tol,
+        rel_tol=args.rel_tol,
+        per_task_tol=per_task,
+        alpha=args.alpha,
+        n_resamples=args.resamples,
+        seed=args.seed,
+        test=args.test,
+        fail_on_missing=args.fail_on_missing,
+    )
+    print(report.to_text())
+    if args.json:
+        write_text_atomic(args.json, report.to_json())
+    if args.junit:
+        write_text_atomic(args.junit, report.to_junit_xml())
+    return report.exit_code
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="per-query CSV of a results file (TREC runs: evaluate --save-run)")
+    p.add_argument("result", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import write_per_query_csv
+    from harness.results import load_result
+
+    print(f"wrote {write_per_query_csv(load_result(args.result), args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate(sub)
     _add_tasks(sub)
+    _add_report(sub)
+    _add_check(sub)
+    _add_export(sub)
     return parser
 
 

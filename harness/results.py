@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.atomic import write_json_atomic
 from harness.types import InputError
 
 SCHEMA_VERSION = 1
@@ -136,23 +135,6 @@ def result_filename(model_id: str, task_name: str) -> str:
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
     return f"{safe(model_id)}__{safe(task_name)}.json"
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a temp file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_result(result: Result, output_dir: Path) -> Path:

@@ -16,7 +16,7 @@ import pytest
 import pytrec_eval
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
 from harness.metrics import CARD_MAP_K, TREC_K, TREC_MRR_K, MetricResult, card_metrics, rank, trec_metrics
 from harness.types import InputError, Qrels, Run

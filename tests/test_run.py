@@ -92,7 +92,8 @@ def test_card_metrics_equal_pylate_evaluator(ettin_like_checkpoint, tmp_path):
     )
     assert result.retrieval["scoring"] == "pylate"
 
-    corpus = {row["_id"]: row["text"] for row in map(json.loads, _lines(data / "corpus.jsonl"))}
+    rows = map(json.loads, _lines(data / "corpus.jsonl"))
+    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
     queries = {row["_id"]: row["text"] for row in map(json.loads, _lines(data / "queries.jsonl"))}
     relevant: dict[str, set[str]] = {}
     for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:

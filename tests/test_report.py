@@ -1,0 +1,373 @@
+"""Reports: the published transcription and the card re-rendered from it, checked against the seed
+card (parsed here independently); the leaderboard page driven in headless Chromium."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from harness import report
+from harness.results import Result, SubsetScores, load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT / "results" / "published"
+SEED = ROOT.parent / "shared" / "seeds" / "mxbai-edge-colbert-v0-17m-model-card.txt"
+MODEL = "mxbai-edge-colbert-v0-17m"
+# Column label of the card's BEIR table -> harness task (the BEIR dataset names, REFERENCE §7).
+BEIR_TASKS = {
+    "MS MARCO": "BEIR/msmarco",
+    "SciFact": "BEIR/scifact",
+    "Touche": "BEIR/webis-touche2020",
+    "FiQA": "BEIR/fiqa",
+    "TREC-COVID": "BEIR/trec-covid",
+    "NQ": "BEIR/nq",
+    "DBPedia": "BEIR/dbpedia-entity",
+}
+
+pytestmark = pytest.mark.skipif(not SEED.exists(), reason=f"seed card not found at {SEED}")
+
+
+# --------------------------------------------------------------------------- the seed, parsed independently
+
+
+def seed_text() -> str:
+    return SEED.read_text(encoding="utf-8")
+
+
+def seed_model_index() -> dict[str, dict[str, tuple[float, str]]]:
+    """dataset type -> MaxSim metric -> (value, display name), by regex over the flattened header."""
+    header = seed_text().splitlines()[0]
+    out = {}
+    for block in header.split(" - task: ")[1:]:
+        dataset = re.search(r"dataset: name: .+? type: (\S+) metrics:", block).group(1)
+        metrics = re.findall(r"- type: (MaxSim_[\w@]+) value: ([0-9.eE+-]+) name: (Maxsim [\w@]+)", block)
+        out[dataset] = {m: (float(v), name) for m, v, name in metrics}
+    return out
+
+
+def seed_table(heading: str, n_values: int) -> list[tuple[str, str, list[str]]]:
+    """(group, model cell, value cells with their ** markers) of a flattened card table, by regex."""
+    text = seed_text()
+    start = text.index(heading)
+    end = text.find("###", start + len(heading))
+    region = text[start : end if end > 0 else len(text)]
+    group_re = r"\| \*\*(?P<group>\w+ Models \([<>]\d+M\))\*\*(?: \|){" + str(n_values + 1) + "}"
+    cell = r"\*?\*?\d\.\d{3}\*?\*? \| "
+    row_re = r"\| (?P<name>\*?\*?[\w.() -]+?\*?\*?) \| (?P<values>(?:" + cell + "){" + str(n_values) + "})"
+    rows, group = [], None
+    for match in re.finditer(f"{group_re}|{row_re}", region):
+        if match.group("group"):
+            group = match.group("group")
+        else:
+            rows.append((group, match.group("name"), match.group("values").split(" | ")[:n_values]))
+    return rows
+
+
+def rendered_table(markdown: str, heading: str) -> list[tuple[str, str, list[str]]]:
+    """(group, model cell, value cells) of a table in the rendered (multi-line) card."""
+    lines = markdown[markdown.index(heading) :].splitlines()[1:]
+    rows, group = [], None
+    for line in lines:
+        if line.startswith("###"):
+            break
+        if not line.startswith("| ") or ":---" in line or line.startswith("| Model"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not any(cells[1:]):
+            group = cells[0].strip("*")
+        else:
+            rows.append((group, cells[0], cells[1:]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def published() -> list[Result]:
+    return load_results([PUBLISHED])
+
+
+# --------------------------------------------------------------------------- transcription
+
+
+def test_transcription_is_reproducible(tmp_path):
+    """transcribe.py run afresh writes exactly the committed files (harness_version aside)."""
+    spec = importlib.util.spec_from_file_location("transcribe", PUBLISHED / "transcribe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--card", str(SEED), "--out", str(tmp_path)])
+    fresh = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert fresh == sorted(p.name for p in PUBLISHED.glob("*.json"))
+    assert len(fresh) == 13 + 9 * (7 + 1) + 14
+    for name in fresh:
+        new, old = (json.loads((d / name).read_text()) for d in (tmp_path, PUBLISHED))
+        new.pop("harness_version"), old.pop("harness_version")
+        assert new == old, name
+
+
+def test_published_nanobeir_equals_the_card_exactly(published):
+    card = seed_model_index()
+    mine = {
+        r.task_name: r for r in published if r.model_id == MODEL and report.family(r.task_name) == "NanoBEIR"
+    }
+    assert list(card)[:-1] == list(report.NANOBEIR_DATASETS) and set(mine) == set(report.NANOBEIR_DATASETS)
+    for dataset, r in mine.items():
+        (subset,) = r.subsets
+        assert {f"MaxSim_{k}": v for k, v in subset.card.items()} == {
+            m: v for m, (v, _) in card[dataset].items()
+        }
+        assert (
+            r.model["kind"] == "published" and r.retrieval["method"] == "published" and not subset.per_query
+        )
+        assert r.model["parameters"] == 17_000_000 and r.model["size_group"] == "Small Models (<25M)"
+
+
+def test_published_beir_and_longembed_equal_the_card(published):
+    by_key = {(r.model_id, r.task_name): r for r in published}
+    beir = seed_table("### **Results on BEIR**", 8)
+    assert len(beir) == 9
+    for group, name, values in beir:
+        model = name.strip("*")
+        avg = by_key[(model, "BEIR")]
+        assert report.is_average_only(avg) and avg.main_score == float(values[0].strip("*"))
+        for label, cell in zip(BEIR_TASKS, values[1:], strict=True):
+            r = by_key[(model, BEIR_TASKS[label])]
+            assert r.main_score == float(cell.strip("*")) and r.model["size_group"] == group
+            assert r.task["convention"] == "trec" and r.task["main_metric"] == "ndcg@10"
+    long = seed_table("### **Results on LongEmbed**", 1)
+    assert len(long) == 14
+    for group, name, values in long:
+        r = by_key[(name.strip("*"), "LongEmbed")]
+        assert report.is_average_only(r) and r.main_score == float(values[0].strip("*"))
+        assert r.model["size_group"] == group
+    assert by_key[("mxbai-edge-colbert-v0-32m (4k)", "LongEmbed")].model["parameters"] == 32_000_000
+    assert by_key[("ColBERTv2", "LongEmbed")].model["parameters"] is None
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def test_card_yaml_reproduces_the_seed(published):
+    """Per-dataset values: exact. NanoBEIR mean: exact too — it is np.mean over the 13 datasets in
+    card order, the aggregation (sentence-transformers NanoBEIREvaluator, aggregate_fn=np.mean) that
+    wrote the card, so no tolerance is needed; a different summation order would differ by ~1e-16."""
+    text = report.render_card_yaml(published, MODEL)
+    document = yaml.safe_load(text.strip().strip("-"))
+    (entry,) = document["model-index"]
+    assert entry["name"] == MODEL
+    card = seed_model_index()
+    assert [r["dataset"]["type"] for r in entry["results"]] == list(card)
+    for result in entry["results"]:
+        expected = card[result["dataset"]["type"]]
+        assert [m["type"] for m in result["metrics"]] == list(expected)
+        for metric in result["metrics"]:
+            assert (metric["value"], metric["name"]) == expected[metric["type"]]
+    assert entry["results"][-1]["task"] == {"type": "nano-beir", "name": "Nano BEIR"}
+    assert entry["results"][-1]["dataset"] == {"name": "NanoBEIR mean", "type": "NanoBEIR_mean"}
+    # the whole front matter, whitespace aside, is the seed's first line: structure, names and order
+    assert " ".join(text.split()) == " ".join(seed_text().splitlines()[0].split())
+
+
+def test_model_card_tables_match_the_seed(published):
+    """Same rows, groups, values and bold cells as the card's BEIR and LongEmbed tables (row order
+    within a group may differ: the card's is not recorded in the results)."""
+    card = report.render_model_card(published, MODEL)
+    for heading, n_values in (("### **Results on BEIR**", 8), ("### **Results on LongEmbed**", 1)):
+        expected, got = seed_table(heading, n_values), rendered_table(card, heading)
+        assert list(dict.fromkeys(g for g, _, _ in got)) == list(dict.fromkeys(g for g, _, _ in expected))
+        assert sorted(got) == sorted(expected), heading
+    nano = card[card.index("### NanoBEIR") :].splitlines()
+    mean_row = next(line for line in nano if line.startswith("| **NanoBEIR mean**"))
+    assert f"**{seed_model_index()['NanoBEIR_mean']['MaxSim_ndcg@10'][0]:.4f}**" in mean_row
+
+
+def test_size_groups_follow_label_bounds():
+    assert report.size_group_for(17_000_000) == "Small Models (<25M)"
+    assert report.size_group_for(33_000_000) == "Medium Models (<35M)"
+    assert report.size_group_for(149_000_000) == "Large Models (>100M)"
+    assert report.size_group_for(60_000_000) == "Other sizes"
+    assert report.size_group_for(None) == "Unknown size"
+    assert (
+        report.size_group_for(40_000_000, ["Medium Models (<50M)", "Small Models (<25M)"])
+        == "Medium Models (<50M)"
+    )
+
+
+# --------------------------------------------------------------------------- confidence intervals
+
+
+def test_bootstrap_ci_agrees_with_scipy():
+    """One stratum: our percentile bootstrap vs scipy.stats.bootstrap(percentile), both 5000 resamples
+    on different random streams. Tolerance 0.25 bootstrap-SDs (sd/sqrt(n)): the Monte Carlo SE of a
+    2.5% quantile from 5000 replicates is ~0.04 SD, ~0.055 for the difference of two, so ~4.5 SE."""
+    x = np.random.default_rng(7).uniform(0, 1, 120)
+    lo, hi = report.bootstrap_ci([(x, 1.0)], n_resamples=5000, seed=0)
+    ref = stats.bootstrap(
+        (x,), np.mean, method="percentile", n_resamples=5000, random_state=0
+    ).confidence_interval
+    sd = x.std() / math.sqrt(len(x))
+    assert abs(lo - ref.low) < 0.25 * sd and abs(hi - ref.high) < 0.25 * sd
+    assert report.bootstrap_ci([(x, 1.0)], n_resamples=5000, seed=0) == (lo, hi)  # seeded
+
+
+def test_stratified_bootstrap_matches_the_normal_approximation():
+    """Two strata weighted 1/2: the CI centre and width match mean ± 1.96·sqrt(Σ w² var/n) (symmetric
+    data, n >= 40, so the percentile interval is close to normal); tolerance 0.3 SD of the estimate."""
+    rng = np.random.default_rng(8)
+    a, b = rng.uniform(0, 1, 40), rng.uniform(0.2, 0.6, 400)
+    lo, hi = report.bootstrap_ci([(a, 0.5), (b, 0.5)], n_resamples=5000, seed=0)
+    centre = 0.5 * a.mean() + 0.5 * b.mean()
+    sd = math.sqrt(0.25 * a.var() / len(a) + 0.25 * b.var() / len(b))
+    assert abs(lo - (centre - 1.959964 * sd)) < 0.3 * sd and abs(hi - (centre + 1.959964 * sd)) < 0.3 * sd
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+def run_result(model: str, task: str, parameters: int, seed: int, convention: str = "trec") -> Result:
+    """A harness-run result with per-query scores (main metric = their mean) and timings."""
+    per_query = {f"q{i}": float(v) for i, v in enumerate(np.random.default_rng(seed).uniform(0.3, 1.0, 50))}
+    table = {"ndcg@10": float(np.mean(list(per_query.values())))}
+    subset = SubsetScores(task.split("/")[-1], 50, table if convention == "card" else None, None, per_query)
+    if convention == "trec":
+        subset.trec = table
+    return Result(
+        model={"id": model, "kind": "colbert", "parameters": parameters, "size_group": None},
+        task={"name": task, "convention": convention, "main_metric": "ndcg@10", "split": "test"},
+        retrieval={"method": "exact"},
+        subsets=[subset],
+        timings={"encode_documents_s": 2.0 + seed},
+        tokens={"documents": 100_000},
+    )
+
+
+@pytest.fixture(scope="module")
+def board(published, tmp_path_factory) -> tuple[list[Result], Path, Path, Path]:
+    runs = [run_result("run-small", task, 17_000_000, i) for i, task in enumerate(BEIR_TASKS.values())]
+    runs += [
+        run_result("run-small", "NanoSciFact", 17_000_000, 10, "card"),
+        run_result("run-large", "BEIR/nq", 150_000_000, 4),  # no SciFact: must sort last
+    ]
+    results = published + runs
+    out = tmp_path_factory.mktemp("board")
+    md, page = report.render_leaderboard(results, out, n_resamples=500)
+    return results, out, md, page
+
+
+def test_leaderboard_files_and_plots(board):
+    results, out, md, page = board
+    for stem in ("nanobeir_per_dataset", "beir_per_dataset", "score_vs_parameters", "score_vs_throughput"):
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert ET.parse(out / f"{stem}.svg").getroot().tag.endswith("svg")
+    text = page.read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text) and "<link" not in text
+    assert text.count("data:image/png;base64,") == len(list(out.glob("*.png")))
+    markdown = md.read_text()
+    assert "## BEIR" in markdown and "| GTE-ModernColBERT-v1 † |" in markdown
+
+
+def _chromium(profile: Path):
+    """Headless Chromium with a fresh profile; skips when the browser is not installed."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None or not Path("/usr/bin/chromedriver").exists():
+        pytest.skip(
+            "chromium / chromedriver not installed (CI installs the Debian packages: make system-deps)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1800",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def test_leaderboard_page_in_headless_chromium(board, tmp_path):
+    results, _, _, page = board
+    driver = _chromium(tmp_path / "profile")
+    try:
+        driver.get(page.resolve().as_uri())
+        from selenium.webdriver.common.by import By
+
+        table = driver.find_element(By.ID, "table-beir")
+        headers = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+        column = headers.index("SciFact")
+
+        def groups() -> dict[str, list[tuple[str, float | None, bool]]]:
+            out = {}
+            for body in table.find_elements(By.TAG_NAME, "tbody"):
+                rows = []
+                for tr in body.find_elements(By.CSS_SELECTOR, "tr.row"):
+                    cells = tr.find_elements(By.TAG_NAME, "td")
+                    raw = cells[column].get_attribute("data-sort")
+                    bold = bool(cells[column].find_elements(By.TAG_NAME, "b"))
+                    rows.append((cells[0].get_attribute("data-sort"), float(raw) if raw else None, bold))
+                out[body.get_attribute("data-group")] = rows
+            return out
+
+        # expected rows and SciFact values, straight from the results
+        scifact = {
+            (r.model_id, r.published is not None): r.main_score
+            for r in results
+            if r.task_name == "BEIR/scifact"
+        }
+        expected_groups: dict[str, set[str]] = {}
+        for r in results:
+            if report.family(r.task_name) == "BEIR" and r.published:
+                expected_groups.setdefault(r.model["size_group"], set()).add(r.model_id)
+        expected_groups["Small Models (<25M)"].add("run-small")  # 17M parameters
+        expected_groups["Large Models (>100M)"].add("run-large")  # 150M parameters
+        shown = groups()
+        assert {g: {name for name, _, _ in rows} for g, rows in shown.items()} == expected_groups
+        assert list(shown) == ["Large Models (>100M)", "Medium Models (<35M)", "Small Models (<25M)"]
+        for rows in shown.values():
+            for name, value, _ in rows:
+                key = (name, name not in ("run-small", "run-large"))
+                assert value == scifact.get(key)
+            best = max(v for _, v, _ in rows if v is not None)
+            assert [b for _, _, b in rows] == [v == best for _, v, _ in rows]  # bold = best in group
+
+        header = table.find_elements(By.CSS_SELECTOR, "thead th")[column]
+        for click, descending in ((1, True), (2, False)):
+            header.click()
+            assert header.get_attribute("aria-sort") == ("descending" if descending else "ascending")
+            for rows in groups().values():
+                values = [v for _, v, _ in rows]
+                present = sorted((v for v in values if v is not None), reverse=descending)
+                assert values == present + [None] * (len(values) - len(present)), (click, values)
+
+        # the published NanoBEIR mean of the model is the card's, to the last digit
+        nano = driver.find_element(By.ID, "table-nanobeir")
+        names = [th.text.strip() for th in nano.find_elements(By.CSS_SELECTOR, "thead th")]
+        row = next(
+            tr
+            for tr in nano.find_elements(By.CSS_SELECTOR, "tr.row")
+            if tr.find_element(By.TAG_NAME, "td").get_attribute("data-sort") == MODEL
+        )
+        mean = float(row.find_elements(By.TAG_NAME, "td")[names.index("Mean")].get_attribute("data-sort"))
+        assert mean == seed_model_index()["NanoBEIR_mean"]["MaxSim_ndcg@10"][0]
+        images = driver.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
+        assert images and all(w > 0 for w in images)
+        (ROOT / "reports").mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_test.png"))
+    finally:
+        driver.quit()
