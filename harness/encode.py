@@ -311,7 +311,11 @@ class _TransformerEncoder:
     def fingerprint(self) -> str:
         """sha256 of the weight, tokenizer and config files of every module folder (computed once)."""
         files = {
-            p for d in self._module_dirs for p in d.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
+            p
+            for d in self._module_dirs
+            if d.is_dir()  # a module without parameters (Normalize) may ship no folder at all
+            for p in d.iterdir()
+            if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
         }
         return _fingerprint(sorted(files), self.folder)
 
