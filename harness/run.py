@@ -8,7 +8,10 @@ results file already matches the model, the data and the settings.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as metrics_mod
-from harness.cache import encode_cached
+from harness.cache import cache_key, encode_cached
 from harness.encode import Encoder, load_encoder
 from harness.results import Result, SubsetScores, load_result, result_filename, save_result
 from harness.retrieve import bm25_search, exact_search, rerank, to_run
 from harness.tasks import Task, resolve_tasks
 from harness.types import Dataset, HarnessError, InputError, Run, TokenEmbeddings
+
+logger = logging.getLogger(__name__)
 
 BM25_MODEL_ID = "bm25"
 CARD_DEPTH = 100  # PyLate's evaluator ranks the top 100 (max of its k values)
@@ -268,7 +273,11 @@ def _retrieve(
     tokens["documents"] += encoder.count_tokens(doc_texts, is_query=False)
     tokens["queries"] += encoder.count_tokens(query_texts, is_query=True)
 
-    scores, indices = _search(queries, docs, k, dataset, retrieval, settings, timings)
+    plaid_dir = None
+    if retrieval["method"] == "plaid" and settings.cache_dir:
+        key = cache_key(encoder, doc_texts, is_query=False)
+        plaid_dir = Path(settings.cache_dir) / "plaid" / f"{key}-nbits{retrieval['nbits']}"
+    scores, indices = _search(queries, docs, k, dataset, retrieval, settings, timings, plaid_dir)
     return to_run(query_ids, doc_ids, scores, indices)
 
 
@@ -280,8 +289,12 @@ def _search(
     retrieval: dict[str, Any],
     settings: EvalSettings,
     timings: dict[str, float],
+    plaid_dir: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (scores, doc indices) per query; adds index-build and search seconds to ``timings``."""
+    """Top-k (scores, doc indices) per query; adds index-build and search seconds to ``timings``.
+
+    A PLAID index lives in ``plaid_dir`` (reused when it opens cleanly) or in a temp folder.
+    """
     t0 = time.perf_counter()
     method = retrieval["method"]
     if method == "exact":
@@ -293,21 +306,31 @@ def _search(
         t0 = time.perf_counter()  # the first stage is not part of ColBERT's retrieval time
         out = rerank(queries, docs, candidates, k=k)
     else:
-        import tempfile
-
-        from harness.plaid import build_index
-
-        with tempfile.TemporaryDirectory(prefix="plaid-") as tmp:
-            index = build_index(
-                [docs], Path(tmp) / "index", nbits=retrieval["nbits"], show_progress=settings.show_progress
-            )
+        with contextlib.ExitStack() as stack:
+            index_dir = plaid_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plaid-")))
+            index = _open_or_build_plaid(docs, retrieval["nbits"], index_dir, settings.show_progress)
             t1 = time.perf_counter()
             timings["index_s"] += t1 - t0
-            retrieval["index_bytes"] = index.stats()["bytes_on_disk"]
+            stats = index.stats()
+            retrieval["index"] = {k: stats[k] for k in ("disk_bytes", "bytes_per_token_total", "n_centroids")}
             out = index.search(queries, k=k, show_progress=settings.show_progress)
             t0 = t1
     timings["retrieve_s"] += time.perf_counter() - t0
     return out
+
+
+def _open_or_build_plaid(docs: TokenEmbeddings, nbits: int, index_dir: Path, show_progress: bool) -> Any:
+    """The PLAID index in ``index_dir`` if it opens and verifies, else a fresh build there."""
+    from harness.plaid import PlaidIndex, build_index
+
+    if (index_dir / "manifest.json").exists():
+        try:
+            index = PlaidIndex.open(index_dir)
+            if index.n_docs == len(docs) and index.nbits == nbits:
+                return index
+        except InputError as exc:
+            logger.warning("rebuilding the PLAID index: %s", exc)
+    return build_index([docs], index_dir, nbits=nbits, overwrite=True, show_progress=show_progress)
 
 
 def _first_stage(source: str, dataset: Dataset, settings: EvalSettings, depth: int) -> list[np.ndarray]:

@@ -208,3 +208,35 @@ def test_bm25_baseline_and_saved_run(tmp_path):
     reference = sum(v["ndcg_cut_10"] for v in per_query.values()) / len(per_query)
     assert result.main_score == pytest.approx(reference, abs=1e-9)
     assert result.main_score > 0.3  # lexical overlap finds SciFact's evidence far above chance
+
+
+@needs_scifact
+def test_rerank_over_exact_candidates_equals_exact(bert_checkpoint, tmp_path):
+    """Rerank over a run file of exact MaxSim's own top 100 must reproduce exact MaxSim's metrics."""
+    _small_beir(tmp_path / "data" / "mini", n_docs=150, n_queries=8)
+    kwargs = dict(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", show_progress=False, k=100)
+    [exact] = evaluate(str(bert_checkpoint), ["mini"], output_dir=tmp_path / "exact", save_run=True, **kwargs)
+    [run_file] = (tmp_path / "exact" / "runs").glob("*.trec")
+    [reranked] = evaluate(
+        str(bert_checkpoint), ["mini"], output_dir=None, first_stage=str(run_file), rerank_depth=100, **kwargs
+    )
+    assert reranked.retrieval["method"] == "rerank"
+    assert reranked.subsets[0].trec == pytest.approx(exact.subsets[0].trec, abs=1e-9)
+
+
+@needs_scifact
+def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path):
+    _small_beir(tmp_path / "data" / "mini", n_docs=200, n_queries=8)
+    kwargs = dict(
+        data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", output_dir=None, show_progress=False
+    )
+    [exact] = evaluate(str(bert_checkpoint), ["mini"], **kwargs)
+    [plaid] = evaluate(str(bert_checkpoint), ["mini"], index="plaid", plaid_nbits=4, **kwargs)
+    [index_dir] = (tmp_path / "cache" / "plaid").iterdir()
+    manifest_time = (index_dir / "manifest.json").stat().st_mtime_ns
+    [again] = evaluate(str(bert_checkpoint), ["mini"], index="plaid", plaid_nbits=4, **kwargs)
+    assert (index_dir / "manifest.json").stat().st_mtime_ns == manifest_time  # reused, not rebuilt
+    assert again.subsets[0].trec == plaid.subsets[0].trec
+    assert plaid.retrieval["index"]["disk_bytes"] > 0 and plaid.timings["index_s"] > 0
+    # a compressed index of a tiny random model: close to exact, not equal (the quality bar is in test_plaid)
+    assert abs(plaid.main_score - exact.main_score) < 0.15
