@@ -69,7 +69,7 @@ def read_subset(folder: Path) -> tuple[dict, dict, dict]:
     return corpus, queries, relevant
 
 
-def side_harness(model: Path, data: Path, chunk: int) -> dict:
+def side_harness(model: Path, data: Path, chunk: int, dtype: str = "float32") -> dict:
     from harness.run import evaluate
 
     t0 = time.perf_counter()
@@ -80,6 +80,7 @@ def side_harness(model: Path, data: Path, chunk: int) -> dict:
         output_dir=None,
         cache_dir=None,
         pylate_chunk_size=chunk,
+        dtype=dtype,
         show_progress=False,
     )
     wall = time.perf_counter() - t0
@@ -140,8 +141,11 @@ def flops_per_token(model: Path, seq_len: int) -> float:
 
 
 def child(args: argparse.Namespace) -> None:
-    fn = {"harness": side_harness, "pylate": side_pylate}[args.side]
-    out = fn(args.model, args.data, args.pylate_chunk)
+    if args.side == "pylate":
+        out = side_pylate(args.model, args.data, args.pylate_chunk)
+    else:
+        dtype = "bfloat16" if args.side == "harness-bf16" else "float32"
+        out = side_harness(args.model, args.data, args.pylate_chunk, dtype)
     out["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(out))
 
@@ -173,7 +177,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_colbert"))
     parser.add_argument("--skip-pylate", action="store_true")
     parser.add_argument("--skip-full", action="store_true", help="skip the 300-query harness run")
-    parser.add_argument("--side", choices=["harness", "pylate"], help=argparse.SUPPRESS)
+    parser.add_argument("--bf16", action="store_true", help="also run the harness in bfloat16")
+    parser.add_argument("--side", choices=["harness", "harness-bf16", "pylate"], help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,6 +194,7 @@ def main() -> None:
     data = write_subset(args.workdir / f"data-{args.queries}", args.queries)
     ours = run_child("harness", model, data, args.pylate_chunk)
     theirs = None if args.skip_pylate else run_child("pylate", model, data, args.pylate_chunk)
+    bf16 = run_child("harness-bf16", model, data, args.pylate_chunk) if args.bf16 else None
 
     tokens = ours["doc_tokens"]
     encode_s = ours["timings"]["encode_documents_s"]
@@ -214,6 +220,12 @@ def main() -> None:
         f"-> {rate * gflop:.1f} GFLOP/s = {rate * gflop / peak:.0%} of the measured fp32 matmul peak "
         f"({peak:.0f} GFLOP/s, 2048^3 torch matmul, {os.cpu_count()} cores)"
     )
+    if bf16:
+        deltas = [abs(bf16["metrics"][k] - v) for k, v in ours["metrics"].items()]
+        print(
+            f"harness bf16: wall {bf16['wall_s']:.1f} s ({ours['wall_s'] / bf16['wall_s']:.2f}x fp32), "
+            f"peak RSS {bf16['peak_rss_mb']:.0f} MB, max |metric delta| vs fp32 {max(deltas):.4f}"
+        )
     print(f"harness timings: {json.dumps({k: round(v, 2) for k, v in ours['timings'].items()})}")
     if not args.skip_full:
         full = run_child("harness", model, write_subset(args.workdir / "data-300", 300), args.pylate_chunk)

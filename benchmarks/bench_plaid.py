@@ -189,7 +189,7 @@ class Synthetic:
 
     def __init__(self, n_tokens: int, dim: int, *, docs_per_shard: int = 5000, seed: int = 0) -> None:
         self.dim, self.seed, self.docs_per_shard = dim, seed, docs_per_shard
-        self.n_shards = math.ceil(n_tokens / (100 * docs_per_shard))  # mean doc length 100
+        self.n_shards = math.ceil(n_tokens / (100 * docs_per_shard)) + 1  # mean doc length 100: >= n_tokens
         topics = np.random.default_rng(seed).standard_normal((1024, dim)).astype(np.float32)
         self.topics = topics / np.linalg.norm(topics, axis=1, keepdims=True)
 

@@ -38,6 +38,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.fileio import file_sha256
 from harness.types import InputError, TokenEmbeddings
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ MANIFEST = "manifest.json"
 DEFAULT_SHARD_SIZE = 4096
 # A temp file older than this cannot belong to a live writer (writing one shard takes seconds).
 STALE_TMP_SECONDS = 3600.0
-_CHUNK = 1 << 20
 
 
 class Encoder(Protocol):
@@ -159,14 +159,6 @@ def _write_npy(path: Path, array: np.ndarray) -> str:
     return _atomic_write(path, lambda w: np.lib.format.write_array(w, array, allow_pickle=False))
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _remove_temps(folder: Path, prefixes: Iterable[str], max_age: float | None) -> None:
     """Delete ``<prefix>*.tmp`` files (a killed writer's leftovers); with ``max_age``, only older ones."""
     now = time.time()
@@ -210,7 +202,7 @@ def _open_shard(
             if meta[name] != value:
                 raise _BadShard(f"{files.sidecar}: {name} is {meta[name]!r}, expected {value!r}")
         for path, name in ((files.vectors, "vectors"), (files.offsets, "offsets")):
-            if check_sha and _file_sha256(path) != meta[f"{name}_sha256"]:
+            if check_sha and file_sha256(path) != meta[f"{name}_sha256"]:
                 raise _BadShard(f"{path}: sha256 does not match {files.sidecar.name}")
         vectors = np.load(files.vectors, mmap_mode="r", allow_pickle=False)
         offsets = np.load(files.offsets, allow_pickle=False)

@@ -19,6 +19,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_MODEL,
         help=f"local folder, Hugging Face id or 'bm25' (default {DEFAULT_MODEL})",
     )
+    p.add_argument("--model-name", help="model id stored in the results (default: folder name or Hub id)")
     p.add_argument(
         "--tasks",
         nargs="+",
@@ -75,6 +76,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         save_run=args.save_run,
         show_progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,
+        model_name=args.model_name,
     )
     results = evaluate(args.model, args.tasks, settings)
     if args.quiet:
@@ -117,7 +119,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report_card(args: argparse.Namespace) -> int:
-    from harness.atomic import write_text_atomic
+    from harness.fileio import write_text_atomic
     from harness.report import render_model_card
     from harness.results import load_results
 
@@ -165,8 +167,8 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from harness.atomic import write_text_atomic
     from harness.check import check, select_model
+    from harness.fileio import write_text_atomic
     from harness.results import load_results
 
     baseline, candidate = load_results(args.baseline), load_results(args.candidate)

@@ -11,7 +11,7 @@ import io
 import math
 from pathlib import Path
 
-from harness.atomic import write_text_atomic
+from harness.fileio import read_text, write_text_atomic
 from harness.results import Result
 from harness.types import InputError, Run
 
@@ -54,12 +54,7 @@ def read_trec_run(path: Path) -> Run:
     as positive integers but not otherwise used. Blank lines are skipped.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("run file not found", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", file=str(path)) from None
+    text = read_text(path, "run file")
     run: Run = {}
     fields = ("qid", "Q0", "docid", "rank", "score", "tag")
     for number, line in enumerate(text.splitlines(), start=1):

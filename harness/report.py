@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from harness.atomic import write_bytes_atomic, write_text_atomic
+from harness.fileio import write_bytes_atomic, write_text_atomic
 from harness.results import Result
 from harness.types import InputError
 

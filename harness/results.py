@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.atomic import write_json_atomic
+from harness.fileio import read_text, write_json_atomic
 from harness.types import InputError
 
 SCHEMA_VERSION = 1
@@ -243,12 +243,7 @@ def result_from_dict(data: Any, file: str = "<memory>") -> Result:
 def load_result(path: Path) -> Result:
     """Read and validate one results file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("results file not found", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", file=str(path)) from None
+    text = read_text(path, "results file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

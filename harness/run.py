@@ -69,6 +69,7 @@ class EvalSettings:
     save_run: bool = False
     show_progress: bool = True
     trust_remote_code: bool = False
+    model_name: str | None = None  # id stored in results (default: folder name or Hub id)
 
     def __post_init__(self) -> None:
         if self.scoring not in (None, "masked", "pylate"):
@@ -116,8 +117,13 @@ def _load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         return model
     if model.lower() == BM25_MODEL_ID:
         return None
+    name = {"name": settings.model_name} if settings.model_name else {}
     return load_encoder(
-        model, device=settings.device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code
+        model,
+        device=settings.device,
+        dtype=settings.dtype,
+        trust_remote_code=settings.trust_remote_code,
+        **name,
     )
 
 
