@@ -83,7 +83,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from harness.run import summary_table
 
         print(summary_table(results))
+    _write_card_if_nanobeir(results, args.output)
     return 0
+
+
+def _write_card_if_nanobeir(results: list, output: Path | None) -> None:
+    """After a full NanoBEIR run: the model card (model-index YAML + tables) next to the results."""
+    from harness.fileio import write_text_atomic
+    from harness.report import NANOBEIR_DATASETS, render_model_card
+    from harness.results import result_filename
+
+    by_model: dict[str, set[str]] = {}
+    for r in results:
+        by_model.setdefault(r.model_id, set()).add(r.task_name)
+    for model, tasks in by_model.items():
+        if output and set(NANOBEIR_DATASETS) <= tasks:
+            path = output / result_filename(model, "model_card").replace(".json", ".md")
+            write_text_atomic(path, render_model_card(results, model))
+            print(f"model card: {path}")
 
 
 def _add_tasks(sub: argparse._SubParsersAction) -> None:

@@ -176,7 +176,7 @@ def _reusable(path: Path, model: dict, task: Task, split: str, retrieval: dict) 
         old.model.get("fingerprint") == model["fingerprint"]
         and old.model.get("settings") == model["settings"]
         and old.task.get("split") == split
-        and old.retrieval == retrieval
+        and all(old.retrieval.get(key) == value for key, value in retrieval.items())
     )
     return old if same else None
 
@@ -206,6 +206,8 @@ def _evaluate_task(encoder: Encoder | None, task: Task, settings: EvalSettings) 
                 run, settings.output_dir / "runs" / f"{out_path.stem}__{dataset.name}.trec", model["id"]
             )
     timings["total_s"] = time.perf_counter() - started
+    n_queries = sum(len(d.queries) for d in datasets)
+    timings["retrieve_ms_per_query"] = 1000 * timings["retrieve_s"] / max(n_queries, 1)
     result = Result(
         model=model,
         task={

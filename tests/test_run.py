@@ -254,3 +254,41 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path):
     assert plaid.retrieval["index"]["disk_bytes"] > 0 and plaid.timings["index_s"] > 0
     # a compressed index of a tiny random model: close to exact, not equal (the quality bar is in test_plaid)
     assert abs(plaid.main_score - exact.main_score) < 0.15
+
+
+@needs_scifact
+def test_nanobeir_group_from_local_folders_writes_the_model_card(bert_checkpoint, tmp_path, capsys):
+    """`--tasks NanoBEIR --data-dir` reads 13 local folders and writes the card beside the results; the
+    card's model-index values are the results files' card metrics (the card format itself is checked
+    against the seed card in test_report.py)."""
+    import yaml
+
+    from harness.report import NANOBEIR_DATASETS
+
+    for name in NANOBEIR_DATASETS:
+        _small_beir(tmp_path / "data" / name, n_docs=12, n_queries=2, split="train")
+    args = [
+        "evaluate",
+        "--model",
+        str(bert_checkpoint),
+        "--model-name",
+        "tiny",
+        "--tasks",
+        "NanoBEIR",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--output",
+        str(tmp_path / "out"),
+        "--no-cache",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    assert "model card:" in capsys.readouterr().out
+    [card] = (tmp_path / "out").glob("*.md")
+    front = yaml.safe_load(card.read_text().split("---")[1])
+    [entry] = front["model-index"]
+    assert [r["dataset"]["name"] for r in entry["results"]] == [*NANOBEIR_DATASETS, "NanoBEIR mean"]
+    for block in entry["results"][:-1]:
+        stored = load_result(next((tmp_path / "out").glob(f"tiny__{block['dataset']['name']}.json")))
+        values = {m["type"].removeprefix("MaxSim_"): m["value"] for m in block["metrics"]}
+        assert values == pytest.approx(stored.subsets[0].card, abs=0)
