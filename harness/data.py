@@ -53,12 +53,13 @@ def load_beir_folder(
     *,
     name: str | None = None,
     qrels_file: str | Path | None = None,
-    drop_empty: bool = False,
+    nanobeir_rules: bool = False,
 ) -> Dataset:
     """Load a BEIR folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
 
     Doc text is ``(title + " " + text).strip()``. ``.jsonl.gz`` files are read too. Like BEIR's
-    ``GenericDataLoader`` empty texts are kept; ``drop_empty=True`` drops them (NanoBEIR rule).
+    ``GenericDataLoader`` empty texts and graded qrels are kept; ``nanobeir_rules=True`` applies
+    NanoBEIR's instead: empty texts dropped, every qrels row relevant (score 1).
     ``qrels_file`` overrides the qrels path (e.g. a separate ``<name>-qrels`` snapshot).
     """
     folder = Path(path)
@@ -92,8 +93,9 @@ def load_beir_folder(
     _require_rows(corpus, corpus_path)
     _require_rows(queries, queries_path)
     qrels, notes = read_qrels_tsv(qrels_path)
-    if drop_empty:
+    if nanobeir_rules:
         corpus, queries, notes = _drop_empty(corpus, queries, notes)
+        qrels = {qid: dict.fromkeys(docs, 1) for qid, docs in qrels.items()}
     return _assemble(
         name or folder.name,
         corpus,

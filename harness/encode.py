@@ -728,7 +728,7 @@ def load_encoder(
     max_tokens = _get(common, "max_tokens_per_batch", int, DEFAULT_MAX_TOKENS_PER_BATCH, Path("<overrides>"))
     is_local = Path(path_or_id).expanduser().is_dir()
     kwargs = {
-        "name": common.get("name") or (Path(path_or_id).name if is_local else str(path_or_id)),
+        "name": common.get("name") or (folder.resolve().name if is_local else str(path_or_id)),
         "folder": folder,
         "module_dirs": sorted({path for _, path in modules}),
         "backbone": backbone,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import __version__
 from harness import metrics as metrics_mod
 from harness.cache import cache_key, encode_cached
 from harness.encode import Encoder, load_encoder
@@ -132,8 +133,8 @@ def _retrieval_settings(encoder: Encoder | None, task: Task, settings: EvalSetti
     if encoder is None:
         return {"method": "bm25", "k": depth, "k1": 0.9, "b": 0.4}
     scoring = settings.scoring or ("pylate" if task.convention == "card" else "masked")
-    if not encoder.multi_vector:
-        scoring = "masked"  # one vector per text: both modes are the plain dot product
+    if not encoder.multi_vector or (settings.index == "plaid" and not settings.first_stage):
+        scoring = "masked"  # one vector per text: both modes agree; PLAID scores true MaxSim only
     out: dict[str, Any] = {"method": settings.index, "k": depth, "scoring": scoring}
     if scoring == "pylate":  # the zero floor depends on the longest document of each corpus chunk
         out["pylate_chunk_size"] = settings.pylate_chunk_size
@@ -164,8 +165,21 @@ def _model_record(encoder: Encoder | None, model: str | None = None) -> dict[str
     }
 
 
-def _reusable(path: Path, model: dict, task: Task, split: str, retrieval: dict) -> Result | None:
-    """The finished result at ``path`` if it was made by the same model and settings."""
+def _task_record(task: Task, split: str, datasets: list[Dataset]) -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "convention": task.convention,
+        "main_metric": task.main_metric,
+        "split": split,
+        "ignore_identical_ids": task.ignore_identical_ids,
+        "source": ", ".join(sorted({d.source for d in datasets})),
+        "dataset_fingerprints": {d.name: d.fingerprint() for d in datasets},
+    }
+
+
+def _reusable(path: Path, model: dict, task: dict, retrieval: dict) -> Result | None:
+    """The finished result at ``path`` if the same harness version made it from the same model,
+    data (fingerprints) and settings."""
     if not path.exists():
         return None
     try:
@@ -173,51 +187,41 @@ def _reusable(path: Path, model: dict, task: Task, split: str, retrieval: dict) 
     except InputError:
         return None  # unreadable: recompute and overwrite atomically
     same = (
-        old.model.get("fingerprint") == model["fingerprint"]
+        old.harness_version == __version__
+        and old.model.get("fingerprint") == model["fingerprint"]
         and old.model.get("settings") == model["settings"]
-        and old.task.get("split") == split
+        and all(old.task.get(key) == value for key, value in task.items() if key != "source")
         and all(old.retrieval.get(key) == value for key, value in retrieval.items())
     )
     return old if same else None
 
 
 def _evaluate_task(encoder: Encoder | None, task: Task, settings: EvalSettings) -> Result:
+    """Evaluate one task, or return its finished result file when it still matches."""
+    started = time.perf_counter()
     split = settings.split or task.eval_split
     model = _model_record(encoder)
     retrieval = _retrieval_settings(encoder, task, settings)
+    datasets = task.load(split=split, data_dir=settings.data_dir)
+    task_record = _task_record(task, split, datasets)
     out_path = settings.output_dir / result_filename(model["id"], task.name) if settings.output_dir else None
-    if out_path and not settings.overwrite and (old := _reusable(out_path, model, task, split, retrieval)):
+    if out_path and not settings.overwrite and (old := _reusable(out_path, model, task_record, retrieval)):
         if settings.show_progress:
-            print(f"{task.name}: reusing {out_path} (same model, split and settings)")
+            print(f"{task.name}: reusing {out_path} (same model, data and settings)")
         return old
 
-    started = time.perf_counter()
-    datasets = task.load(split=split, data_dir=settings.data_dir)
     timings = {"encode_queries_s": 0.0, "encode_documents_s": 0.0, "index_s": 0.0, "retrieve_s": 0.0}
     tokens = {"queries": 0, "documents": 0}
-    subsets = []
+    subsets, runs = [], {}
     for dataset in datasets:
-        run = _retrieve(encoder, dataset, retrieval, settings, timings, tokens)
-        subsets.append(score_run(dataset, run, task))
-        if settings.save_run and settings.output_dir:
-            from harness.export import write_trec_run
-
-            write_trec_run(
-                run, settings.output_dir / "runs" / f"{out_path.stem}__{dataset.name}.trec", model["id"]
-            )
+        runs[dataset.name] = _retrieve(encoder, dataset, retrieval, settings, timings, tokens)
+        subsets.append(score_run(dataset, runs[dataset.name], task, retrieval["k"]))
     timings["total_s"] = time.perf_counter() - started
     n_queries = sum(len(d.queries) for d in datasets)
     timings["retrieve_ms_per_query"] = 1000 * timings["retrieve_s"] / max(n_queries, 1)
     result = Result(
         model=model,
-        task={
-            "name": task.name,
-            "convention": task.convention,
-            "main_metric": task.main_metric,
-            "split": split,
-            "source": ", ".join(sorted({d.source for d in datasets})),
-            "dataset_fingerprints": {d.name: d.fingerprint() for d in datasets},
-        },
+        task=task_record,
         retrieval=retrieval,
         settings=settings_dict(settings),
         subsets=subsets,
@@ -225,21 +229,34 @@ def _evaluate_task(encoder: Encoder | None, task: Task, settings: EvalSettings) 
         tokens=tokens if encoder is not None else {"queries": None, "documents": None},
     )
     if out_path:
+        if settings.save_run:
+            _save_runs(runs, task, settings.output_dir / "runs", out_path.stem)
         save_result(result, settings.output_dir)
     return result
 
 
-def score_run(dataset: Dataset, run: Run, task: Task) -> SubsetScores:
-    """Both metric conventions for one subset, plus per-query main scores."""
-    card = metrics_mod.card_metrics(dataset.qrels, _truncate(run, CARD_DEPTH))
+def _save_runs(runs: dict[str, Run], task: Task, folder: Path, stem: str) -> None:
+    """TREC run files, one per subset, as the metrics saw them (identical ids dropped when the task does)."""
+    from harness.export import write_trec_run
+
+    for name, run in runs.items():
+        if task.ignore_identical_ids:
+            run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
+        write_trec_run(run, folder / f"{stem}__{name}.trec", "harness")
+
+
+def score_run(dataset: Dataset, run: Run, task: Task, depth: int) -> SubsetScores:
+    """Both metric conventions for one subset, plus per-query main scores.
+
+    Metrics at a cutoff deeper than the ranking ``depth`` are left out: they would only restate
+    the shallower ranking (the card metrics stop at 100, PyLate's depth).
+    """
+    card = metrics_mod.card_metrics(dataset.qrels, run)
     trec = metrics_mod.trec_metrics(dataset.qrels, run, ignore_identical_ids=task.ignore_identical_ids)
     main = card if task.convention == "card" else trec
     per_query = main.per_query[task.main_metric]
-    return SubsetScores(dataset.name, len(per_query), card.means, trec.means, dict(per_query))
-
-
-def _truncate(run: Run, depth: int) -> Run:
-    return {qid: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:depth]) for qid, docs in run.items()}
+    trec_means = {m: v for m, v in trec.means.items() if int(m.rsplit("@", 1)[1]) <= depth}
+    return SubsetScores(dataset.name, len(per_query), card.means, trec_means, dict(per_query))
 
 
 def _encode(encoder: Encoder, texts: list[str], is_query: bool, settings: EvalSettings) -> TokenEmbeddings:
@@ -306,13 +323,11 @@ def _search(
     t0 = time.perf_counter()
     method = retrieval["method"]
     if method == "exact":
-        out = exact_search(
-            queries, docs, k, scoring=retrieval["scoring"], show_progress=settings.show_progress
-        )
+        out = exact_search(queries, docs, k, show_progress=settings.show_progress, **_scoring(retrieval))
     elif method == "rerank":
         candidates = _first_stage(retrieval["first_stage"], dataset, settings, retrieval["rerank_depth"])
         t0 = time.perf_counter()  # the first stage is not part of ColBERT's retrieval time
-        out = rerank(queries, docs, candidates, k=k)
+        out = rerank(queries, docs, candidates, k=k, **_scoring(retrieval))
     else:
         with contextlib.ExitStack() as stack:
             index_dir = plaid_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plaid-")))
@@ -324,6 +339,14 @@ def _search(
             out = index.search(queries, k=k, show_progress=settings.show_progress)
             t0 = t1
     timings["retrieve_s"] += time.perf_counter() - t0
+    return out
+
+
+def _scoring(retrieval: dict[str, Any]) -> dict[str, Any]:
+    """The MaxSim mode arguments that ``retrieval`` records (chunk size only matters in pylate mode)."""
+    out = {"scoring": retrieval["scoring"]}
+    if "pylate_chunk_size" in retrieval:
+        out["pylate_chunk_size"] = retrieval["pylate_chunk_size"]
     return out
 
 

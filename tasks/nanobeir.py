@@ -37,7 +37,7 @@ SPLIT = "train"
 
 def _load(task_name: str, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
     if local is not None and is_beir_folder(local):
-        return [load_beir_folder(local, split, name=task_name, drop_empty=True)]
+        return [load_beir_folder(local, split, name=task_name, nanobeir_rules=True)]
     hint = f"DIR/{task_name}/ holding a snapshot of {HF_ORG}/{task_name} (corpus/, queries/, qrels/ files)"
     source = local if local is not None else f"{HF_ORG}/{task_name}"
     return [load_nanobeir(source, split, name=task_name, cache_dir=cache_dir, local_hint=hint)]

@@ -88,12 +88,16 @@ def test_beir_folder_semantics(tmp_path: Path) -> None:
     assert ds.notes == ()
 
 
-def test_beir_folder_drop_empty_follows_nanobeir(tmp_path: Path) -> None:
-    ds = load_beir_folder(write_beir(tmp_path / "mini"), drop_empty=True)
+def test_beir_folder_nanobeir_rules(tmp_path: Path) -> None:
+    folder = write_beir(tmp_path / "mini")
+    graded = load_beir_folder(folder)
+    ds = load_beir_folder(folder, nanobeir_rules=True)
     assert "d3" not in ds.corpus and list(ds.queries) == ["q1", "q2"]
     # q4's text was empty: its qrels go with it. d3's qrels would stay (they count in |R|).
     assert "q4" not in ds.qrels
     assert any("empty text" in n for n in ds.notes)
+    # every qrels row is relevant, as PyLate's NanoBEIR loader has it (qrels carry no score there)
+    assert ds.qrels == {q: dict.fromkeys(docs, 1) for q, docs in graded.qrels.items() if q in ds.queries}
 
 
 def test_beir_folder_gz_and_other_split(tmp_path: Path) -> None:

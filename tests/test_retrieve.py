@@ -161,8 +161,9 @@ def test_float32_precision_close_to_reference() -> None:
 
 def _pylate_scores(queries: TokenEmbeddings, docs: TokenEmbeddings, chunk: int) -> np.ndarray:
     """[nq, n_docs] scores exactly as PyLateInformationRetrievalEvaluator builds them."""
-    torch = pytest.importorskip("torch")
-    scores_mod = pytest.importorskip("pylate.scores")
+    import pylate.scores as scores_mod
+    import torch
+
     pad = torch.nn.utils.rnn.pad_sequence
     q = pad([torch.from_numpy(queries[i].copy()) for i in range(len(queries))], batch_first=True)
     parts = []
@@ -242,7 +243,8 @@ def test_rerank_over_all_docs_is_exact_search() -> None:
 
 @pytest.mark.pylate
 def test_rerank_pylate_mode_equals_pylate_rank_rerank() -> None:
-    rank = pytest.importorskip("pylate.rank")
+    import pylate.rank as rank
+
     queries, docs = _corpus(seed=8)
     rng = np.random.default_rng(8)
     cands = [rng.choice(len(docs), size=n, replace=False) for n in (10, 4, 25, 10, 6, 1, 18)]
@@ -277,7 +279,8 @@ def _texts(seed: int) -> tuple[list[str], list[str]]:
 
 
 def test_bm25_matches_bm25s_directly() -> None:
-    bm25s = pytest.importorskip("bm25s")
+    import bm25s
+
     corpus, queries = _texts(9)
     s, i = bm25_search(corpus, queries, 10, show_progress=False)
     index = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
