@@ -33,6 +33,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -179,19 +180,35 @@ class ResidualCodec:
         packed = np.bitwise_or.reduce(buckets.reshape(len(vectors), -1, per) << shifts, axis=2)
         return codes, packed.astype(np.uint8)
 
-    def decompress(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
-        """(codes, packed) -> unit-norm float32 vectors [n, dim] (ColBERTv2 normalises)."""
+    def residuals(self, packed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Packed buckets [n, width] -> residual values weights[bucket] [n, dim] float32."""
+        packed = np.ascontiguousarray(packed)
+        units = packed.view("<u2" if self.packed_width % 2 == 0 else np.uint8)
+        out = np.empty((len(packed), self.dim), np.float32) if out is None else out
+        np.take(self._table, units, axis=0, out=out.reshape(units.shape + (-1,)))
+        return out
+
+    def decompress(self, codes: np.ndarray, packed: np.ndarray, *, normalize: bool = True) -> np.ndarray:
+        """(codes, packed) -> float32 vectors [n, dim], centroid + residual, L2-normalised (as in
+        ColBERTv2) unless ``normalize`` is False."""
         out = np.empty((len(codes), self.dim), np.float32)
-        unit = np.dtype("<u2") if self.packed_width % 2 == 0 else np.dtype(np.uint8)
         scratch = np.empty((min(len(codes), _DECOMPRESS_ROWS), self.dim), np.float32)
         for i in range(0, len(codes), _DECOMPRESS_ROWS):
             o = out[i : i + _DECOMPRESS_ROWS]
-            r = scratch[: len(o)]
             np.take(self.centroids, np.asarray(codes[i : i + len(o)]), axis=0, out=o)
-            units = np.ascontiguousarray(packed[i : i + len(o)]).view(unit)
-            np.take(self._table, units, axis=0, out=r.reshape(units.shape + (-1,)))
-            o += r
-            o /= np.maximum(np.sqrt(np.einsum("ij,ij->i", o, o)), 1e-12)[:, None]
+            o += self.residuals(packed[i : i + len(o)], scratch[: len(o)])
+            if normalize:
+                o /= np.maximum(np.sqrt(np.einsum("ij,ij->i", o, o)), 1e-12)[:, None]
+        return out
+
+    def inverse_norms(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """1 / |centroid + residual| per token (float32; 1e12 for a zero vector), in row chunks."""
+        out = np.empty(len(codes), np.float32)
+        for i in range(0, len(codes), _DECOMPRESS_ROWS):
+            v = self.decompress(
+                codes[i : i + _DECOMPRESS_ROWS], packed[i : i + _DECOMPRESS_ROWS], normalize=False
+            )
+            out[i : i + len(v)] = 1 / np.maximum(np.sqrt(np.einsum("ij,ij->i", v, v)), 1e-12)
         return out
 
 
@@ -909,15 +926,14 @@ class PlaidIndex:
 
     def _candidates(
         self,
-        scores: np.ndarray,
+        scores_t: np.ndarray,
         probe: np.ndarray,
         threshold: float | None,
         n_full_scores: int,
         n_keep: int,
         max_block_bytes: int,
     ) -> np.ndarray:
-        """Stages 2-3 for one query (``scores`` [Lq, K], ``probe`` [Lq, n_probe]): sorted doc ids."""
-        scores_t = np.ascontiguousarray(scores.T)  # [K, Lq]: one contiguous row per centroid
+        """Stages 2-3 for one query (``scores_t`` [K, Lq], ``probe`` [Lq, n_probe]): sorted doc ids."""
         pos, _ = _csr_positions(self.arrays["ivf_offsets"], np.unique(probe))
         cand = np.unique(self.arrays["ivf"][pos]).astype(np.int64)
         # each cut is skipped when it would keep every candidate anyway
@@ -928,20 +944,37 @@ class PlaidIndex:
             cand = cand[_top(self._approx_scores(scores_t, cand, None, max_block_bytes), n_keep)]
         return np.sort(cand)  # exact_search breaks score ties by the lower index, i.e. the lower doc id
 
-    def _maxsim(self, q: np.ndarray, docs: np.ndarray, max_block_bytes: int) -> np.ndarray:
-        """Stage 4: exact MaxSim of one query [Lq, dim] with each doc of ``docs`` (non-empty) over its
-        decompressed vectors, float32: sum_i max_j q_i . d_j. Docs are decompressed in contiguous
-        chunks of at most ``max_block_bytes`` (vectors + token similarities)."""
-        offsets = self.arrays["doc_offsets"]
+    def _maxsim(
+        self, q: np.ndarray, scores_t: np.ndarray, docs: np.ndarray, max_block_bytes: int
+    ) -> np.ndarray:
+        """Stage 4: exact MaxSim of one query [Lq, dim] with each doc of ``docs`` (non-empty) over the
+        decompressed (normalised) vectors, float32: sum_i max_j q_i . d_j, computed without
+        materialising d_j = (c_j + r_j) / |c_j + r_j| as q_i . d_j = (S[c_j, i] + q_i . r_j) * inv_j,
+        with ``scores_t`` = S [K, Lq] from stage 1 and inv_j = ``token_inverse_norms`` (decompressed
+        once, at the first search). Docs go in chunks of at most ``max_block_bytes``."""
+        offsets, inv = self.arrays["doc_offsets"], self.token_inverse_norms()
         lengths = offsets[docs + 1] - offsets[docs]
         out = np.empty(len(docs), np.float32)
         bounds = np.concatenate([[0], np.cumsum(lengths)])
-        for a, b in _doc_chunks(bounds, max(1, max_block_bytes // (4 * (self.dim + len(q))))):
+        for a, b in _doc_chunks(bounds, max(1, max_block_bytes // (4 * (self.dim + 2 * len(q))))):
             pos, _ = _csr_positions(offsets, docs[a:b])
-            vectors = self.codec.decompress(self.arrays["codes"][pos], self.arrays["residuals"][pos])
-            sim = vectors @ q.T  # [tokens, Lq]: ~2x faster in BLAS than q @ vectors.T here
+            sim = self.codec.residuals(self.arrays["residuals"][pos]) @ q.T  # [tokens, Lq]; ~2x faster
+            sim += np.take(scores_t, np.asarray(self.arrays["codes"][pos]), axis=0)  # than q @ r.T here
+            sim *= inv[pos][:, None]
             out[a:b] = np.maximum.reduceat(sim, bounds[a:b] - bounds[a], axis=0).sum(axis=1)
         return out
+
+    def token_inverse_norms(self) -> np.ndarray:
+        """1 / |centroid + residual| of every token [n_tokens] float32: the decompression's
+        normalisation, derived once (a pass over the whole index, then 4 bytes per token in RAM)."""
+        if "token_inverse_norms" not in self.arrays:
+            codes, residuals = self.arrays["codes"], self.arrays["residuals"]
+            out = np.empty(self.n_tokens, np.float32)
+            step = 1 << 20
+            for i in range(0, self.n_tokens, step):
+                out[i : i + step] = self.codec.inverse_norms(codes[i : i + step], residuals[i : i + step])
+            self.arrays["token_inverse_norms"] = out
+        return self.arrays["token_inverse_norms"]
 
     def search(
         self,
@@ -953,7 +986,7 @@ class PlaidIndex:
         n_full_scores: int | None = None,
         batch_size: int = 32,
         max_block_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
-        precision: Literal["float32", "float64"] = "float32",
+        threads: int | None = None,
         show_progress: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` docs per query: (scores [nq, k] float32, doc ids [nq, k] int64), rows padded -inf/-1.
@@ -974,37 +1007,37 @@ class PlaidIndex:
         defaults = default_search_settings(k)
         n_probe = defaults["n_probe"] if n_probe is None else n_probe
         n_full_scores = defaults["n_full_scores"] if n_full_scores is None else n_full_scores
-        if centroid_score_threshold == "default":
-            centroid_score_threshold = defaults["centroid_score_threshold"]
+        threshold = centroid_score_threshold
+        if threshold == "default":
+            threshold = defaults["centroid_score_threshold"]
         nq = len(queries)
         out_scores = np.full((nq, k), -np.inf, np.float32)
         out_ids = np.full((nq, k), -1, np.int64)
         n_probe = min(n_probe, len(self.codec.centroids))
         n_keep = max(k, n_full_scores // 4)
+
+        def one(q: np.ndarray, scores: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if len(q) == 0:  # an empty query matches nothing
+                return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            scores_t = np.ascontiguousarray(scores.T)  # [K, Lq]: a contiguous row per centroid
+            cand = self._candidates(scores_t, probe, threshold, n_full_scores, n_keep, max_block_bytes)
+            exact = self._maxsim(q, scores_t, cand, max_block_bytes)
+            top = _top(exact, k)
+            return exact[top], cand[top]
+
         qoff = queries.offsets
+        self.token_inverse_norms()  # derived once, before the threads start
         bar = tqdm(total=nq, desc="plaid search", unit="query", disable=not show_progress)
-        for b0 in range(0, nq, batch_size):
-            b1 = min(b0 + batch_size, nq)
-            qvecs = np.ascontiguousarray(queries.vectors[qoff[b0] : qoff[b1]], np.float32)
-            scores = qvecs @ self.codec.centroids.T  # [query tokens of the batch, K]
-            probe = _top_columns(scores, n_probe)
-            for qi in range(b0, b1):
-                lo, hi = qoff[qi] - qoff[b0], qoff[qi + 1] - qoff[b0]
-                if hi == lo:
-                    continue  # an empty query matches nothing
-                cand = self._candidates(
-                    scores[lo:hi],
-                    probe[lo:hi],
-                    centroid_score_threshold,
-                    n_full_scores,
-                    n_keep,
-                    max_block_bytes,
-                )
-                if len(cand) == 0:
-                    continue
-                exact = self._maxsim(qvecs[lo:hi], cand, max_block_bytes)
-                top = _top(exact, k)
-                out_scores[qi, : len(top)], out_ids[qi, : len(top)] = exact[top], cand[top]
-            bar.update(b1 - b0)
+        with ThreadPoolExecutor(max(1, threads or os.cpu_count() or 1)) as pool:
+            for b0 in range(0, nq, batch_size):
+                b1 = min(b0 + batch_size, nq)
+                qvecs = np.ascontiguousarray(queries.vectors[qoff[b0] : qoff[b1]], np.float32)
+                scores = qvecs @ self.codec.centroids.T  # [query tokens of the batch, K]
+                probe = _top_columns(scores, n_probe)
+                spans = [(qoff[i] - qoff[b0], qoff[i + 1] - qoff[b0]) for i in range(b0, b1)]
+                jobs = [(qvecs[lo:hi], scores[lo:hi], probe[lo:hi]) for lo, hi in spans]
+                for qi, (s, i) in enumerate(pool.map(lambda job: one(*job), jobs), start=b0):
+                    out_scores[qi, : len(s)], out_ids[qi, : len(i)] = s, i
+                bar.update(b1 - b0)
         bar.close()
         return out_scores, out_ids
