@@ -2,8 +2,8 @@
 
 Build: k-means centroids on a document sample, a residual codec (``nbits`` per dimension) and the
 token codes, written to disk in bounded memory. Search runs the four PLAID stages and scores the
-final candidates with exact MaxSim (``harness.retrieve.exact_search``) over their *decompressed*
-vectors.
+final candidates with exact MaxSim over their *decompressed* vectors (the same numbers as
+``harness.retrieve.exact_search`` over ``decompress_docs()``, up to float32 rounding).
 
 Two deliberate departures from the peers (REFERENCE §6), both measured on SciFact (see
 ``benchmarks/bench_plaid.py``):
@@ -82,15 +82,17 @@ def default_sample_docs(n_docs: int) -> int:
 
 def default_search_settings(k: int) -> dict[str, Any]:
     """Search knobs for ``k`` results, k-dependent like stanford ColBERT's (ncells 1/2/4, threshold
-    0.5/0.45/0.4 for k <= 10 / <= 100 / more), with a larger ``n_full_scores`` than stanford's
-    ndocs (256/1024/4096): its stage 4 sees n_full_scores/4 docs, and on SciFact (MiniLM-ColBERT,
-    nbits 4) stanford's 256 loses ~0.07 of top-10 overlap with exact search while 1024 loses <0.005
-    (``benchmarks/bench_plaid.py``)."""
+    0.5/0.45/0.4, ndocs 256/1024/4096 for k <= 10 / <= 100 / more) but wider: stage 4 sees
+    max(k, n_full_scores / 4) docs. On SciFact (MiniLM-ColBERT, nbits 4, k=10, 2 cores) stanford's
+    (1, 0.5, 256) keeps 0.97 of the top 10 that exhaustive search over the decompressed vectors
+    finds (top-10 overlap with exact search 0.899, 136 QPS); (2, 0.45, 1536) keeps 0.988 (overlap
+    0.958, ~33 QPS); (2, 0.45, 2048) keeps 0.991 (overlap 0.959, ~21 QPS); the ceiling is 0.965.
+    Stage 4 dominates the cost: it grows with n_full_scores (``benchmarks/bench_plaid.py``)."""
     if k <= 10:
-        return {"n_probe": 1, "centroid_score_threshold": 0.5, "n_full_scores": 1024}
+        return {"n_probe": 2, "centroid_score_threshold": 0.45, "n_full_scores": 1536}
     if k <= 100:
-        return {"n_probe": 2, "centroid_score_threshold": 0.45, "n_full_scores": max(4096, 16 * k)}
-    return {"n_probe": 4, "centroid_score_threshold": 0.4, "n_full_scores": max(8192, 16 * k)}
+        return {"n_probe": 4, "centroid_score_threshold": 0.4, "n_full_scores": 8192}
+    return {"n_probe": 8, "centroid_score_threshold": 0.4, "n_full_scores": max(8192, 4 * k)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,6 +549,7 @@ def _train(
     seed: int,
     fit: CodecFit,
     max_memory_bytes: int,
+    centroids: np.ndarray | None = None,
 ) -> tuple[ResidualCodec, dict[str, Any]]:
     if n_tokens < 2:
         raise InputError(f"need at least 2 token vectors, got {n_tokens}", field="shards")
@@ -570,9 +573,15 @@ def _train(
     heldout, train = sample[:n_heldout], sample[n_heldout:]
     if len(train) == 0:
         train = heldout
-    k = min(n_centroids or default_n_centroids(n_tokens), len(train))
-    train = train[: 256 * k]
-    codec = train_codec(heldout, kmeans(train, k, kmeans_iters, rng, max_memory_bytes), nbits, fit)
+    if centroids is None:
+        k = min(n_centroids or default_n_centroids(n_tokens), len(train))
+        train = train[: 256 * k]
+        centroids = kmeans(train, k, kmeans_iters, rng, max_memory_bytes)
+    elif centroids.ndim != 2 or centroids.shape[1] != dim:
+        raise InputError(f"centroids of shape {centroids.shape} for dim {dim}", field="centroids")
+    else:
+        k, train, kmeans_iters = len(centroids), train[:0], 0
+    codec = train_codec(heldout, centroids, nbits, fit)
     facts = {
         "nbits": nbits,
         "n_centroids": k,
@@ -596,6 +605,7 @@ def build_index(
     sample_docs: int | None = None,
     seed: int = 42,
     fit: CodecFit = "lloyd",
+    centroids: np.ndarray | None = None,
     codec: ResidualCodec | None = None,
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
     overwrite: bool = False,
@@ -606,9 +616,10 @@ def build_index(
     ``shards``: a re-iterable of TokenEmbeddings (or a callable returning a fresh iterable); it is read
     in three passes (count, sample, compress), so memory-mapped cache shards keep RAM bounded: every
     chunked step keeps its working set within about ``max_memory_bytes`` (peak RSS ~2x that plus
-    the interpreter). Training follows ``train_index_codec``; pass ``codec`` to reuse a trained one
-    (then nbits / n_centroids / kmeans_iters / sample_docs / seed / fit are ignored). Deterministic
-    for a given seed and input.
+    the interpreter). Training follows ``train_index_codec``; pass ``centroids`` to reuse k-means
+    centroids (e.g. of another nbits: they do not depend on it; the codec is still fit here on the
+    same held-out sample as without them), or ``codec`` to reuse a whole trained codec (then all
+    training parameters are ignored). Deterministic for a given seed and input.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -619,7 +630,7 @@ def build_index(
     if n_docs >= 2**31:
         raise InputError(f"{n_docs} documents: doc ids are int32", field="shards")
     if codec is None:
-        args = (nbits, n_centroids, kmeans_iters, sample_docs, seed, fit, max_memory_bytes)
+        args = (nbits, n_centroids, kmeans_iters, sample_docs, seed, fit, max_memory_bytes, centroids)
         codec, build = _train(source, n_docs, n_tokens, dim, *args)
     else:
         build = {"nbits": codec.nbits, "n_centroids": len(codec.centroids), "codec": "given"}
@@ -942,7 +953,7 @@ class PlaidIndex:
             cand = cand[_top(self._approx_scores(scores_t, cand, keep, max_block_bytes), n_full_scores)]
         if len(cand) > n_keep:
             cand = cand[_top(self._approx_scores(scores_t, cand, None, max_block_bytes), n_keep)]
-        return np.sort(cand)  # exact_search breaks score ties by the lower index, i.e. the lower doc id
+        return np.sort(cand)  # _top breaks score ties by the lower position, i.e. the lower doc id
 
     def _maxsim(
         self, q: np.ndarray, scores_t: np.ndarray, docs: np.ndarray, max_block_bytes: int
@@ -958,8 +969,9 @@ class PlaidIndex:
         bounds = np.concatenate([[0], np.cumsum(lengths)])
         for a, b in _doc_chunks(bounds, max(1, max_block_bytes // (4 * (self.dim + 2 * len(q))))):
             pos, _ = _csr_positions(offsets, docs[a:b])
-            sim = self.codec.residuals(self.arrays["residuals"][pos]) @ q.T  # [tokens, Lq]; ~2x faster
-            sim += np.take(scores_t, np.asarray(self.arrays["codes"][pos]), axis=0)  # than q @ r.T here
+            # [tokens, Lq]: r @ q.T is ~2x faster in BLAS than q @ r.T for this shape
+            sim = self.codec.residuals(self.arrays["residuals"][pos]) @ q.T
+            sim += np.take(scores_t, np.asarray(self.arrays["codes"][pos]), axis=0)
             sim *= inv[pos][:, None]
             out[a:b] = np.maximum.reduceat(sim, bounds[a:b] - bounds[a], axis=0).sum(axis=1)
         return out
@@ -967,13 +979,9 @@ class PlaidIndex:
     def token_inverse_norms(self) -> np.ndarray:
         """1 / |centroid + residual| of every token [n_tokens] float32: the decompression's
         normalisation, derived once (a pass over the whole index, then 4 bytes per token in RAM)."""
-        if "token_inverse_norms" not in self.arrays:
-            codes, residuals = self.arrays["codes"], self.arrays["residuals"]
-            out = np.empty(self.n_tokens, np.float32)
-            step = 1 << 20
-            for i in range(0, self.n_tokens, step):
-                out[i : i + step] = self.codec.inverse_norms(codes[i : i + step], residuals[i : i + step])
-            self.arrays["token_inverse_norms"] = out
+        if "token_inverse_norms" not in self.arrays:  # inverse_norms reads the memmaps in row chunks
+            norms = self.codec.inverse_norms(self.arrays["codes"], self.arrays["residuals"])
+            self.arrays["token_inverse_norms"] = norms
         return self.arrays["token_inverse_norms"]
 
     def search(
@@ -996,11 +1004,12 @@ class PlaidIndex:
         each doc's centroids, dropping centroids whose best query-token score is <
         ``centroid_score_threshold`` (None: no pruning), keep the top ``n_full_scores``; then
         re-score those without pruning and keep the top max(k, n_full_scores // 4) (stanford
-        ColBERT's two steps); (4) exact MaxSim (``exact_search``, ``precision``) over their
-        decompressed vectors, decompressed per query into one contiguous pack. Knobs left at None /
-        "default" come from ``default_search_settings(k)``. Queries run in batches of
-        ``batch_size``; ``max_block_bytes`` bounds each stage-3 score block and stage-4 MaxSim
-        block. A document with no tokens is in no IVF cell and is never returned.
+        ColBERT's two steps); (4) exact float32 MaxSim over their decompressed vectors (``_maxsim``).
+        Knobs left at None / "default" come from ``default_search_settings(k)``. Queries run in
+        batches of ``batch_size``, stages 2-4 of a batch's queries on ``threads`` threads (default:
+        one per CPU); results do not depend on either. ``max_block_bytes`` bounds each stage-3 score
+        block and stage-4 similarity block (a single doc may exceed it). A document with no tokens
+        is in no IVF cell and is never returned.
         """
         if queries.dim != self.dim:
             raise InputError(f"query dim {queries.dim} != index dim {self.dim}", field="queries")
@@ -1028,7 +1037,9 @@ class PlaidIndex:
         qoff = queries.offsets
         self.token_inverse_norms()  # derived once, before the threads start
         bar = tqdm(total=nq, desc="plaid search", unit="query", disable=not show_progress)
-        with ThreadPoolExecutor(max(1, threads or os.cpu_count() or 1)) as pool:
+        n_threads = max(1, threads or os.cpu_count() or 1)
+        with ThreadPoolExecutor(n_threads) as pool:
+            run = pool.map if n_threads > 1 else map  # numpy releases the GIL in the heavy steps
             for b0 in range(0, nq, batch_size):
                 b1 = min(b0 + batch_size, nq)
                 qvecs = np.ascontiguousarray(queries.vectors[qoff[b0] : qoff[b1]], np.float32)
@@ -1036,7 +1047,7 @@ class PlaidIndex:
                 probe = _top_columns(scores, n_probe)
                 spans = [(qoff[i] - qoff[b0], qoff[i + 1] - qoff[b0]) for i in range(b0, b1)]
                 jobs = [(qvecs[lo:hi], scores[lo:hi], probe[lo:hi]) for lo, hi in spans]
-                for qi, (s, i) in enumerate(pool.map(lambda job: one(*job), jobs), start=b0):
+                for qi, (s, i) in enumerate(run(lambda job: one(*job), jobs), start=b0):
                     out_scores[qi, : len(s)], out_ids[qi, : len(i)] = s, i
                 bar.update(b1 - b0)
         bar.close()

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.model_fixtures import build_bert_checkpoint, build_ettin_like_checkpoint, minilm_model_dir
+from tests.model_fixtures import (
+    build_bert_checkpoint,
+    build_ettin_like_checkpoint,
+    build_minilm_colbert_checkpoint,
+    minilm_model_dir,
+)
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +32,10 @@ def bert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def minilm_dense_model() -> Path:
     """The real all-MiniLM-L6-v2 folder (Transformer + mean Pooling + Normalize, max_seq_length 256)."""
     return minilm_model_dir()
+
+
+@pytest.fixture(scope="session")
+def minilm_colbert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real all-MiniLM-L6-v2 backbone + one random Dense 384->128 (torch seed 0) as a PyLate
+    ColBERT: query_length 32 with expansion, document_length 180, cased."""
+    return build_minilm_colbert_checkpoint(tmp_path_factory.mktemp("minilm_colbert") / "model")

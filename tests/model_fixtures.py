@@ -5,6 +5,8 @@
   tokenizer and the embedding matrix, modules.json, config_sentence_transformers.json, k_Dense/).
 - ``build_bert_checkpoint``: tiny random BERT (all-MiniLM-L6-v2's WordPiece vocab) + one Dense layer with
   bias and residual, query expansion on.
+- ``build_minilm_colbert_checkpoint``: the real all-MiniLM-L6-v2 backbone + one random Dense 384 -> 128,
+  PyLate's default ColBERT settings (a realistic multi-vector model for retrieval-engine tests).
 - ``minilm_model_dir``: the real all-MiniLM-L6-v2 folder (sentence-transformers layout).
 
 The files are written here rather than through PyLate's ``ColBERT.save`` so that building them needs
@@ -239,6 +241,43 @@ def build_bert_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
     }
     return _write_colbert(
         Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=True, max_seq_length=512
+    )
+
+
+def build_minilm_colbert_checkpoint(dest_dir: str | Path, dim: int = 128, seed: int = 0) -> Path:
+    """The real all-MiniLM-L6-v2 backbone as a PyLate ColBERT (REFERENCE §4 layout); returns ``dest_dir``.
+
+    One Dense 384 -> ``dim`` (no bias, identity activation, ``nn.Linear`` init under
+    ``torch.manual_seed(seed)``), PyLate's default ColBERT settings ([Q]/[D] prefixes, query_length
+    32 with expansion, document_length 180, punctuation skiplist), cased, max_seq_length 256.
+    The embeddings are real-model token states through a random projection: fine for retrieval-engine
+    tests and benchmarks, not a trained retriever.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.manual_seed(seed)
+    backbone = AutoModel.from_pretrained(minilm_model_dir())
+    tokenizer = AutoTokenizer.from_pretrained(minilm_model_dir())
+    dense = [
+        {
+            "in_features": backbone.config.hidden_size,
+            "out_features": dim,
+            "bias": False,
+            "activation_function": "torch.nn.modules.linear.Identity",
+            "use_residual": False,
+        }
+    ]
+    st_config = {
+        "query_prefix": "[Q] ",
+        "document_prefix": "[D] ",
+        "query_length": 32,
+        "document_length": 180,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": list(string.punctuation),
+        "do_query_expansion": True,
+    }
+    return _write_colbert(
+        Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=False, max_seq_length=256
     )
 
 

@@ -2,9 +2,12 @@
 
 References: exact MaxSim is ``harness.retrieve.exact_search`` (another module); the codec is checked
 against an unpacked numpy re-implementation of its formula (nearest centroid by L2 via cdist,
-``searchsorted`` buckets, weights lookup) and against quantile properties of the held-out residuals.
+``searchsorted`` buckets, weights lookup), the quantile codec against quantile properties of the
+held-out residuals, the Lloyd-Max codec against its two optimality conditions and Max's (1960)
+published 4-level Gaussian quantiser, the derived maps against a per-document set computation.
 Approximate-quality bounds (cosine, top-10 overlap) are measured on seeded data and set with a
-margin below the measured value; each test says which.
+margin below the measured value; each test says which. The ``slow`` test is the issue's acceptance
+check on all of SciFact with the real MiniLM weights as a ColBERT backbone.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ from scipy.spatial.distance import cdist
 from harness.plaid import (
     MANIFEST,
     PlaidIndex,
+    _lloyd_max,
     add_documents,
     build_index,
     default_n_centroids,
     default_sample_docs,
+    default_search_settings,
     kmeans,
+    quantize_centroids,
     train_codec,
 )
-from harness.retrieve import exact_search
+from harness.retrieve import exact_search, to_run
 from harness.types import InputError, TokenEmbeddings
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
@@ -91,34 +97,82 @@ def test_default_sizes_follow_reference_formulas() -> None:
 
 
 @pytest.mark.parametrize("nbits", [1, 2, 4])
-def test_codec_matches_unpacked_reference_and_round_trips(corpus: TokenEmbeddings, nbits: int) -> None:
+@pytest.mark.parametrize("fit", ["quantile", "lloyd"])
+def test_codec_matches_unpacked_reference_and_round_trips(
+    corpus: TokenEmbeddings, nbits: int, fit: str
+) -> None:
     x = np.asarray(corpus.vectors)
     rng = np.random.default_rng(0)
     heldout, train = x[:400], x[400:]
-    codec = train_codec(heldout, kmeans(train, 64, 4, rng, 1 << 24), nbits)
+    codec = train_codec(heldout, kmeans(train, 64, 4, rng, 1 << 24), nbits, fit)
     codes, packed = codec.compress(x)
     assert packed.shape == (len(x), x.shape[1] * nbits // 8) and packed.dtype == np.uint8
 
-    # reference: nearest centroid by Euclidean distance, buckets by searchsorted, no bit packing
-    ref_codes = np.argmin(cdist(x, codec.centroids), axis=1)
+    # reference: best centroid by inner product in float64 (the nearest by Euclidean distance for unit
+    # centroids; int8 rounding moves their norms by ~1e-3), buckets by searchsorted, no bit packing
+    ref_codes = np.argmax(x.astype(np.float64) @ codec.centroids.T.astype(np.float64), axis=1)
     assert np.array_equal(codes, ref_codes)
+    l2 = np.argmin(cdist(x, codec.centroids), axis=1)
+    assert np.mean(l2 == ref_codes) > 0.97  # measured 0.986 at dim 32
     buckets = np.searchsorted(codec.cutoffs, x - codec.centroids[ref_codes])
-    ref = codec.centroids[ref_codes] + codec.weights[buckets]
-    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    raw = codec.centroids[ref_codes] + codec.weights[buckets]
+    np.testing.assert_allclose(codec.decompress(codes, packed, normalize=False), raw, atol=1e-6)
+    ref = raw / np.linalg.norm(raw, axis=1, keepdims=True)
     dec = codec.decompress(codes, packed)
     np.testing.assert_allclose(dec, ref, atol=1e-6)  # float32 rounding only
+    np.testing.assert_allclose(codec.inverse_norms(codes, packed), 1 / np.linalg.norm(raw, axis=1), rtol=1e-6)
 
-    # quantile cutoffs split the held-out residuals into 2^nbits equal buckets (up to ties)
     res = (heldout - codec.centroids[codec.assign(heldout)]).ravel()
-    frac = np.bincount(np.searchsorted(codec.cutoffs, res), minlength=1 << nbits) / len(res)
-    np.testing.assert_allclose(frac, 1 / (1 << nbits), atol=2e-3)
+    bucket = np.searchsorted(codec.cutoffs, res)
+    if fit == "quantile":  # quantile cutoffs split the held-out residuals into 2^nbits equal buckets
+        frac = np.bincount(bucket, minlength=1 << nbits) / len(res)
+        np.testing.assert_allclose(frac, 1 / (1 << nbits), atol=2e-3)
+    else:  # Lloyd-Max optimality: weight = mean of its bucket, cutoff = midpoint of its neighbours
+        means = np.bincount(bucket, weights=res, minlength=1 << nbits) / np.bincount(
+            bucket, minlength=1 << nbits
+        )
+        np.testing.assert_allclose(codec.weights, means, atol=1e-4)  # converged to 1e-4 of the spread
+        np.testing.assert_allclose(codec.cutoffs, (codec.weights[1:] + codec.weights[:-1]) / 2, atol=1e-7)
 
     # residuals must beat the centroid alone; the bounds are the measured means minus ~0.02
     cos = np.sum(dec * x, axis=1)
     centroid_only = np.sum(codec.centroids[codes] * x, axis=1)
     assert cos.mean() > centroid_only.mean() + 0.02
-    bound = {1: 0.93, 2: 0.96, 4: 0.98}[nbits]  # measured: 0.950 / 0.980 / 0.997 (centroid alone: 0.869)
+    bound = {1: 0.93, 2: 0.96, 4: 0.98}[nbits]  # measured (quantile/lloyd): .950/.952 .980/.984 .997/.999
     assert cos.mean() > bound
+
+
+def test_lloyd_beats_quantile_codec(corpus: TokenEmbeddings) -> None:
+    """Lloyd-Max minimises the squared error of the residuals it was fit on, so it must not lose to
+    the quantile codec there (it starts from the quantile weights and each step only lowers it)."""
+    x = np.asarray(corpus.vectors)
+    centroids = kmeans(x, 64, 4, np.random.default_rng(0), 1 << 24)
+    for nbits in (1, 2, 4):
+        err = {}
+        for fit in ("quantile", "lloyd"):
+            c = train_codec(x, centroids, nbits, fit)
+            r = x - c.centroids[c.assign(x)]
+            err[fit] = np.mean((c.weights[np.searchsorted(c.cutoffs, r)] - r) ** 2)
+        assert err["lloyd"] <= err["quantile"] * (1 + 1e-6)
+
+
+def test_lloyd_max_matches_published_gaussian_quantiser() -> None:
+    """Max (1960), Table I, N = 4 for a unit Gaussian: outputs +-0.4528, +-1.510, cutoffs 0, +-0.9816.
+    10^6 samples: the sampling error of the fitted levels is ~0.005; tolerance 0.02."""
+    values = np.random.default_rng(0).standard_normal(1_000_000)
+    cutoffs, weights = _lloyd_max(values, 4)
+    np.testing.assert_allclose(weights, [-1.510, -0.4528, 0.4528, 1.510], atol=0.02)
+    np.testing.assert_allclose(cutoffs, [-0.9816, 0.0, 0.9816], atol=0.02)
+
+
+def test_centroids_are_stored_as_int8() -> None:
+    c = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    codes, scales = quantize_centroids(c)
+    assert codes.dtype == np.int8 and scales.dtype == np.float32
+    assert np.all(np.abs(codes).max(axis=1) == 127)  # every row uses the full range
+    # rounding to the nearest step: error <= half a step per component
+    assert np.all(np.abs(codes * scales[:, None] - c) <= scales[:, None] / 2 + 1e-7)
 
 
 def test_more_bits_decode_closer(corpus: TokenEmbeddings) -> None:
@@ -132,11 +186,18 @@ def test_more_bits_decode_closer(corpus: TokenEmbeddings) -> None:
 
 
 def test_bytes_per_token(index: PlaidIndex) -> None:
+    """Everything on disk = codes + packed residuals per token, int8 centroids + a float32 scale each,
+    8 bytes per doc offset, the codec tables, .npy headers and the manifest; nothing else."""
     stats = index.stats()
     measured = (index.arrays["codes"].nbytes + index.arrays["residuals"].nbytes) / index.n_tokens
     assert stats["bytes_per_token_codes"] == measured <= index.dim * index.nbits / 8 + 4
-    files = json.loads((index.path / MANIFEST).read_text())["files"]
-    assert stats["disk_bytes"] > sum(e["bytes"] for e in files.values())  # + the manifest
+    k, dim, n = stats["n_centroids"], index.dim, index.n_tokens
+    payload = n * measured + k * (dim + 4) + 8 * (index.n_docs + 1) + 4 * (2 * (1 << index.nbits) - 1)
+    files = [index.path / e["path"] for e in index.manifest["files"].values()]
+    headers = sum(f.stat().st_size for f in files) - payload
+    assert 0 < headers <= 128 * len(files)  # one .npy header (64 or 128 bytes) per file
+    assert stats["disk_bytes"] == payload + headers + (index.path / MANIFEST).stat().st_size
+    assert {p.name for p in index.path.iterdir()} == {f.name for f in files} | {MANIFEST}
 
 
 # --- format ------------------------------------------------------------------------------------
@@ -150,7 +211,7 @@ def test_build_is_deterministic(tmp_path: Path, corpus: TokenEmbeddings, index: 
     del m0["timings"], m1["timings"]  # wall-clock build time: the only field allowed to differ
     assert m0 == m1
     other = build_index(split(corpus, 250), tmp_path / "c", seed=7, show_progress=False)
-    assert array_bytes(other.path)["centroids"] != ref["centroids"]
+    assert array_bytes(other.path)["centroid_codes"] != ref["centroid_codes"]
 
 
 def test_chunking_does_not_change_the_index(
@@ -169,16 +230,26 @@ def test_chunking_does_not_change_the_index(
     assert array_bytes(small.path) == array_bytes(index.path)
 
 
-def test_index_structure_matches_codes(index: PlaidIndex, corpus: TokenEmbeddings) -> None:
+def test_derived_maps_match_codes(index: PlaidIndex, corpus: TokenEmbeddings) -> None:
+    """doc -> centroids and the IVF, derived at open, against sets computed doc by doc."""
     a = index.arrays
     assert np.array_equal(a["doc_offsets"], corpus.offsets)
-    for d in (0, 17, 599):
+    cells: dict[int, list[int]] = {}
+    for d in range(index.n_docs):
         toks = np.asarray(a["codes"][a["doc_offsets"][d] : a["doc_offsets"][d + 1]])
         cents = a["doc_centroids"][a["doc_centroid_offsets"][d] : a["doc_centroid_offsets"][d + 1]]
         assert np.array_equal(cents, np.unique(toks))
         for c in cents:
-            assert d in a["ivf"][a["ivf_offsets"][c] : a["ivf_offsets"][c + 1]]
-    assert len(a["ivf"]) == len(a["doc_centroids"])
+            cells.setdefault(int(c), []).append(d)
+    for c in range(len(index.codec.centroids)):
+        assert a["ivf"][a["ivf_offsets"][c] : a["ivf_offsets"][c + 1]].tolist() == cells.get(c, [])
+    assert index.stats()["open_seconds"] > 0
+
+
+def test_derived_maps_do_not_depend_on_memory_budget(index: PlaidIndex) -> None:
+    small = PlaidIndex.open(index.path, verify=False, max_memory_bytes=1 << 10)  # ~25 tokens per chunk
+    for name in ("doc_centroid_offsets", "doc_centroids", "ivf_offsets", "ivf"):
+        assert np.array_equal(small.arrays[name], index.arrays[name]), name
 
 
 def _copy(index: PlaidIndex, dst: Path) -> Path:
@@ -210,11 +281,12 @@ def test_open_refuses_flipped_byte_only_when_verifying(tmp_path: Path, index: Pl
 @pytest.mark.parametrize(
     ("edit", "pattern"),
     [
-        (lambda m: m.update(format_version=2), "format_version"),
+        (lambda m: m.update(format_version=1), "format_version"),  # v1 stored the IVF: rebuild
         (lambda m: m.update(format="other"), "format"),
         (lambda m: m.pop("n_docs"), "n_docs"),
         (lambda m: m.update(n_docs=m["n_docs"] + 1), "doc_offsets-g0.npy"),
-        (lambda m: m["files"]["ivf"].update(shape=[3]), "ivf-g0.npy"),
+        (lambda m: m["files"]["codes"].update(shape=[3]), "codes-g0.npy"),
+        (lambda m: m.update(n_centroids=m["n_centroids"] * 2), "centroid_codes-g0.npy"),
     ],
 )
 def test_open_refuses_bad_manifest(tmp_path: Path, index: PlaidIndex, edit, pattern: str) -> None:
@@ -224,6 +296,16 @@ def test_open_refuses_bad_manifest(tmp_path: Path, index: PlaidIndex, edit, patt
     (d / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(InputError, match=pattern):
         PlaidIndex.open(d)
+
+
+def test_open_refuses_out_of_range_centroid_id(tmp_path: Path, index: PlaidIndex) -> None:
+    d = _copy(index, tmp_path / "o")
+    target = d / index.manifest["files"]["codes"]["path"]
+    codes = np.load(target)
+    codes[5] = len(index.codec.centroids)
+    np.save(target, codes)  # same size: only the sha256 (not checked here) differs
+    with pytest.raises(InputError, match="codes-g0.npy.*centroid id"):
+        PlaidIndex.open(d, verify=False)
 
 
 def test_bad_inputs(tmp_path: Path, corpus: TokenEmbeddings, index: PlaidIndex) -> None:
@@ -319,7 +401,9 @@ def test_exhaustive_search_equals_exact_over_decompressed(
     index: PlaidIndex, queries: TokenEmbeddings
 ) -> None:
     """With every cell probed, no pruning and no candidate cut, PLAID must return exact MaxSim over
-    the decompressed vectors (tolerance 1e-5: same float32 sums, possibly in another order)."""
+    the decompressed vectors. Stage 4 computes q . d as (q . c + q . r) / |c + r| in float32, the
+    reference q . ((c + r) / |c + r|) in float64: scores agree to float32 rounding (atol 1e-5 on
+    sums of ~12 cosines); the seeded data has no near-ties, so the ids must be equal."""
     s, i = index.search(
         queries, 10, n_probe=10**6, centroid_score_threshold=None, n_full_scores=10**6, show_progress=False
     )
@@ -335,22 +419,43 @@ def test_default_search_overlaps_exact(
     _, ei = exact_search(queries, corpus, 10, show_progress=False)
     assert s.dtype == np.float32 and i.dtype == np.int64 and i.shape == (len(queries), 10)
     assert np.all(np.diff(s, axis=1) <= 0)
-    # measured 0.87 on this seeded data (random ranking: 10/600); bound leaves margin for BLAS rounding
+    # measured 0.895 on this seeded data (random ranking: 10/600); bound leaves margin for BLAS rounding
     assert overlap(i, ei) >= 0.8
     # fewer probes and a tighter candidate cut can only lose recall, not crash
     _, i1 = index.search(queries, 10, n_probe=1, n_full_scores=40, show_progress=False)
-    assert 0.3 <= overlap(i1, ei) <= overlap(i, ei) + 1e-9
+    assert 0.3 <= overlap(i1, ei) <= overlap(i, ei) + 1e-9  # measured 0.725
 
 
 def test_search_blocking_and_batching_do_not_change_results(
     index: PlaidIndex, queries: TokenEmbeddings
 ) -> None:
-    """4 KiB blocks (stage-3 scores in many chunks, one query per stage-4 decompression) and batches
-    of 3 queries must give the same results as one batch with large blocks (tolerance 0)."""
+    """4 KiB blocks (stage-3 scores and stage-4 similarities in many chunks) and batches of 3 queries
+    must give the same ranking as one batch with large blocks; scores may differ by float32 rounding
+    (BLAS rounds a float32 dot product differently with the block shape: rtol 1e-6). Threads must
+    not change anything (tolerance 0)."""
     kw = {"n_full_scores": 200, "show_progress": False}  # 200 < candidates: both approximate cuts run
-    ref = index.search(queries, 10, **kw)
-    small = index.search(queries, 10, batch_size=3, max_block_bytes=1 << 12, **kw)
-    assert np.array_equal(ref[1], small[1]) and np.array_equal(ref[0], small[0])
+    ref = index.search(queries, 10, threads=1, **kw)
+    small = index.search(queries, 10, batch_size=3, max_block_bytes=1 << 12, threads=1, **kw)
+    assert np.array_equal(ref[1], small[1])
+    np.testing.assert_allclose(ref[0], small[0], rtol=1e-6)
+    threaded = index.search(queries, 10, batch_size=3, max_block_bytes=1 << 12, threads=3, **kw)
+    assert np.array_equal(threaded[1], small[1]) and np.array_equal(threaded[0], small[0])
+
+
+def test_default_search_settings_widen_with_k(index: PlaidIndex, queries: TokenEmbeddings) -> None:
+    """Unset knobs come from default_search_settings(k), which never narrows as k grows."""
+    explicit = index.search(queries, 10, **default_search_settings(10), show_progress=False)
+    implicit = index.search(queries, 10, show_progress=False)
+    assert np.array_equal(explicit[1], implicit[1])
+    settings = [default_search_settings(k) for k in (1, 10, 11, 100, 101, 1000, 5000)]
+    for a, b in zip(settings[:-1], settings[1:], strict=True):
+        assert b["n_probe"] >= a["n_probe"] and b["n_full_scores"] >= a["n_full_scores"]
+        assert b["centroid_score_threshold"] <= a["centroid_score_threshold"]
+    assert all(
+        s["n_full_scores"] // 4 >= min(k, 5000)
+        for s, k in zip(settings, (1, 10, 11, 100, 101, 1000, 5000), strict=True)
+        if k > 100
+    )
 
 
 def test_search_pads_and_skips_empty(tmp_path: Path) -> None:
@@ -405,11 +510,74 @@ def test_real_embeddings(
     idx = build_index(split(docs, 60), tmp_path / "sf", nbits=nbits, n_centroids=256, show_progress=False)
     dec = idx.decompress_docs()
     cos = np.sum(dec.vectors * docs.vectors, axis=1).mean()
-    assert cos > {2: 0.90, 4: 0.96}[nbits]  # measured: 0.932 / 0.987
+    assert cos > {2: 0.92, 4: 0.975}[nbits]  # measured: 0.950 / 0.996
     s, i = idx.search(queries, 10, show_progress=False)
     _, ei = exact_search(queries, docs, 10, show_progress=False)
-    assert overlap(i, ei) >= {2: 0.75, 4: 0.82}[nbits]  # measured: 0.85 / 0.92 (random: 10/120)
+    assert overlap(i, ei) >= {2: 0.8, 4: 0.9}[nbits]  # measured: 0.91 / 0.98 (random: 10/120)
     full = idx.search(
         queries, 10, n_probe=10**6, centroid_score_threshold=None, n_full_scores=10**6, show_progress=False
     )
     assert np.array_equal(full[1], exact_search(queries, dec, 10, show_progress=False)[1])
+
+
+# --- acceptance: all of SciFact, real MiniLM weights as a ColBERT backbone ------------------------
+
+
+@pytest.mark.slow
+def test_scifact_minilm_colbert_default_search(tmp_path: Path, minilm_colbert_checkpoint: Path) -> None:
+    """5183 SciFact docs and the 300 test queries embedded by all-MiniLM-L6-v2 + a random Dense
+    384->128 (PyLate layout), index built and searched with the defaults (k=10). Reference: exact
+    MaxSim (``exact_search``) over the same embeddings and its nDCG@10 (pytrec_eval convention).
+
+    Bounds (the issue's): nbits 4 must keep >= 0.95 of exact's top 10 on average and an nDCG@10
+    within 0.01 of exact's, in <= dim * nbits / 8 + 4 bytes per token on disk. Measured: overlap
+    0.959, nDCG@10 0.6339 vs 0.6364, 67.4 B/token. nbits 2 is reported (printed), only its size is
+    bounded: measured overlap 0.870, nDCG@10 0.6329, 35.4 B/token. The nbits-2 index reuses the nbits-4 k-means centroids (k-means does not
+    depend on nbits) to save ~70 s of the ~6 minutes this takes on 2 cores.
+    """
+    if not (SCIFACT / "corpus.jsonl").exists():
+        pytest.skip("SciFact not available")
+    from harness.cache import encode_cached
+    from harness.data import load_beir_folder
+    from harness.encode import load_encoder
+    from harness.metrics import trec_metrics
+
+    ds = load_beir_folder(SCIFACT, "test")
+    query_ids = [q for q in ds.queries if q in ds.qrels]
+    doc_ids = list(ds.corpus)
+    encoder = load_encoder(minilm_colbert_checkpoint)
+    cache = tmp_path / "cache"
+    docs = encode_cached(
+        encoder, list(ds.corpus.values()), is_query=False, cache_dir=cache, show_progress=False
+    )
+    queries = encode_cached(
+        encoder, [ds.queries[q] for q in query_ids], is_query=True, cache_dir=cache, show_progress=False
+    )
+    assert len(docs) == 5183 and len(queries) == 300 and docs.dim == 128
+
+    def ndcg10(scores: np.ndarray, ids: np.ndarray) -> float:
+        return trec_metrics(ds.qrels, to_run(query_ids, doc_ids, scores, ids)).means["ndcg@10"]
+
+    exact_scores, exact_ids = exact_search(queries, docs, 10, show_progress=False)
+    exact_ndcg = ndcg10(exact_scores, exact_ids)
+    report = {"exact": {"ndcg@10": round(exact_ndcg, 4)}}
+    centroids = None
+    for nbits in (4, 2):
+        index = build_index(
+            [docs], tmp_path / f"nbits{nbits}", nbits=nbits, centroids=centroids, show_progress=False
+        )
+        centroids = index.codec.centroids
+        scores, ids = index.search(queries, 10, show_progress=False)
+        stats = index.stats()
+        report[f"nbits{nbits}"] = {
+            "overlap@10": round(overlap(ids, exact_ids), 4),
+            "ndcg@10": round(ndcg10(scores, ids), 4),
+            "bytes_per_token": round(stats["bytes_per_token_total"], 2),
+            "open_seconds": round(stats["open_seconds"], 3),
+        }
+    print(json.dumps(report))
+    four = report["nbits4"]
+    assert four["overlap@10"] >= 0.95
+    assert abs(four["ndcg@10"] - exact_ndcg) <= 0.01
+    assert four["bytes_per_token"] <= 128 * 4 / 8 + 4
+    assert report["nbits2"]["bytes_per_token"] <= 128 * 2 / 8 + 4
