@@ -25,7 +25,6 @@ next to the old ones and commits by atomically replacing the manifest, which is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.fileio import file_sha256
 from harness.types import InputError, TokenEmbeddings
 
 FORMAT = "harness-plaid"
@@ -62,7 +62,6 @@ _STORED = _CODEC_ARRAYS + _DOC_ARRAYS
 # derived by PlaidIndex.open (in memory): doc_centroid_offsets [n_docs + 1] int64, doc_centroids
 # [n_pairs] (each doc's distinct centroid ids, ascending), ivf_offsets [K + 1] int64, ivf [n_pairs]
 # int32 (each centroid's doc ids, ascending)
-_HASH_CHUNK = 1 << 24
 _DECOMPRESS_ROWS = 1 << 13
 _LLOYD_ITERS = 300
 
@@ -324,14 +323,6 @@ def _doc_chunks(offsets: np.ndarray, max_tokens: int) -> Iterator[tuple[int, int
         a = b
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -485,7 +476,7 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {
         "path": path.name,
         "bytes": path.stat().st_size,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "dtype": arr.dtype.str,
         "shape": list(arr.shape),
     }
@@ -807,7 +798,7 @@ class PlaidIndex:
                     f"size {fpath.stat().st_size} != {entry['bytes']} in manifest (truncated?)",
                     file=str(fpath),
                 )
-            if verify and _sha256(fpath) != entry["sha256"]:
+            if verify and file_sha256(fpath) != entry["sha256"]:
                 raise InputError("sha256 mismatch with manifest (corrupted or tampered)", file=str(fpath))
             try:
                 arr = np.load(fpath, mmap_mode="r", allow_pickle=False)
