@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: setup system-deps evaluate evaluate-offline test bench
+.PHONY: setup system-deps evaluate evaluate-offline test bench bench-plaid fastplaid-venv
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,3 +34,14 @@ test: setup system-deps
 bench: setup
 	$(PY) benchmarks/bench_dense.py
 	$(PY) benchmarks/bench_colbert.py
+
+# The PLAID peer pins torch 2.11 (a CUDA build from PyPI, ~5 GB): a venv of its own, benchmarks only.
+FASTPLAID_VENV ?= .venv-fastplaid
+fastplaid-venv: $(FASTPLAID_VENV)/.installed
+$(FASTPLAID_VENV)/.installed:
+	python3 -m venv $(FASTPLAID_VENV)
+	$(FASTPLAID_VENV)/bin/pip install -q fast-plaid==1.7.0.2110
+	touch $@
+
+bench-plaid: setup fastplaid-venv
+	$(PY) benchmarks/bench_plaid.py scifact --fastplaid-python $(FASTPLAID_VENV)/bin/python

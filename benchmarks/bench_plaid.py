@@ -18,8 +18,12 @@ Run it niced: ``nice -n 10 python benchmarks/bench_plaid.py scale``.
     python benchmarks/bench_plaid.py scale [--tokens 20000000] [--n-centroids 4096] [--max-memory-mb 512]
 
 Peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss``, a high-water mark for the whole process (model,
-embeddings and index together in ``scifact`` mode). fast-plaid is not compared: it pins CUDA
-torch 2.11, which needs a separate environment.
+embeddings and index together in ``scifact`` mode).
+
+fast-plaid (the peer) pins torch 2.11, so it runs in its own venv (``make fastplaid-venv`` creates
+``.venv-fastplaid``): ``scifact`` mode exports the same embeddings to ``--work-dir`` and runs
+``benchmarks/fastplaid_peer.py`` there as a subprocess (its own process: its peak RSS is its own),
+then scores its top 10 like ours. ``--skip-fastplaid`` leaves it out.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,9 +51,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SEARCH_SETTINGS = {  # ours (default_search_settings(10)) and the peers' knobs for k=10 (REFERENCE §6)
     "defaults": {},
     "stanford k<=10": {"n_probe": 1, "centroid_score_threshold": 0.5, "n_full_scores": 256},
-    "n_probe 1, n_full_scores 1024": {"n_probe": 1, "centroid_score_threshold": 0.5, "n_full_scores": 1024},
-    "n_probe 2, n_full_scores 2048": {"n_probe": 2, "centroid_score_threshold": 0.45, "n_full_scores": 2048},
-    "fast-plaid defaults": {"n_probe": 8, "centroid_score_threshold": None, "n_full_scores": 8192},
+    "n_probe 2, n_full_scores 1536": {"n_probe": 2, "centroid_score_threshold": 0.45, "n_full_scores": 1536},
+    "n_probe 4, n_full_scores 2048": {"n_probe": 4, "centroid_score_threshold": 0.45, "n_full_scores": 2048},
+    "n_probe 4, n_full_scores 4096": {"n_probe": 4, "centroid_score_threshold": 0.45, "n_full_scores": 4096},
+    "fast-plaid 1.7 defaults": {"n_probe": 8, "centroid_score_threshold": None, "n_full_scores": 4096},
 }
 SCIFACT = ROOT.parent / "shared" / "data" / "beir" / "scifact"
 
@@ -174,8 +180,37 @@ def bench_scifact(args: argparse.Namespace) -> dict[str, Any]:
             row = {"search": name, "qps": qps, "qps_vs_exact": qps / exact["qps"]}
             row |= {"overlap@10": overlap(ids, ei), "ndcg@10": ndcg10(scores, ids)}
             rows.append(base | row)
-    info["load_average_end"] = os.getloadavg()
-    return {"mode": "scifact", **info, "exact": exact, "plaid": rows}
+    result = {"mode": "scifact", **info, "exact": exact, "plaid": rows}
+    if not args.skip_fastplaid:
+        peer = fast_plaid(work, docs, queries, Path(args.fastplaid_python))
+        peer |= {"overlap@10": overlap(peer["ids"], ei), "ndcg@10": ndcg10(peer["scores"], peer["ids"])}
+        peer["qps_vs_exact"] = peer["qps"] / exact["qps"]
+        default = rows[0]  # nbits args.nbits[0], our default search
+        peer["ours_vs_fast_plaid"] = {
+            "build_speedup": peer["build_seconds"] / default["build_seconds"],
+            "qps_ratio": default["qps"] / peer["qps"],
+            "bytes_per_token_ratio": default["bytes_per_token_total"] / peer["bytes_per_token_total"],
+        }
+        result["fast_plaid"] = {k: v for k, v in peer.items() if k not in ("ids", "scores")}
+    result["load_average_end"] = os.getloadavg()
+    return result
+
+
+def fast_plaid(work: Path, docs: TokenEmbeddings, queries: TokenEmbeddings, python: Path) -> dict[str, Any]:
+    """Run ``fastplaid_peer.py`` in the fast-plaid venv on the same embeddings; its JSON with ids and
+    scores as arrays padded -1 / -inf to k=10."""
+    if not python.exists():
+        raise SystemExit(f"{python} missing: run `make fastplaid-venv` or pass --skip-fastplaid")
+    for vectors, offsets, te in (("docs", "doc_offsets", docs), ("queries", "query_offsets", queries)):
+        np.save(work / f"{vectors}.npy", np.ascontiguousarray(te.vectors, np.float32))
+        np.save(work / f"{offsets}.npy", te.offsets)
+    subprocess.run([str(python), str(ROOT / "benchmarks" / "fastplaid_peer.py"), str(work)], check=True)
+    peer = json.loads((work / "fastplaid.json").read_text())
+    ids = np.full((len(queries), 10), -1, np.int64)
+    scores = np.full((len(queries), 10), -np.inf, np.float32)
+    for q, (row_ids, row_scores) in enumerate(zip(peer["ids"], peer["scores"], strict=True)):
+        ids[q, : len(row_ids)], scores[q, : len(row_scores)] = row_ids[:10], row_scores[:10]
+    return peer | {"ids": ids, "scores": scores}
 
 
 # ---------------------------------------------------------------------------------------------- scale
@@ -263,6 +298,8 @@ def main() -> None:
     p.add_argument("--scale-queries", type=int, default=50)
     p.add_argument("--keep", action="store_true", help="keep the scale index on disk")
     p.add_argument("--json", help="also write the result here")
+    p.add_argument("--skip-fastplaid", action="store_true", help="scifact mode: leave out the peer")
+    p.add_argument("--fastplaid-python", default=str(ROOT / ".venv-fastplaid" / "bin" / "python"))
     args = p.parse_args()
     result = bench_scifact(args) if args.mode == "scifact" else bench_scale(args)
     result |= {"machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}"}

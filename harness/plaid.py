@@ -38,9 +38,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from harness.fileio import file_sha256
+from harness.plaid_kernels import centroid_interaction, decompressed_maxsim
 from harness.types import InputError, TokenEmbeddings
 
 FORMAT = "harness-plaid"
@@ -82,13 +84,14 @@ def default_sample_docs(n_docs: int) -> int:
 def default_search_settings(k: int) -> dict[str, Any]:
     """Search knobs for ``k`` results, k-dependent like stanford ColBERT's (ncells 1/2/4, threshold
     0.5/0.45/0.4, ndocs 256/1024/4096 for k <= 10 / <= 100 / more) but wider: stage 4 sees
-    max(k, n_full_scores / 4) docs. On SciFact (MiniLM-ColBERT, nbits 4, k=10, 2 cores) stanford's
-    (1, 0.5, 256) keeps 0.97 of the top 10 that exhaustive search over the decompressed vectors
-    finds (top-10 overlap with exact search 0.899, 136 QPS); (2, 0.45, 1536) keeps 0.988 (overlap
-    0.958, ~33 QPS); (2, 0.45, 2048) keeps 0.991 (overlap 0.959, ~21 QPS); the ceiling is 0.965.
-    Stage 4 dominates the cost: it grows with n_full_scores (``benchmarks/bench_plaid.py``)."""
+    max(k, n_full_scores / 4) docs. On SciFact (MiniLM-ColBERT, nbits 4, k=10, 2 cores; exact
+    search 13.8 QPS) stanford's (1, 0.5, 256) gives top-10 overlap with exact search 0.899 at
+    665 QPS; (2, 0.45, 1536) 0.958 at 207; (4, 0.45, 2048) 0.961 at 161; (4, 0.45, 3072) 0.962 at
+    116; (4, 0.45, 4096) 0.963 at 96; exhaustive search over the decompressed vectors (the codec's
+    ceiling) 0.966. Stage 4 dominates the cost: it grows with n_full_scores
+    (``benchmarks/bench_plaid.py``)."""
     if k <= 10:
-        return {"n_probe": 2, "centroid_score_threshold": 0.45, "n_full_scores": 1536}
+        return {"n_probe": 4, "centroid_score_threshold": 0.45, "n_full_scores": 3072}
     if k <= 100:
         return {"n_probe": 4, "centroid_score_threshold": 0.4, "n_full_scores": 8192}
     return {"n_probe": 8, "centroid_score_threshold": 0.4, "n_full_scores": max(8192, 4 * k)}
@@ -120,6 +123,8 @@ class ResidualCodec:
     weights: np.ndarray
     nbits: int
     centroids: np.ndarray = field(init=False, repr=False, compare=False)
+    # [256, 8 / nbits]: the residual values of the dimensions one packed byte holds
+    byte_table: np.ndarray = field(init=False, repr=False, compare=False)
     _table: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +139,7 @@ class ResidualCodec:
         shifts = self.nbits * (per - 1 - np.arange(per))
         buckets = (np.arange(256)[:, None] >> shifts) & ((1 << self.nbits) - 1)
         table = np.asarray(self.weights, np.float32)[buckets]  # [256, per]
+        object.__setattr__(self, "byte_table", np.ascontiguousarray(table))
         if self.packed_width % 2 == 0:
             table = np.concatenate([np.tile(table, (256, 1)), np.repeat(table, 256, axis=0)], axis=1)
         object.__setattr__(self, "_table", np.ascontiguousarray(table))
@@ -808,7 +814,7 @@ class PlaidIndex:
                 raise InputError(
                     f"dtype/shape {arr.dtype.str} {list(arr.shape)} differ from manifest", file=str(fpath)
                 )
-            arrays[name] = arr
+            arrays[name] = np.asarray(arr)  # a plain view of the map: memmap slicing is slow
         expected = {
             "centroid_codes": ((k, dim), np.int8),
             "centroid_scales": ((k,), np.float32),
@@ -901,29 +907,14 @@ class PlaidIndex:
         vectors = self.codec.decompress(self.arrays["codes"][pos], self.arrays["residuals"][pos])
         return TokenEmbeddings(vectors, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
-    def _approx_scores(
-        self, scores_t: np.ndarray, docs: np.ndarray, keep: np.ndarray | None, max_block: int
-    ) -> np.ndarray:
+    def _approx_scores(self, scores_t: np.ndarray, docs: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
         """sum_q max_{c in C(d), keep[c]} S[c, q] for each doc d (PLAID centroid interaction), where
         C(d) is d's set of centroids and S = ``scores_t`` [K, Lq]; a doc with no kept centroid
         scores -inf (every query token then lacks one: a kept centroid scores for all of them)."""
-        dc_offsets = self.arrays["doc_centroid_offsets"]
-        out = np.full(len(docs), -np.inf, np.float32)
-        per_doc = dc_offsets[docs + 1] - dc_offsets[docs]
-        # chunk docs so each [pairs, n_query_tokens] block stays under max_block bytes
-        bounds = np.concatenate([[0], np.cumsum(per_doc)])
-        for a, b in _doc_chunks(bounds, max(1, max_block // (4 * scores_t.shape[1]))):
-            pos, lengths = _csr_positions(dc_offsets, docs[a:b])
-            cents = self.arrays["doc_centroids"][pos]
-            if keep is not None:  # drop the pruned pairs before gathering their score rows
-                kept = keep[cents]
-                cents = cents[kept]
-                lengths = np.bincount(np.repeat(np.arange(b - a), lengths)[kept], minlength=b - a)
-            has = lengths > 0
-            if not has.any():
-                continue
-            starts = (np.cumsum(lengths) - lengths)[has]
-            out[a:b][has] = np.maximum.reduceat(scores_t[cents], starts, axis=0).sum(axis=1)
+        out = np.empty(len(docs), np.float32)
+        keep = np.ones(len(scores_t), bool) if keep is None else keep
+        a = self.arrays
+        centroid_interaction(scores_t, keep, a["doc_centroid_offsets"], a["doc_centroids"], docs, out)
         return out
 
     def _candidates(
@@ -933,7 +924,6 @@ class PlaidIndex:
         threshold: float | None,
         n_full_scores: int,
         n_keep: int,
-        max_block_bytes: int,
     ) -> np.ndarray:
         """Stages 2-3 for one query (``scores_t`` [K, Lq], ``probe`` [Lq, n_probe]): sorted doc ids."""
         pos, _ = _csr_positions(self.arrays["ivf_offsets"], np.unique(probe))
@@ -941,30 +931,34 @@ class PlaidIndex:
         # each cut is skipped when it would keep every candidate anyway
         if threshold is not None and len(cand) > n_full_scores:
             keep = scores_t.max(axis=1) >= threshold
-            cand = cand[_top(self._approx_scores(scores_t, cand, keep, max_block_bytes), n_full_scores)]
+            cand = cand[_top(self._approx_scores(scores_t, cand, keep), n_full_scores)]
         if len(cand) > n_keep:
-            cand = cand[_top(self._approx_scores(scores_t, cand, None, max_block_bytes), n_keep)]
+            cand = cand[_top(self._approx_scores(scores_t, cand, None), n_keep)]
         return np.sort(cand)  # _top breaks score ties by the lower position, i.e. the lower doc id
 
     def _maxsim(
         self, q: np.ndarray, scores_t: np.ndarray, docs: np.ndarray, max_block_bytes: int
     ) -> np.ndarray:
-        """Stage 4: exact MaxSim of one query [Lq, dim] with each doc of ``docs`` (non-empty) over the
+        """Stage 4: exact MaxSim of one query [Lq, dim] with each doc of ``docs`` over the
         decompressed (normalised) vectors, float32: sum_i max_j q_i . d_j, computed without
         materialising d_j = (c_j + r_j) / |c_j + r_j| as q_i . d_j = (S[c_j, i] + q_i . r_j) * inv_j,
         with ``scores_t`` = S [K, Lq] from stage 1 and inv_j = ``token_inverse_norms`` (decompressed
-        once, at the first search). Docs go in chunks of at most ``max_block_bytes``."""
-        offsets, inv = self.arrays["doc_offsets"], self.token_inverse_norms()
-        lengths = offsets[docs + 1] - offsets[docs]
-        out = np.empty(len(docs), np.float32)
-        bounds = np.concatenate([[0], np.cumsum(lengths)])
-        for a, b in _doc_chunks(bounds, max(1, max_block_bytes // (4 * (self.dim + 2 * len(q))))):
-            pos, _ = _csr_positions(offsets, docs[a:b])
-            # [tokens, Lq]: r @ q.T is ~2x faster in BLAS than q @ r.T for this shape
-            sim = self.codec.residuals(self.arrays["residuals"][pos]) @ q.T
-            sim += np.take(scores_t, np.asarray(self.arrays["codes"][pos]), axis=0)
-            sim *= inv[pos][:, None]
-            out[a:b] = np.maximum.reduceat(sim, bounds[a:b] - bounds[a], axis=0).sum(axis=1)
+        once, at the first search). The residuals of whole docs are unpacked into blocks of at most
+        ``max_block_bytes`` (and 1024 tokens: larger blocks gain nothing) and scored by BLAS."""
+        a, out = self.arrays, np.empty(len(docs), np.float32)
+        block_tokens = max(1, min(1024, max_block_bytes // (4 * (self.dim + len(q)))))
+        decompressed_maxsim(
+            np.ascontiguousarray(q.T),
+            scores_t,
+            a["codes"],
+            a["residuals"],
+            self.codec.byte_table,
+            self.token_inverse_norms(),
+            a["doc_offsets"],
+            docs,
+            block_tokens,
+            out,
+        )
         return out
 
     def token_inverse_norms(self) -> np.ndarray:
@@ -997,10 +991,10 @@ class PlaidIndex:
         re-score those without pruning and keep the top max(k, n_full_scores // 4) (stanford
         ColBERT's two steps); (4) exact float32 MaxSim over their decompressed vectors (``_maxsim``).
         Knobs left at None / "default" come from ``default_search_settings(k)``. Queries run in
-        batches of ``batch_size``, stages 2-4 of a batch's queries on ``threads`` threads (default:
-        one per CPU); results do not depend on either. ``max_block_bytes`` bounds each stage-3 score
-        block and stage-4 similarity block (a single doc may exceed it). A document with no tokens
-        is in no IVF cell and is never returned.
+        batches of ``batch_size`` (the progress bar's step), one query per thread on ``threads``
+        threads (default: one per CPU) with single-threaded BLAS; results do not depend on either.
+        ``max_block_bytes`` bounds each stage-4 similarity block (a single doc may exceed it).
+        A document with no tokens is in no IVF cell and is never returned.
         """
         if queries.dim != self.dim:
             raise InputError(f"query dim {queries.dim} != index dim {self.dim}", field="queries")
@@ -1016,11 +1010,13 @@ class PlaidIndex:
         n_probe = min(n_probe, len(self.codec.centroids))
         n_keep = max(k, n_full_scores // 4)
 
-        def one(q: np.ndarray, scores: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def one(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if len(q) == 0:  # an empty query matches nothing
                 return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            scores = q @ self.codec.centroids.T  # [Lq, K]
+            probe = _top_columns(scores, n_probe)
             scores_t = np.ascontiguousarray(scores.T)  # [K, Lq]: a contiguous row per centroid
-            cand = self._candidates(scores_t, probe, threshold, n_full_scores, n_keep, max_block_bytes)
+            cand = self._candidates(scores_t, probe, threshold, n_full_scores, n_keep)
             exact = self._maxsim(q, scores_t, cand, max_block_bytes)
             top = _top(exact, k)
             return exact[top], cand[top]
@@ -1029,16 +1025,17 @@ class PlaidIndex:
         self.token_inverse_norms()  # derived once, before the threads start
         bar = tqdm(total=nq, desc="plaid search", unit="query", disable=not show_progress)
         n_threads = max(1, threads or os.cpu_count() or 1)
-        with ThreadPoolExecutor(n_threads) as pool:
-            run = pool.map if n_threads > 1 else map  # numpy releases the GIL in the heavy steps
+        # one BLAS thread per query thread: BLAS's own threads would fight ours for the cores (2x
+        # slower on 2 cores), and single-threaded BLAS rounds the same way whatever ``threads`` is
+        with ThreadPoolExecutor(n_threads) as pool, threadpool_limits(1, user_api="blas"):
+            run = pool.map if n_threads > 1 else map  # the kernels and BLAS release the GIL
             for b0 in range(0, nq, batch_size):
                 b1 = min(b0 + batch_size, nq)
-                qvecs = np.ascontiguousarray(queries.vectors[qoff[b0] : qoff[b1]], np.float32)
-                scores = qvecs @ self.codec.centroids.T  # [query tokens of the batch, K]
-                probe = _top_columns(scores, n_probe)
-                spans = [(qoff[i] - qoff[b0], qoff[i + 1] - qoff[b0]) for i in range(b0, b1)]
-                jobs = [(qvecs[lo:hi], scores[lo:hi], probe[lo:hi]) for lo, hi in spans]
-                for qi, (s, i) in enumerate(run(lambda job: one(*job), jobs), start=b0):
+                jobs = [
+                    np.ascontiguousarray(queries.vectors[qoff[i] : qoff[i + 1]], np.float32)
+                    for i in range(b0, b1)
+                ]
+                for qi, (s, i) in enumerate(run(one, jobs), start=b0):
                     out_scores[qi, : len(s)], out_ids[qi, : len(i)] = s, i
                 bar.update(b1 - b0)
         bar.close()

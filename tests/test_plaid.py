@@ -383,7 +383,7 @@ def test_centroid_interaction_matches_token_level_reference(
     scores_t = np.ascontiguousarray((q @ index.codec.centroids.T).T)  # [K, Lq]
     keep = None if threshold is None else scores_t.max(axis=1) >= threshold
     docs = np.arange(0, index.n_docs, 7)
-    got = index._approx_scores(scores_t, docs, keep, max_block=1 << 12)
+    got = index._approx_scores(scores_t, docs, keep)
     a = index.arrays
     ref = []
     for d in docs:
@@ -397,13 +397,17 @@ def test_centroid_interaction_matches_token_level_reference(
         assert np.isneginf(got).any() and np.isfinite(got).any()  # the pruning really bites here
 
 
+@pytest.mark.parametrize("nbits", [1, 2, 4])
 def test_exhaustive_search_equals_exact_over_decompressed(
-    index: PlaidIndex, queries: TokenEmbeddings
+    tmp_path: Path, corpus: TokenEmbeddings, index: PlaidIndex, queries: TokenEmbeddings, nbits: int
 ) -> None:
     """With every cell probed, no pruning and no candidate cut, PLAID must return exact MaxSim over
-    the decompressed vectors. Stage 4 computes q . d as (q . c + q . r) / |c + r| in float32, the
-    reference q . ((c + r) / |c + r|) in float64: scores agree to float32 rounding (atol 1e-5 on
-    sums of ~12 cosines); the seeded data has no near-ties, so the ids must be equal."""
+    the decompressed vectors. Stage 4 (compiled kernel) computes q . d as (q . c + q . r) / |c + r|
+    in float32, the reference (``exact_search`` over ``decompress_docs``, numpy) q . ((c + r) /
+    |c + r|) in float64: scores agree to float32 rounding (atol 1e-5 on sums of ~12 cosines); the
+    seeded data has no near-ties, so the ids must be equal. Each nbits unpacks bytes differently."""
+    if nbits != 4:  # the module index is nbits 4
+        index = build_index([corpus], tmp_path / "idx", nbits=nbits, show_progress=False)
     s, i = index.search(
         queries, 10, n_probe=10**6, centroid_score_threshold=None, n_full_scores=10**6, show_progress=False
     )
