@@ -353,8 +353,9 @@ def encode_to_shards(
     return [_ShardFiles.of(out_dir, i).sidecar for i in indices]
 
 
-def _load_entry(folder: Path, key: str, n_texts: int, shard_size: int) -> TokenEmbeddings:
-    """Concatenate the (already verified) shards into one in-memory pack; shapes are rechecked, not hashes."""
+def _entry_shards(folder: Path, key: str, n_texts: int, shard_size: int) -> list[TokenEmbeddings]:
+    """The (already verified) shards of an entry, memory-mapped, in text order, all of one dim;
+    shapes are rechecked, not hashes."""
     n_shards = -(-n_texts // shard_size)
     parts = []
     for i in range(n_shards):
@@ -363,23 +364,39 @@ def _load_entry(folder: Path, key: str, n_texts: int, shard_size: int) -> TokenE
             parts.append(_open_shard(_ShardFiles.of(folder, i), key=key, index=i, check_sha=False, **span))
         except _BadShard as exc:  # changed under our feet between verify and load
             raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
-    if not parts:
-        return TokenEmbeddings.from_list([])
     # A shard of zero-token texts may come back as [0, 0]; only shards with rows fix the dim.
-    dims = {v.shape[1] for v, _ in parts if len(v)} or {max(v.shape[1] for v, _ in parts)}
+    dims = {v.shape[1] for v, _ in parts if len(v)} or {max((v.shape[1] for v, _ in parts), default=0)}
     if len(dims) > 1:
         raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
-    total = sum(len(v) for v, _ in parts)
-    vectors = np.empty((total, dims.pop()), np.float32)
-    offsets = np.empty(n_texts + 1, np.int64)
-    offsets[0] = row = text = 0
-    for shard_vectors, shard_offsets in parts:
-        if len(shard_vectors):
-            vectors[row : row + len(shard_vectors)] = shard_vectors
-        offsets[text + 1 : text + len(shard_offsets)] = shard_offsets[1:] + row
-        row += len(shard_vectors)
-        text += len(shard_offsets) - 1
-    return TokenEmbeddings(vectors, offsets)
+    dim = dims.pop()
+    return [TokenEmbeddings(v if len(v) else np.zeros((0, dim), np.float32), o) for v, o in parts]
+
+
+def _ensure_entry(
+    encoder: Encoder,
+    texts: Sequence[str],
+    is_query: bool,
+    cache_dir: Path,
+    batch_size: int,
+    shard_size: int,
+    show_progress: bool,
+) -> list[TokenEmbeddings]:
+    """Encode whatever the entry of ``texts`` under ``cache_dir`` lacks; return its shards."""
+    key = cache_key(encoder, texts, is_query=is_query)
+    folder = Path(cache_dir) / key
+    # An existing entry keeps its layout; a new or unreadable one (rewritten below) takes ours.
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        shard_size = max(1, int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"]))
+    encode_to_shards(
+        encoder,
+        texts,
+        is_query=is_query,
+        out_dir=folder,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
+    return _entry_shards(folder, key, len(texts), shard_size)
 
 
 def encode_cached(
@@ -401,21 +418,35 @@ def encode_cached(
     """
     if cache_dir is None:
         return encoder.encode(texts, is_query=is_query, batch_size=batch_size, show_progress=show_progress)
-    key = cache_key(encoder, texts, is_query=is_query)
-    folder = Path(cache_dir) / key
-    # An existing entry keeps its layout; a new or unreadable one (rewritten below) takes ours.
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        shard_size = max(1, int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"]))
-    encode_to_shards(
-        encoder,
-        texts,
-        is_query=is_query,
-        out_dir=folder,
-        shard_size=shard_size,
-        batch_size=batch_size,
-        show_progress=show_progress,
-    )
-    return _load_entry(folder, key, len(texts), shard_size)
+    shards = _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
+    if not shards:
+        return TokenEmbeddings.from_list([])
+    vectors = np.empty((sum(len(p.vectors) for p in shards), shards[0].dim), np.float32)
+    offsets = np.empty(len(texts) + 1, np.int64)
+    offsets[0] = row = text = 0
+    for part in shards:
+        if len(part.vectors):
+            vectors[row : row + len(part.vectors)] = part.vectors
+        offsets[text + 1 : text + len(part) + 1] = part.offsets[1:] + row
+        row += len(part.vectors)
+        text += len(part)
+    return TokenEmbeddings(vectors, offsets)
+
+
+def encode_cached_shards(
+    encoder: Encoder,
+    texts: Sequence[str],
+    *,
+    is_query: bool,
+    cache_dir: Path,
+    batch_size: int = 32,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    show_progress: bool = True,
+) -> list[TokenEmbeddings]:
+    """``encode_cached`` for consumers that stream: the entry's shards, memory-mapped, one
+    TokenEmbeddings per shard (offsets local to it) in text order, instead of one in-memory pack.
+    Resident memory is then what the consumer touches (``harness.plaid.build_index`` bounds it)."""
+    return _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
 
 
 # ---------------------------------------------------------------------------------------- utilities

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness import __version__
 from harness import metrics as metrics_mod
-from harness.cache import cache_key, encode_cached
+from harness.cache import cache_key, encode_cached, encode_cached_shards
 from harness.encode import Encoder, load_encoder
 from harness.results import Result, SubsetScores, load_result, result_filename, save_result
 from harness.retrieve import bm25_search, exact_search, rerank, to_run
@@ -289,7 +289,18 @@ def _retrieve(
         return to_run(query_ids, doc_ids, scores, indices)
 
     t0 = time.perf_counter()
-    docs = _encode(encoder, doc_texts, False, settings)
+    docs: TokenEmbeddings | list[TokenEmbeddings]
+    if retrieval["method"] == "plaid" and settings.cache_dir:  # stream the cache's shards into the build
+        docs = encode_cached_shards(
+            encoder,
+            doc_texts,
+            is_query=False,
+            cache_dir=settings.cache_dir,
+            batch_size=settings.batch_size,
+            show_progress=settings.show_progress,
+        )
+    else:
+        docs = _encode(encoder, doc_texts, False, settings)
     t1 = time.perf_counter()
     queries = _encode(encoder, query_texts, True, settings)
     t2 = time.perf_counter()
@@ -308,7 +319,7 @@ def _retrieve(
 
 def _search(
     queries: TokenEmbeddings,
-    docs: TokenEmbeddings,
+    docs: TokenEmbeddings | list[TokenEmbeddings],
     k: int,
     dataset: Dataset,
     retrieval: dict[str, Any],
@@ -318,10 +329,14 @@ def _search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (scores, doc indices) per query; adds index-build and search seconds to ``timings``.
 
-    A PLAID index lives in ``plaid_dir`` (reused when it opens cleanly) or in a temp folder.
+    ``docs`` is one in-memory pack, or (PLAID only) the cache's shards in doc order. A PLAID index
+    lives in ``plaid_dir`` (reused when it opens cleanly) or in a temp folder.
     """
     t0 = time.perf_counter()
     method = retrieval["method"]
+    shards = docs if isinstance(docs, list) else [docs]
+    if method != "plaid":
+        assert isinstance(docs, TokenEmbeddings), "only PLAID streams shards"
     if method == "exact":
         out = exact_search(queries, docs, k, show_progress=settings.show_progress, **_scoring(retrieval))
     elif method == "rerank":
@@ -331,7 +346,9 @@ def _search(
     else:
         with contextlib.ExitStack() as stack:
             index_dir = plaid_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plaid-")))
-            index = _open_or_build_plaid(docs, retrieval["nbits"], index_dir, settings.show_progress)
+            index = _open_or_build_plaid(
+                shards, len(dataset.corpus), retrieval["nbits"], index_dir, settings.show_progress
+            )
             t1 = time.perf_counter()
             timings["index_s"] += t1 - t0
             stats = index.stats()
@@ -350,18 +367,21 @@ def _scoring(retrieval: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _open_or_build_plaid(docs: TokenEmbeddings, nbits: int, index_dir: Path, show_progress: bool) -> Any:
-    """The PLAID index in ``index_dir`` if it opens and verifies, else a fresh build there."""
+def _open_or_build_plaid(
+    shards: list[TokenEmbeddings], n_docs: int, nbits: int, index_dir: Path, show_progress: bool
+) -> Any:
+    """The PLAID index in ``index_dir`` if it opens and verifies, else a fresh build from ``shards``
+    (``n_docs`` docs in all) there."""
     from harness.plaid import PlaidIndex, build_index
 
     if (index_dir / "manifest.json").exists():
         try:
             index = PlaidIndex.open(index_dir)
-            if index.n_docs == len(docs) and index.nbits == nbits:
+            if index.n_docs == n_docs and index.nbits == nbits:
                 return index
         except InputError as exc:
             logger.warning("rebuilding the PLAID index: %s", exc)
-    return build_index([docs], index_dir, nbits=nbits, overwrite=True, show_progress=show_progress)
+    return build_index(shards, index_dir, nbits=nbits, overwrite=True, show_progress=show_progress)
 
 
 def _first_stage(source: str, dataset: Dataset, settings: EvalSettings, depth: int) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ from harness.cache import (
     cache_key,
     clear_cache,
     encode_cached,
+    encode_cached_shards,
     encode_to_shards,
 )
 from harness.types import InputError, TokenEmbeddings
@@ -391,3 +392,15 @@ def test_cached_equals_direct_for_any_texts(tmp_path_factory, texts, shard_size,
         assert len(got) == len(texts)
         if texts:
             assert_same(got, reference)
+    # the streaming view of the same entry: its shards, in order, one dim, no encoding
+    enc = FakeEncoder()
+    shards = encode_cached_shards(
+        enc, texts, is_query=is_query, cache_dir=cache_dir, shard_size=shard_size, show_progress=False
+    )
+    assert enc.calls == []
+    assert [len(p) for p in shards] == [
+        len(texts[i : i + shard_size]) for i in range(0, len(texts), shard_size)
+    ]
+    if texts:
+        assert {p.dim for p in shards} == {reference.dim}
+        assert_same(TokenEmbeddings.concat(shards), reference)

@@ -252,6 +252,12 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path):
     assert (index_dir / "manifest.json").stat().st_mtime_ns == manifest_time  # reused, not rebuilt
     assert again.subsets[0].trec == plaid.subsets[0].trec
     assert plaid.retrieval["index"]["disk_bytes"] > 0 and plaid.timings["index_s"] > 0
+    # with a cache the build streams the cache's memory-mapped shards; without, the in-memory pack:
+    # the same embeddings and seed make the same index, so the same numbers (tolerance 0)
+    [in_memory] = evaluate(
+        str(bert_checkpoint), ["mini"], index="plaid", plaid_nbits=4, **(kwargs | {"cache_dir": None})
+    )
+    assert in_memory.subsets[0].trec == plaid.subsets[0].trec
     # a compressed index of a tiny random model: close to exact, not equal (the quality bar is in test_plaid)
     assert abs(plaid.main_score - exact.main_score) < 0.15
 
