@@ -12,6 +12,11 @@ from harness.types import HarnessError
 DEFAULT_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
 
 
+def _threshold(value: str) -> float | None | str:
+    """--centroid-score-threshold: a float, 'none' (no pruning) or 'default' (by --k)."""
+    return value if value == "default" else None if value.lower() == "none" else float(value)
+
+
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model on tasks and write one results file per task")
     p.add_argument(
@@ -41,6 +46,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--index", choices=["exact", "plaid"], default="exact")
     p.add_argument("--nbits", type=int, choices=[1, 2, 4], default=4, help="PLAID residual bits")
+    p.add_argument("--n-probe", type=int, help="PLAID: centroids probed per query token (default by --k)")
+    p.add_argument(
+        "--centroid-score-threshold",
+        type=_threshold,
+        default="default",
+        help="PLAID: prune centroids scoring below this in stage 3 ('none': no pruning; default by --k)",
+    )
+    p.add_argument("--n-full-scores", type=int, help="PLAID: stage-3 candidates kept (default by --k)")
     p.add_argument("--first-stage", help="rerank mode: 'bm25', a TREC run file, or a dense model")
     p.add_argument("--rerank-depth", type=int, default=100)
     p.add_argument("--k", type=int, help="ranking depth (default 100 for card tasks, 1000 for trec)")
@@ -68,6 +81,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         index=args.index,
         plaid_nbits=args.nbits,
+        plaid_n_probe=args.n_probe,
+        plaid_centroid_score_threshold=args.centroid_score_threshold,
+        plaid_n_full_scores=args.n_full_scores,
         first_stage=args.first_stage,
         rerank_depth=args.rerank_depth,
         k=args.k,

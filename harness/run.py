@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -64,6 +64,10 @@ class EvalSettings:
     first_stage: str | None = None
     rerank_depth: int = 100
     plaid_nbits: int = 4
+    # PLAID search knobs; None: ``harness.plaid.default_search_settings(k)``
+    plaid_n_probe: int | None = None
+    plaid_centroid_score_threshold: float | None | Literal["default"] = "default"
+    plaid_n_full_scores: int | None = None
     k: int | None = None
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     overwrite: bool = False
@@ -79,6 +83,9 @@ class EvalSettings:
             raise HarnessError(f"--index must be exact or plaid, got {self.index!r}")
         if self.plaid_nbits not in (1, 2, 4):
             raise HarnessError(f"--nbits must be 1, 2 or 4, got {self.plaid_nbits}")
+        for flag, value in (("--n-probe", self.plaid_n_probe), ("--n-full-scores", self.plaid_n_full_scores)):
+            if value is not None and value < 1:
+                raise HarnessError(f"{flag} must be >= 1, got {value}")
 
 
 def evaluate(
@@ -141,7 +148,18 @@ def _retrieval_settings(encoder: Encoder | None, task: Task, settings: EvalSetti
     if settings.first_stage:
         out.update(method="rerank", first_stage=settings.first_stage, rerank_depth=settings.rerank_depth)
     elif settings.index == "plaid":
-        out["nbits"] = settings.plaid_nbits
+        from harness.plaid import default_search_settings  # numba loads only when PLAID is used
+
+        given = {
+            "n_probe": settings.plaid_n_probe,
+            "centroid_score_threshold": settings.plaid_centroid_score_threshold,
+            "n_full_scores": settings.plaid_n_full_scores,
+        }
+        search = default_search_settings(depth)
+        search |= {key: v for key, v in given.items() if v is not None and v != "default"}
+        if settings.plaid_centroid_score_threshold is None:  # explicitly no pruning
+            search["centroid_score_threshold"] = None
+        out.update(nbits=settings.plaid_nbits, search=search)
     return out
 
 
@@ -353,7 +371,7 @@ def _search(
             timings["index_s"] += t1 - t0
             stats = index.stats()
             retrieval["index"] = {k: stats[k] for k in ("disk_bytes", "bytes_per_token_total", "n_centroids")}
-            out = index.search(queries, k=k, show_progress=settings.show_progress)
+            out = index.search(queries, k=k, show_progress=settings.show_progress, **retrieval["search"])
             t0 = t1
     timings["retrieve_s"] += time.perf_counter() - t0
     return out

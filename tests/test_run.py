@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.plaid import PlaidIndex, default_search_settings
 from harness.results import load_result
 from harness.run import evaluate
 from harness.types import InputError
@@ -239,7 +240,7 @@ def test_rerank_over_exact_candidates_equals_exact(bert_checkpoint, tmp_path):
 
 
 @needs_scifact
-def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path):
+def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path, monkeypatch):
     _small_beir(tmp_path / "data" / "mini", n_docs=200, n_queries=8)
     kwargs = dict(
         data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", output_dir=None, show_progress=False
@@ -258,6 +259,28 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path):
         str(bert_checkpoint), ["mini"], index="plaid", plaid_nbits=4, **(kwargs | {"cache_dir": None})
     )
     assert in_memory.subsets[0].trec == plaid.subsets[0].trec
+    # the search knobs are recorded: defaults for the ranking depth, or the caller's; they do not
+    # touch the index
+    assert plaid.retrieval["search"] == default_search_settings(plaid.retrieval["k"])
+    knobs = {"n_probe": 1, "centroid_score_threshold": None, "n_full_scores": 16}
+    seen: list[dict] = []
+    search = PlaidIndex.search
+    monkeypatch.setattr(
+        PlaidIndex, "search", lambda self, *a, **kw: seen.append(kw) or search(self, *a, **kw)
+    )
+    [narrow] = evaluate(
+        str(bert_checkpoint),
+        ["mini"],
+        index="plaid",
+        plaid_nbits=4,
+        plaid_n_probe=1,
+        plaid_centroid_score_threshold=None,
+        plaid_n_full_scores=16,
+        **kwargs,
+    )
+    assert narrow.retrieval["search"] == knobs
+    assert [{key: kw[key] for key in knobs} for kw in seen] == [knobs]  # what the index searched with
+    assert (index_dir / "manifest.json").stat().st_mtime_ns == manifest_time
     # a compressed index of a tiny random model: close to exact, not equal (the quality bar is in test_plaid)
     assert abs(plaid.main_score - exact.main_score) < 0.15
 
