@@ -370,7 +370,11 @@ def _search(
             t1 = time.perf_counter()
             timings["index_s"] += t1 - t0
             stats = index.stats()
-            retrieval["index"] = {k: stats[k] for k in ("disk_bytes", "bytes_per_token_total", "n_centroids")}
+            # one entry per subset: a multi-corpus task (CQADupStack) builds one index per forum
+            retrieval.setdefault("index", {})[dataset.name] = {
+                key: stats[key]
+                for key in ("disk_bytes", "bytes_per_token_total", "n_centroids", "build_seconds")
+            }
             out = index.search(queries, k=k, show_progress=settings.show_progress, **retrieval["search"])
             t0 = t1
     timings["retrieve_s"] += time.perf_counter() - t0
