@@ -25,6 +25,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help=f"local folder, Hugging Face id or 'bm25' (default {DEFAULT_MODEL})",
     )
     p.add_argument("--model-name", help="model id stored in the results (default: folder name or Hub id)")
+    p.add_argument("--document-length", type=int, help="ColBERT: max document tokens (default: checkpoint's)")
+    p.add_argument("--query-length", type=int, help="ColBERT: query tokens (default: checkpoint's)")
     p.add_argument(
         "--tasks",
         nargs="+",
@@ -93,6 +95,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,
         model_name=args.model_name,
+        document_length=args.document_length,
+        query_length=args.query_length,
     )
     results = evaluate(args.model, args.tasks, settings)
     if args.quiet:

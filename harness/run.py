@@ -75,6 +75,10 @@ class EvalSettings:
     show_progress: bool = True
     trust_remote_code: bool = False
     model_name: str | None = None  # id stored in results (default: folder name or Hub id)
+    # ColBERT token limits replacing the checkpoint's (PyLate's constructor arguments); e.g.
+    # LongEmbed's long-context rows are run with document_length 4096 or 32768
+    document_length: int | None = None
+    query_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.scoring not in (None, "masked", "pylate"):
@@ -125,13 +129,17 @@ def _load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         return model
     if model.lower() == BM25_MODEL_ID:
         return None
-    name = {"name": settings.model_name} if settings.model_name else {}
+    overrides = {
+        "name": settings.model_name,
+        "document_length": settings.document_length,
+        "query_length": settings.query_length,
+    }
     return load_encoder(
         model,
         device=settings.device,
         dtype=settings.dtype,
         trust_remote_code=settings.trust_remote_code,
-        **name,
+        **{key: value for key, value in overrides.items() if value is not None},
     )
 
 

@@ -163,6 +163,25 @@ def test_rerun_reuses_results_and_cache(bert_checkpoint, tmp_path):
     assert forced.subsets[0].trec == first.subsets[0].trec
 
 
+@needs_scifact
+def test_token_length_flags_reach_the_encoder_and_the_record(bert_checkpoint, minilm_dense_model, tmp_path):
+    """--document-length / --query-length replace the checkpoint's limits (PyLate's constructor
+    arguments): recorded in the model settings, a new cache entry and, for a document limit shorter
+    than the texts, different numbers. A dense model has no such limit: a clear error."""
+    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    kwargs = dict(
+        data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
+    )
+    [default] = evaluate(str(bert_checkpoint), ["mini"], **kwargs)
+    [short] = evaluate(str(bert_checkpoint), ["mini"], document_length=8, query_length=12, **kwargs)
+    assert default.model["settings"]["document_length"] != 8
+    assert (short.model["settings"]["document_length"], short.model["settings"]["query_length"]) == (8, 12)
+    assert short.subsets[0].trec != default.subsets[0].trec
+    assert len(list((tmp_path / "cache").iterdir())) == 4  # docs and queries, twice
+    with pytest.raises(InputError, match="unknown override"):
+        evaluate(str(minilm_dense_model), ["mini"], document_length=8, **kwargs)
+
+
 def test_failed_run_writes_nothing(bert_checkpoint, tmp_path):
     data = tmp_path / "data" / "broken"
     (data / "qrels").mkdir(parents=True)
