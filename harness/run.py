@@ -287,13 +287,12 @@ def score_run(dataset: Dataset, run: Run, task: Task, depth: int) -> SubsetScore
 
 def _encode(encoder: Encoder, texts: list[str], is_query: bool, settings: EvalSettings) -> TokenEmbeddings:
     return encode_cached(
-        encoder,
-        texts,
-        is_query=is_query,
-        cache_dir=settings.cache_dir,
-        batch_size=settings.batch_size,
-        show_progress=settings.show_progress,
+        encoder, texts, is_query=is_query, cache_dir=settings.cache_dir, **_encode_args(settings)
     )
+
+
+def _encode_args(settings: EvalSettings) -> dict[str, Any]:
+    return {"batch_size": settings.batch_size, "show_progress": settings.show_progress}
 
 
 def _retrieve(
@@ -318,12 +317,7 @@ def _retrieve(
     docs: TokenEmbeddings | list[TokenEmbeddings]
     if retrieval["method"] == "plaid" and settings.cache_dir:  # stream the cache's shards into the build
         docs = encode_cached_shards(
-            encoder,
-            doc_texts,
-            is_query=False,
-            cache_dir=settings.cache_dir,
-            batch_size=settings.batch_size,
-            show_progress=settings.show_progress,
+            encoder, doc_texts, is_query=False, cache_dir=settings.cache_dir, **_encode_args(settings)
         )
     else:
         docs = _encode(encoder, doc_texts, False, settings)
