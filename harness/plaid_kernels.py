@@ -1,4 +1,5 @@
-"""Compiled (numba) inner loops of PLAID search stages 3 and 4 (``harness.plaid``).
+"""Compiled (numba) inner loops of ``harness.plaid``: PLAID search stages 3 and 4, and the build's
+nearest-centroid screen, residual packing and k-means sums.
 
 Stage 3 walks each candidate doc's centroid list with O(query tokens) scratch; stage 4 unpacks the
 residuals of whole docs into a cache-sized block, scores it with one BLAS matmul and takes each
@@ -122,3 +123,99 @@ def decompressed_maxsim(
                 total += best[i]
             out[x] = total
         n = m
+
+
+_SCREEN_BLOCK = 128  # targets per block of the screen's max pass
+
+
+@njit(**_JIT)
+def _order_key(bits: np.int16) -> np.int16:
+    """bf16 bit pattern -> int16 that sorts like the float value (and back: an involution)."""
+    return bits ^ ((bits >> 15) & np.int16(0x7FFF))
+
+
+@njit(**_JIT)
+def _bf16_value(bits: np.int16, word: np.ndarray) -> float:
+    """The float value of bf16 bits (``word``: 1-element uint32 scratch)."""
+    word[0] = np.uint32(np.uint16(bits)) << np.uint32(16)
+    return np.float64(word.view(np.float32)[0])
+
+
+@njit(**_JIT)
+def refine_screened_argmax(
+    screen: np.ndarray,
+    points: np.ndarray,
+    targets: np.ndarray,
+    margin: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[r] = argmax_j sum_i points[r, i] * targets[j, i], summed in float64 (the first j on ties),
+    over the j whose screen score is at least (the row's best screen score - margin[r]).
+
+    ``screen`` [rows, K] int16: bf16 bit patterns of approximate scores. The caller guarantees that
+    every screen score is within margin[r] / 2 of the exact one, so the exact argmax is never ruled
+    out. The screen's max is taken per block of targets on int16 order keys (vectorised); only the
+    blocks whose max reaches the threshold are read again."""
+    rows, k = screen.shape
+    n_full = k // _SCREEN_BLOCK
+    block_max = np.empty(n_full + 1, np.int16)
+    word = np.empty(1, np.uint32)
+    for r in range(rows):
+        for b in range(n_full):  # a constant trip count: LLVM vectorises this loop
+            m = np.int16(-32768)
+            for j in range(b * _SCREEN_BLOCK, (b + 1) * _SCREEN_BLOCK):
+                m = max(m, _order_key(screen[r, j]))
+            block_max[b] = m
+        m = np.int16(-32768)
+        for j in range(n_full * _SCREEN_BLOCK, k):
+            m = max(m, _order_key(screen[r, j]))
+        block_max[n_full] = m
+        threshold = _bf16_value(_order_key(block_max.max()), word) - margin[r]
+        best, arg = -np.inf, 0
+        for b in range(n_full + 1):
+            if _bf16_value(_order_key(block_max[b]), word) < threshold:
+                continue
+            for j in range(b * _SCREEN_BLOCK, min(k, (b + 1) * _SCREEN_BLOCK)):
+                if _bf16_value(screen[r, j], word) >= threshold:
+                    s = 0.0
+                    for i in range(points.shape[1]):
+                        s += np.float64(points[r, i]) * np.float64(targets[j, i])
+                    if s > best:
+                        best, arg = s, j
+        out[r] = arg
+
+
+@njit(**_JIT)
+def pack_residuals(
+    vectors: np.ndarray,
+    codes: np.ndarray,
+    centroids: np.ndarray,
+    cutoffs: np.ndarray,
+    nbits: int,
+    out: np.ndarray,
+) -> None:
+    """out[t] = packed bucket ids of vectors[t] - centroids[codes[t]] (float32), first dimension in
+    the high bits; a residual's bucket is the number of cutoffs strictly below it
+    (``np.searchsorted(cutoffs, r, "left")``). ``out`` [n, dim * nbits / 8] uint8."""
+    per = 8 // nbits
+    for t in range(len(vectors)):
+        c = codes[t]
+        for b in range(out.shape[1]):
+            byte = 0
+            for j in range(per):
+                r = vectors[t, b * per + j] - centroids[c, b * per + j]
+                bucket = 0
+                for cut in cutoffs:
+                    bucket += cut < r
+                byte |= bucket << (nbits * (per - 1 - j))
+            out[t, b] = byte
+
+
+@njit(**_JIT)
+def cluster_sums(points: np.ndarray, assign: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
+    """sums[c] += points[i] (float64, in point order) and counts[c] += 1 for c = assign[i]."""
+    for i in range(len(points)):
+        c = assign[i]
+        counts[c] += 1
+        for d in range(points.shape[1]):
+            sums[c, d] += points[i, d]
