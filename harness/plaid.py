@@ -158,6 +158,7 @@ def nearest(
     t_err = _row_norms(rounded - targets).max(initial=0.0)
     rounding = dim * 2.0**-23 + 2.0**-8
     rows = max(1, min(_SCREEN_BYTES // (2 * k), max_memory_bytes // (6 * k)))
+    use_bf16 = _bf16_dot()
     out = np.empty(len(points), np.int64)
     block = np.ones((min(_POINT_BLOCK, len(points)), dim), np.float32)  # with a bias, the last column stays 1
     for i in range(0, len(points), _POINT_BLOCK):
@@ -169,7 +170,7 @@ def nearest(
         margin = 2 * bound * (1 + 1e-6) + 2.0**-100  # + flushed subnormals' share
         for a in range(0, len(p), rows):
             b = min(len(p), a + rows)
-            if _bf16_dot():
+            if use_bf16:
                 screen = p_bf16[a:b] @ targets_bf16.T
             else:
                 screen = torch.from_numpy(p[a:b] @ targets.T).to(torch.bfloat16)

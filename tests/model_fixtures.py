@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,6 +109,20 @@ def _byte_bpe_tokenizer(vocab_size: int):
 def _write_json(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+
+
+def _st_config(query_length: int, document_length: int, *, expansion: bool) -> dict[str, Any]:
+    """config_sentence_transformers.json's ColBERT part: PyLate's [Q]/[D] prefixes and punctuation
+    skiplist, the given lengths, query expansion on or off."""
+    return {
+        "query_prefix": "[Q] ",
+        "document_prefix": "[D] ",
+        "query_length": query_length,
+        "document_length": document_length,
+        "attend_to_expansion_tokens": False,
+        "skiplist_words": list(string.punctuation),
+        "do_query_expansion": expansion,
+    }
 
 
 def _write_colbert(
@@ -191,15 +206,7 @@ def build_ettin_like_checkpoint(dest_dir: str | Path, vocab_size: int = 4096, se
     ]
     for cfg in dense:
         cfg["activation_function"] = "torch.nn.modules.linear.Identity"
-    st_config = {
-        "query_prefix": "[Q] ",
-        "document_prefix": "[D] ",
-        "query_length": 48,
-        "document_length": 512,
-        "attend_to_expansion_tokens": False,
-        "skiplist_words": list(string.punctuation),
-        "do_query_expansion": False,
-    }
+    st_config = _st_config(48, 512, expansion=False)
     return _write_colbert(
         Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=True, max_seq_length=511
     )
@@ -230,15 +237,7 @@ def build_bert_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
             "use_residual": True,
         }
     ]
-    st_config = {
-        "query_prefix": "[Q] ",
-        "document_prefix": "[D] ",
-        "query_length": 24,
-        "document_length": 64,
-        "attend_to_expansion_tokens": False,
-        "skiplist_words": list(string.punctuation),
-        "do_query_expansion": True,
-    }
+    st_config = _st_config(24, 64, expansion=True)
     return _write_colbert(
         Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=True, max_seq_length=512
     )
@@ -267,15 +266,7 @@ def build_minilm_colbert_checkpoint(dest_dir: str | Path, dim: int = 128, seed: 
             "use_residual": False,
         }
     ]
-    st_config = {
-        "query_prefix": "[Q] ",
-        "document_prefix": "[D] ",
-        "query_length": 32,
-        "document_length": 180,
-        "attend_to_expansion_tokens": False,
-        "skiplist_words": list(string.punctuation),
-        "do_query_expansion": True,
-    }
+    st_config = _st_config(32, 180, expansion=True)
     return _write_colbert(
         Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=False, max_seq_length=256
     )
