@@ -5,15 +5,17 @@ Layout of one cache entry ``<cache_dir>/<key>/``::
     manifest.json                  key, n_texts, shard_size, n_shards, encoder settings, texts sha256
     shard-00000.vectors.npy        float32 [tokens, dim]   (plain .npy, memory-mappable, no pickles)
     shard-00000.offsets.npy        int64   [n + 1]         (local offsets, start at 0)
-    shard-00000.json               sidecar: key, index, start, stop, shapes, sha256 of both arrays
+    shard-00000.json               sidecar: key, index, start, stop, shapes, input tokens, sha256s
 
-Shard ``i`` holds ``texts[i * shard_size:(i + 1) * shard_size]``. Every file is written to a unique
-temp file, fsynced and ``os.replace``d into place; the sidecar is written last, so it is the commit
-record: a shard counts only when its sidecar is present and both arrays match the checksums and
-shapes it records. Anything else (missing, truncated, flipped bytes, no sidecar) is re-encoded, with a
-warning naming the file when something was there. That gives resume after a kill for free, and lets
-workers fill disjoint ``shard_indices`` of one folder in parallel (there is no lock: two workers on
-the same shard both write the same bytes, which is correct but wasted work).
+Shard ``i`` holds ``texts[i * shard_size:(i + 1) * shard_size]``. Every file is written with
+``harness.fileio.write_atomic`` (unique temp file, fsync, ``os.replace``); the sidecar is written last,
+so it is the commit record: a shard counts only when its sidecar is present and both arrays match the
+checksums and shapes it records. Anything else (missing, truncated, flipped bytes, no sidecar) is
+re-encoded, with a warning naming the file when something was there. That gives resume after a kill
+for free, and lets workers fill disjoint ``shard_indices`` of one folder in parallel (there is no lock:
+two workers on the same shard both write the same bytes, which is correct but wasted work). The
+sidecar also keeps the number of tokens the encoder read (``TokenEmbeddings.input_tokens``), so a hit
+reports it without tokenising anything.
 
 Verification cost: a hit hashes every byte of the entry once (sha256, about 2 GB/s per core from the
 page cache; measured 0.10 s of a 0.57 s hit on 205 MB), on top of the copy into memory. We pay it so
@@ -23,44 +25,30 @@ that a silently corrupted file can never reach the metrics; a shape-only check w
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.fileio import file_sha256
-from harness.types import InputError, TokenEmbeddings
+from harness.errors import InputError
+from harness.fileio import TEMP_SUFFIX, write_atomic, write_json_atomic
+from harness.hashing import file_sha256, framed_sha256, texts_sha256
+from harness.types import Encoder, Texts, TokenEmbeddings
 
 log = logging.getLogger(__name__)
 
-FORMAT = "harness-embedding-cache-v1"
+FORMAT = "harness-embedding-cache-v2"  # v2: sidecars record input_tokens
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_SIZE = 4096
 # A temp file older than this cannot belong to a live writer (writing one shard takes seconds).
 STALE_TMP_SECONDS = 3600.0
-
-
-class Encoder(Protocol):
-    """The part of the encode contract (DESIGN.md) the cache relies on."""
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    def settings(self) -> dict[str, Any]: ...
-
-    def encode(
-        self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
-    ) -> TokenEmbeddings: ...
 
 
 class _BadShard(Exception):
@@ -81,95 +69,21 @@ def _canonical_json(obj: Any, field: str) -> str:
         raise InputError(f"not JSON-serialisable: {exc}", field=field) from exc
 
 
-def texts_sha256(texts: Sequence[str]) -> str:
-    """sha256 over the texts in order, each as (8-byte little-endian length, UTF-8 bytes)."""
-    h = hashlib.sha256()
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"text {i} is {type(text).__name__}, not str", field="texts")
-        data = text.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
+def _texts_digest(texts: Sequence[str]) -> str:
+    """``texts_sha256``, taken from :class:`harness.types.Texts` when it has it already."""
+    return texts.sha256 if isinstance(texts, Texts) else texts_sha256(texts)
+
+
+def _key(encoder: Encoder, digest: str, is_query: bool) -> str:
+    parts = [FORMAT, encoder.fingerprint, _canonical_json(encoder.settings(), "settings")]
+    parts += ["query" if is_query else "document", digest]
+    return framed_sha256(p.encode("utf-8") for p in parts)
 
 
 def cache_key(encoder: Encoder, texts: Sequence[str], *, is_query: bool) -> str:
-    """sha256(format, encoder.fingerprint, canonical JSON of settings(), is_query, texts_sha256)."""
-    parts = [
-        FORMAT,
-        encoder.fingerprint,
-        _canonical_json(encoder.settings(), "settings"),
-        "query" if is_query else "document",
-        texts_sha256(texts),
-    ]
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8")
-        h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
-
-
-# ------------------------------------------------------------------------------------- atomic files
-
-
-class _HashingWriter:
-    """File wrapper that hashes what goes through it (np.save then writes in bounded chunks)."""
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self.f, self.sha = f, hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        return self.f.write(data)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # platforms that cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Any) -> str:
-    """Run ``write(file)`` into a unique temp file next to ``path``, fsync, rename; return its sha256."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            writer = _HashingWriter(f)
-            write(writer)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return writer.sha.hexdigest()
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    data = (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    _atomic_write(path, lambda w: w.write(data))
-
-
-def _write_npy(path: Path, array: np.ndarray) -> str:
-    return _atomic_write(path, lambda w: np.lib.format.write_array(w, array, allow_pickle=False))
-
-
-def _remove_temps(folder: Path, prefixes: Iterable[str], max_age: float | None) -> None:
-    """Delete ``<prefix>*.tmp`` files (a killed writer's leftovers); with ``max_age``, only older ones."""
-    now = time.time()
-    for prefix in prefixes:
-        for tmp in folder.glob(f"{prefix}*.tmp"):
-            try:
-                if max_age is None or now - tmp.stat().st_mtime > max_age:
-                    tmp.unlink()
-                    log.info("removed leftover temp file %s", tmp)
-            except FileNotFoundError:  # another worker cleaned it first
-                pass
+    """framed sha256 of (format, encoder.fingerprint, canonical JSON of settings(), is_query,
+    texts_sha256)."""
+    return _key(encoder, _texts_digest(texts), is_query)
 
 
 # ------------------------------------------------------------------------------------------- shards
@@ -187,17 +101,37 @@ class _ShardFiles:
         return cls(folder / f"{stem}.json", folder / f"{stem}.vectors.npy", folder / f"{stem}.offsets.npy")
 
 
-def _open_shard(
-    files: _ShardFiles, *, key: str, index: int, start: int, stop: int, check_sha: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Verify shard ``index`` against its sidecar and return (vectors memmap, offsets) or raise _BadShard."""
+@dataclass(frozen=True)
+class _Job:
+    """One entry: which texts, under which key, cut how."""
+
+    encoder: Encoder
+    texts: Sequence[str]
+    is_query: bool
+    key: str
+    digest: str
+    folder: Path
+    shard_size: int
+
+    @property
+    def n_shards(self) -> int:
+        return -(-len(self.texts) // self.shard_size)
+
+    def span(self, index: int) -> tuple[int, int]:
+        return index * self.shard_size, min((index + 1) * self.shard_size, len(self.texts))
+
+
+def _open_shard(job: _Job, index: int, *, check_sha: bool) -> TokenEmbeddings:
+    """Verify shard ``index`` against its sidecar and return it memory-mapped, or raise _BadShard."""
+    files = _ShardFiles.of(job.folder, index)
+    start, stop = job.span(index)
     if not files.sidecar.exists():
         if files.vectors.exists() or files.offsets.exists():
             raise _BadShard(f"{files.sidecar}: no sidecar next to the arrays")
         raise _BadShard(f"{files.sidecar}: missing", missing=True)
     try:
         meta = json.loads(files.sidecar.read_text("utf-8"))
-        expected = {"key": key, "index": index, "start": start, "stop": stop}
+        expected = {"key": job.key, "index": index, "start": start, "stop": stop}
         for name, value in expected.items():
             if meta[name] != value:
                 raise _BadShard(f"{files.sidecar}: {name} is {meta[name]!r}, expected {value!r}")
@@ -207,6 +141,7 @@ def _open_shard(
         vectors = np.load(files.vectors, mmap_mode="r", allow_pickle=False)
         offsets = np.load(files.offsets, allow_pickle=False)
         shape_ok = list(vectors.shape) == meta["vectors_shape"]
+        input_tokens = meta["input_tokens"]
     except _BadShard:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:  # unreadable, truncated, bad JSON
@@ -220,49 +155,69 @@ def _open_shard(
         and offsets[0] == 0
         and offsets[-1] == len(vectors)
         and np.all(np.diff(offsets) >= 0)
+        and (input_tokens is None or isinstance(input_tokens, int))
     ):
         raise _BadShard(f"{files.vectors}: dtype/shape/offsets do not match {files.sidecar.name}")
-    return vectors, offsets
+    return TokenEmbeddings(vectors, offsets, input_tokens)
 
 
-def _encode_shard(
-    encoder: Encoder,
-    texts: Sequence[str],
-    files: _ShardFiles,
-    *,
-    key: str,
-    index: int,
-    start: int,
-    stop: int,
-    is_query: bool,
-    batch_size: int,
-    show_progress: bool,
-) -> None:
-    emb = encoder.encode(
-        texts[start:stop], is_query=is_query, batch_size=batch_size, show_progress=show_progress
+def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -> None:
+    files = _ShardFiles.of(job.folder, index)
+    start, stop = job.span(index)
+    emb = job.encoder.encode(
+        job.texts[start:stop], is_query=job.is_query, batch_size=batch_size, show_progress=show_progress
     )
     if len(emb) != stop - start:
         raise ValueError(f"encoder returned {len(emb)} embeddings for {stop - start} texts (shard {index})")
     vectors = np.ascontiguousarray(emb.vectors, dtype=np.float32)
     offsets = np.ascontiguousarray(emb.offsets, dtype=np.int64)
+
+    def npy(path: Path, array: np.ndarray) -> str:
+        return write_atomic(path, lambda f: np.lib.format.write_array(f, array, allow_pickle=False))
+
     # The sidecar goes last. A stale one left in place is harmless: its checksums no longer verify.
     meta = {
         "format": FORMAT,
-        "key": key,
+        "key": job.key,
         "index": index,
         "start": start,
         "stop": stop,
         "n_texts": stop - start,
+        "input_tokens": emb.input_tokens,
         "vectors_shape": list(vectors.shape),
-        "vectors_sha256": _write_npy(files.vectors, vectors),
-        "offsets_sha256": _write_npy(files.offsets, offsets),
+        "vectors_sha256": npy(files.vectors, vectors),
+        "offsets_sha256": npy(files.offsets, offsets),
     }
-    _write_json(files.sidecar, meta)
+    write_json_atomic(files.sidecar, meta, indent=1, sort_keys=True)
 
 
-def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+def _remove_temps(folder: Path, prefixes: Iterable[str], max_age: float | None) -> None:
+    """Delete ``<prefix>*.tmp`` files (a killed writer's leftovers); with ``max_age``, only older ones."""
+    now = time.time()
+    for prefix in prefixes:
+        for tmp in folder.glob(f"{prefix}*{TEMP_SUFFIX}"):
+            try:
+                if max_age is None or now - tmp.stat().st_mtime > max_age:
+                    tmp.unlink()
+                    log.info("removed leftover temp file %s", tmp)
+            except FileNotFoundError:  # another worker cleaned it first
+                pass
+
+
+def _check_manifest(job: _Job) -> None:
     """Write the job manifest, or check an existing one describes the same job."""
-    path = out_dir / MANIFEST
+    manifest = {
+        "format": FORMAT,
+        "key": job.key,
+        "encoder_fingerprint": job.encoder.fingerprint,
+        "encoder_settings": job.encoder.settings(),
+        "is_query": job.is_query,
+        "n_texts": len(job.texts),
+        "texts_sha256": job.digest,
+        "shard_size": job.shard_size,
+        "n_shards": job.n_shards,
+    }
+    path = job.folder / MANIFEST
     if path.exists():
         try:
             old = json.loads(path.read_text("utf-8"))
@@ -278,7 +233,26 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
                     field=mismatch[0],
                 )
             return
-    _write_json(path, manifest)
+    write_json_atomic(path, manifest, indent=1, sort_keys=True)
+
+
+def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -> None:
+    """Encode the shards of ``indices`` that are missing or do not verify."""
+    job.folder.mkdir(parents=True, exist_ok=True)
+    _check_manifest(job)
+    # Our shards' temp files are ours to clean whatever their age; others' only once surely stale.
+    _remove_temps(job.folder, [_ShardFiles.of(job.folder, i).sidecar.stem + "." for i in indices], None)
+    _remove_temps(job.folder, [""], STALE_TMP_SECONDS)
+    todo = []
+    for i in indices:
+        try:
+            _open_shard(job, i, check_sha=True)
+        except _BadShard as exc:
+            if not exc.missing:
+                log.warning("bad cache shard, re-encoding: %s", exc)
+            todo.append(i)
+    for i in tqdm(todo, desc="shards", unit="shard", disable=not show_progress or len(todo) < 2):
+        _encode_shard(job, i, batch_size, show_progress)
 
 
 def encode_to_shards(
@@ -302,74 +276,14 @@ def encode_to_shards(
     """
     if shard_size < 1:
         raise InputError(f"must be >= 1, got {shard_size}", field="shard_size")
-    out_dir = Path(out_dir)
-    n_shards = -(-len(texts) // shard_size)
-    indices = list(range(n_shards)) if shard_indices is None else [int(i) for i in shard_indices]
+    digest = _texts_digest(texts)
+    job = _Job(encoder, texts, is_query, _key(encoder, digest, is_query), digest, Path(out_dir), shard_size)
+    indices = list(range(job.n_shards)) if shard_indices is None else [int(i) for i in shard_indices]
     for i in indices:
-        if not 0 <= i < n_shards:
-            raise InputError(f"shard {i} out of range [0, {n_shards})", field="shard_indices")
-    key = cache_key(encoder, texts, is_query=is_query)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(
-        out_dir,
-        {
-            "format": FORMAT,
-            "key": key,
-            "encoder_fingerprint": encoder.fingerprint,
-            "encoder_settings": encoder.settings(),
-            "is_query": is_query,
-            "n_texts": len(texts),
-            "texts_sha256": texts_sha256(texts),
-            "shard_size": shard_size,
-            "n_shards": n_shards,
-        },
-    )
-    # Our shards' temp files are ours to clean whatever their age; others' only once surely stale.
-    _remove_temps(out_dir, [_ShardFiles.of(out_dir, i).sidecar.stem + "." for i in indices], None)
-    _remove_temps(out_dir, [""], STALE_TMP_SECONDS)
-
-    todo = []
-    for i in indices:
-        files = _ShardFiles.of(out_dir, i)
-        span = {"start": i * shard_size, "stop": min((i + 1) * shard_size, len(texts))}
-        try:
-            _open_shard(files, key=key, index=i, check_sha=True, **span)
-        except _BadShard as exc:
-            if not exc.missing:
-                log.warning("bad cache shard, re-encoding: %s", exc)
-            todo.append((i, files, span))
-    for i, files, span in tqdm(todo, desc="shards", unit="shard", disable=not show_progress or len(todo) < 2):
-        _encode_shard(
-            encoder,
-            texts,
-            files,
-            key=key,
-            index=i,
-            is_query=is_query,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            **span,
-        )
-    return [_ShardFiles.of(out_dir, i).sidecar for i in indices]
-
-
-def _entry_shards(folder: Path, key: str, n_texts: int, shard_size: int) -> list[TokenEmbeddings]:
-    """The (already verified) shards of an entry, memory-mapped, in text order, all of one dim;
-    shapes are rechecked, not hashes."""
-    n_shards = -(-n_texts // shard_size)
-    parts = []
-    for i in range(n_shards):
-        span = {"start": i * shard_size, "stop": min((i + 1) * shard_size, n_texts)}
-        try:
-            parts.append(_open_shard(_ShardFiles.of(folder, i), key=key, index=i, check_sha=False, **span))
-        except _BadShard as exc:  # changed under our feet between verify and load
-            raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
-    # A shard of zero-token texts may come back as [0, 0]; only shards with rows fix the dim.
-    dims = {v.shape[1] for v, _ in parts if len(v)} or {max((v.shape[1] for v, _ in parts), default=0)}
-    if len(dims) > 1:
-        raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
-    dim = dims.pop()
-    return [TokenEmbeddings(v if len(v) else np.zeros((0, dim), np.float32), o) for v, o in parts]
+        if not 0 <= i < job.n_shards:
+            raise InputError(f"shard {i} out of range [0, {job.n_shards})", field="shard_indices")
+    _fill(job, indices, batch_size, show_progress)
+    return [_ShardFiles.of(job.folder, i).sidecar for i in indices]
 
 
 def _ensure_entry(
@@ -381,22 +295,31 @@ def _ensure_entry(
     shard_size: int,
     show_progress: bool,
 ) -> list[TokenEmbeddings]:
-    """Encode whatever the entry of ``texts`` under ``cache_dir`` lacks; return its shards."""
-    key = cache_key(encoder, texts, is_query=is_query)
+    """Encode whatever the entry of ``texts`` under ``cache_dir`` lacks; return its shards, memory-mapped,
+    in text order, all of one dim (shapes rechecked, not hashes: ``_fill`` has just verified them)."""
+    digest = _texts_digest(texts)
+    key = _key(encoder, digest, is_query)
     folder = Path(cache_dir) / key
     # An existing entry keeps its layout; a new or unreadable one (rewritten below) takes ours.
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         shard_size = max(1, int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"]))
-    encode_to_shards(
-        encoder,
-        texts,
-        is_query=is_query,
-        out_dir=folder,
-        shard_size=shard_size,
-        batch_size=batch_size,
-        show_progress=show_progress,
-    )
-    return _entry_shards(folder, key, len(texts), shard_size)
+    job = _Job(encoder, texts, is_query, key, digest, folder, shard_size)
+    _fill(job, list(range(job.n_shards)), batch_size, show_progress)
+    parts = []
+    for i in range(job.n_shards):
+        try:
+            parts.append(_open_shard(job, i, check_sha=False))
+        except _BadShard as exc:  # changed under our feet between verify and load
+            raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
+    # A shard of zero-token texts may come back as [0, 0]; only shards with rows fix the dim.
+    dims = {p.dim for p in parts if len(p.vectors)} or {max((p.dim for p in parts), default=0)}
+    if len(dims) > 1:
+        raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
+    dim = dims.pop()
+    return [
+        p if len(p.vectors) else TokenEmbeddings(np.zeros((0, dim), np.float32), p.offsets, p.input_tokens)
+        for p in parts
+    ]
 
 
 def encode_cached(
@@ -421,16 +344,10 @@ def encode_cached(
     shards = _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
     if not shards:
         return TokenEmbeddings.from_list([])
-    vectors = np.empty((sum(len(p.vectors) for p in shards), shards[0].dim), np.float32)
-    offsets = np.empty(len(texts) + 1, np.int64)
-    offsets[0] = row = text = 0
-    for part in shards:
-        if len(part.vectors):
-            vectors[row : row + len(part.vectors)] = part.vectors
-        offsets[text + 1 : text + len(part) + 1] = part.offsets[1:] + row
-        row += len(part.vectors)
-        text += len(part)
-    return TokenEmbeddings(vectors, offsets)
+    packed = TokenEmbeddings.concat(shards)
+    if len(shards) == 1:  # concat returns the one part as is: copy it out of the map
+        packed = TokenEmbeddings(np.array(packed.vectors), np.array(packed.offsets), packed.input_tokens)
+    return packed
 
 
 def encode_cached_shards(

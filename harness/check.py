@@ -25,10 +25,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from harness.console import plain_table
+from harness.errors import InputError
 from harness.results import Result
-from harness.types import InputError
+from harness.stats import paired_t_test, sign_flip_test
 
 TESTS = ("permutation", "t")
 
@@ -108,11 +109,7 @@ class CheckReport:
             )
             for t in self.tasks
         ]
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = plain_table(header, rows).split("\n")
         for t in self.tasks:
             lines.extend(f"note: {t.task}: {note}" for note in t.notes)
         if self.missing_in_candidate:
@@ -213,51 +210,6 @@ def paired_differences(baseline: Result, candidate: Result) -> tuple[np.ndarray,
     total = sum(len(p) for p in parts)
     weighted = [p * (total / (len(parts) * len(p))) for p in parts]
     return np.concatenate(weighted), notes
-
-
-def paired_t_test(d: np.ndarray) -> float:
-    """Two-sided p-value of the one-sample t-test of mean(d) = 0 (= ``ttest_rel``); nan if undefined."""
-    n = len(d)
-    if n < 2:
-        return math.nan
-    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
-    if sd == 0.0:
-        return math.nan if mean == 0.0 else 0.0
-    t = mean / (sd / math.sqrt(n))
-    return float(2.0 * stats.t.sf(abs(t), df=n - 1))
-
-
-def sign_flip_test(d: np.ndarray, *, n_resamples: int = 10000, seed: int = 0) -> float:
-    """Two-sided sign-flip permutation p-value of mean(d) (``scipy.stats.permutation_test`` definitions).
-
-    p = 2 * min(P(null <= obs), P(null >= obs)), clipped to 1; exact enumeration (no +1)
-    when 2^n <= n_resamples, else (count + 1) / (n_resamples + 1) over seeded random flips.
-    """
-    n = len(d)
-    if n == 0:
-        return math.nan
-    observed = float(np.mean(d))
-    gamma = abs(observed) * np.finfo(np.float64).eps * 100  # scipy's tolerance for ties
-    exact = n < 63 and 2**n <= n_resamples
-    less = greater = 0
-    if exact:
-        total, adjustment = 2**n, 0
-        bits = (np.arange(total)[:, None] >> np.arange(n)[None, :]) & 1
-        null = ((1 - 2 * bits) @ d) / n
-        less, greater = int(np.sum(null <= observed + gamma)), int(np.sum(null >= observed - gamma))
-    else:
-        total, adjustment = n_resamples, 1
-        rng = np.random.default_rng(seed)
-        block = max(1, (1 << 22) // n)
-        for start in range(0, n_resamples, block):
-            size = min(block, n_resamples - start)
-            signs = rng.integers(0, 2, size=(size, n), dtype=np.int8) * 2 - 1
-            null = (signs @ d) / n
-            less += int(np.sum(null <= observed + gamma))
-            greater += int(np.sum(null >= observed - gamma))
-    p_less = (less + adjustment) / (total + adjustment)
-    p_greater = (greater + adjustment) / (total + adjustment)
-    return float(min(1.0, 2.0 * min(p_less, p_greater)))
 
 
 def check(

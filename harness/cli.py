@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="MaxSim mode (default: pylate for NanoBEIR so card numbers reproduce, masked elsewhere)",
     )
     p.add_argument("--index", choices=["exact", "plaid"], default="exact")
-    p.add_argument("--nbits", type=int, choices=[1, 2, 4], default=4, help="PLAID residual bits")
+    p.add_argument("--nbits", type=int, default=4, help="PLAID residual bits: 1, 2 or 4 (default 4)")
     p.add_argument("--n-probe", type=int, help="PLAID: centroids probed per query token (default by --k)")
     p.add_argument(
         "--centroid-score-threshold",
@@ -98,26 +99,53 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         document_length=args.document_length,
         query_length=args.query_length,
     )
+    _log_to_terminal(quiet=args.quiet)
     results = evaluate(args.model, args.tasks, settings)
-    if args.quiet:
-        from harness.run import summary_table
-
-        print(summary_table(results))
+    print(summary_table(results))
+    if args.output:
+        print(f"results: {args.output}/")
     _write_card_if_nanobeir(results, args.output)
     return 0
+
+
+def _log_to_terminal(*, quiet: bool) -> None:
+    """The harness's own messages (e.g. a reused results file) on stderr, unless ``quiet``."""
+    logger = logging.getLogger("harness")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def summary_table(results: list) -> str:
+    """Plain-text table: task, convention:metric, score, queries, seconds."""
+    from harness.console import plain_table
+
+    rows = [
+        (
+            r.task_name,
+            f"{r.task['convention']}:{r.task['main_metric']}",
+            f"{r.main_score:.4f}",
+            str(sum(s.n_queries for s in r.subsets)),
+            f"{(r.timings.get('total_s') or 0):.1f}",
+        )
+        for r in results
+    ]
+    return plain_table(("task", "metric", "score", "queries", "seconds"), rows)
 
 
 def _write_card_if_nanobeir(results: list, output: Path | None) -> None:
     """After a full NanoBEIR run: the model card (model-index YAML + tables) next to the results."""
     from harness.fileio import write_text_atomic
-    from harness.report import NANOBEIR_DATASETS, render_model_card
+    from harness.report import nanobeir_datasets, render_model_card
     from harness.results import result_filename
 
     by_model: dict[str, set[str]] = {}
     for r in results:
         by_model.setdefault(r.model_id, set()).add(r.task_name)
     for model, tasks in by_model.items():
-        if output and set(NANOBEIR_DATASETS) <= tasks:
+        if output and set(nanobeir_datasets()) <= tasks:
             path = output / result_filename(model, "model_card").replace(".json", ".md")
             write_text_atomic(path, render_model_card(results, model))
             print(f"model card: {path}")

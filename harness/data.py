@@ -26,11 +26,13 @@ import urllib.request
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from tqdm.auto import tqdm
 
-from harness.types import Dataset, HarnessError, InputError, Qrels
+from harness.errors import HarnessError, InputError
+from harness.fileio import write_atomic
+from harness.types import Dataset, Qrels
 
 log = logging.getLogger(__name__)
 
@@ -598,9 +600,9 @@ def download_beir_zip(
     url = url_template.format(name=name)
     zip_path = dest / f"{name}.zip"
     if not zip_path.is_file():
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.zip.", suffix=".part", dir=dest)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+
+        def download(out: IO[bytes]) -> None:
+            with urllib.request.urlopen(url, timeout=60) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
                 with tqdm(
                     total=total, unit="B", unit_scale=True, desc=f"{name}.zip", disable=not show_progress
@@ -608,9 +610,10 @@ def download_beir_zip(
                     while chunk := resp.read(1 << 20):
                         out.write(chunk)
                         bar.update(len(chunk))
-            os.replace(tmp, zip_path)
+
+        try:
+            write_atomic(zip_path, download)
         except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
             raise HarnessError(
                 f"could not download BEIR dataset '{name}' from {url}: {e}. Without network access, "
                 f"download and unzip it elsewhere and pass --data-dir DIR with DIR/{name}/corpus.jsonl, "

@@ -1,89 +1,13 @@
-"""Exports: TREC run files and per-query CSV.
-
-A results file keeps only the per-query main scores, not rankings, so a TREC run is
-written from a ``Run`` while retrieval still has it (``harness evaluate --save-run``).
-"""
+"""Exports of a results file: per-query CSV. (TREC run files: ``harness.runfile``.)"""
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
-from harness.fileio import read_text, write_text_atomic
+from harness.fileio import write_text_atomic
 from harness.results import Result
-from harness.types import InputError, Run
-
-
-def ranked(docs: dict[str, float]) -> list[tuple[str, float]]:
-    """Score descending, ties broken by doc id descending (trec_eval's order, DESIGN.md)."""
-    return sorted(docs.items(), key=lambda item: (item[1], item[0]), reverse=True)
-
-
-def write_trec_run(run: Run, path: Path, tag: str = "harness", *, depth: int | None = None) -> Path:
-    """Write ``qid Q0 docid rank score tag`` lines (rank from 1), queries in run order.
-
-    Scores are written with ``repr`` so they read back bit-identical; ``depth`` keeps
-    the top ``depth`` documents per query. Ids or a tag holding whitespace cannot be
-    represented in the format and raise InputError.
-    """
-    if not tag or any(c.isspace() for c in tag):
-        raise InputError(f"tag {tag!r} must be non-empty without whitespace", field="tag")
-    lines = []
-    for qid, docs in run.items():
-        _check_token(qid, "query id")
-        for rank, (doc_id, score) in enumerate(ranked(docs)[:depth], start=1):
-            _check_token(doc_id, f"doc id (query {qid!r})")
-            if not math.isfinite(score):
-                raise InputError(f"score {score!r} of doc {doc_id!r}, query {qid!r} is not finite")
-            lines.append(f"{qid} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
-    write_text_atomic(Path(path), "".join(lines))
-    return Path(path)
-
-
-def _check_token(value: str, what: str) -> None:
-    if not value or any(c.isspace() for c in value):
-        raise InputError(f"{what} {value!r} is empty or holds whitespace: not writable to a TREC run")
-
-
-def read_trec_run(path: Path) -> Run:
-    """Read a TREC run file; malformed lines raise InputError naming file, line and field.
-
-    The ranking is rebuilt from the scores (as trec_eval does); ranks are validated
-    as positive integers but not otherwise used. Blank lines are skipped.
-    """
-    path = Path(path)
-    text = read_text(path, "run file")
-    run: Run = {}
-    fields = ("qid", "Q0", "docid", "rank", "score", "tag")
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        where = {"file": str(path), "line": number}
-        if len(parts) != len(fields):
-            field = fields[len(parts)] if len(parts) < len(fields) else "tag"
-            raise InputError(
-                f"expected 6 whitespace-separated fields, got {len(parts)}", field=field, **where
-            )
-        qid, _, doc_id, rank, score, _ = parts
-        try:
-            if int(rank) < 1:
-                raise ValueError
-        except ValueError:
-            raise InputError(f"rank {rank!r} is not a positive integer", field="rank", **where) from None
-        try:
-            value = float(score)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise InputError(f"score {score!r} is not a finite number", field="score", **where)
-        docs = run.setdefault(qid, {})
-        if doc_id in docs:
-            raise InputError(f"doc {doc_id!r} listed twice for query {qid!r}", field="docid", **where)
-        docs[doc_id] = value
-    return run
 
 
 def write_per_query_csv(result: Result, path: Path) -> Path:

@@ -1,47 +1,85 @@
-"""File helpers: atomic writes (a reader sees the old file or the new one, never half of one),
-checked UTF-8 reads and streaming sha256."""
+"""File helpers: the one atomic write (a reader sees the old file or the new one, never half of
+one) and checked UTF-8 reads."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from harness.types import InputError
+from harness.errors import InputError
 
-_HASH_CHUNK = 1 << 20
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+TEMP_SUFFIX = ".tmp"
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temp file in the same folder and os.replace."""
+class _HashingWriter:
+    """File wrapper that hashes what goes through it (``np.save`` writes in bounded chunks)."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.sha = handle, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return self.handle.write(data)
+
+
+def temp_name(path: Path) -> Path:
+    """A unique temp file next to ``path``: ``<name>.<pid>-<8 hex>.tmp`` (a killed writer's leftovers
+    match ``<name>.*.tmp``)."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder to make a rename inside it durable (a no-op where it cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
+    """Run ``write(file)`` into a temp file next to ``path``, fsync it, rename it over ``path`` and
+    fsync the folder; return the sha256 of the bytes written. The parent folder is created. On any
+    error or interrupt the temp file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with open(tmp, "xb") as handle:  # the usual permissions (umask), unlike mkstemp's 0600
+            writer = _HashingWriter(handle)
+            write(writer)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_path(path.parent)
+    return writer.sha.hexdigest()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> str:
+    """:func:`write_atomic` of ``data``; returns its sha256."""
+    return write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_text_atomic(path: Path, text: str) -> str:
     """UTF-8 text version of :func:`write_bytes_atomic`."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Indented JSON (NaN and infinity refused) version of :func:`write_bytes_atomic`."""
-    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+def write_json_atomic(path: Path, payload: Any, *, indent: int = 2, sort_keys: bool = False) -> str:
+    """JSON (NaN and infinity refused) version of :func:`write_bytes_atomic`."""
+    text = json.dumps(payload, indent=indent, sort_keys=sort_keys, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -53,12 +91,3 @@ def read_text(path: Path, what: str = "file") -> str:
         raise InputError(f"{what} not found", file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 ({exc.reason})", file=str(path)) from None
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

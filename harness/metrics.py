@@ -1,33 +1,44 @@
 """Retrieval metrics over ``(Qrels, Run)`` in the two conventions that published numbers use.
 
 ``card_metrics``: sentence-transformers ``InformationRetrievalEvaluator.compute_metrics`` (what
-PyLate model cards report; REFERENCE §3a). ``trec_metrics``: trec_eval through pytrec_eval, as BEIR
-reports (REFERENCE §3b).
+PyLate model cards report; REFERENCE §3a). ``trec_metrics``: trec_eval (Buckley et al.), as
+pytrec_eval (Van Gysel & de Rijke, SIGIR 2018) computes it and BEIR (Thakur et al., NeurIPS 2021
+Datasets) reports it (REFERENCE §3b).
 
-Both rank each query's docs with :func:`rank`, look up the qrels grade of every ranked doc into a
-``[queries, depth]`` matrix, and compute each metric as a vectorised function of that matrix that
-returns one value per query. Ranks below are 1-based: ``rel_i`` is the relevance of the doc at rank
-``i`` and ``R`` the query's relevant docs (grade > 0).
+Both rank each query's docs with :func:`harness.ranking.rank` (score descending, ties by doc id
+descending: trec_eval's rule for both conventions; sentence-transformers >= 6 breaks exact ties by
+doc id *ascending*, so card metrics can differ from it on exactly tied scores only), look up the
+qrels grade of every ranked doc into a ``[queries, depth]`` matrix, and compute each metric as a
+vectorised function of that matrix that returns one value per query. Ranks below are 1-based:
+``rel_i`` is the relevance of the doc at rank ``i`` and ``R`` the query's relevant docs (grade > 0).
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from harness.types import InputError, Qrels, Run
+from harness.errors import InputError
+from harness.ranking import drop_identical_ids, rank
+from harness.types import Qrels, Run
 
 CARD_K = (1, 3, 5, 10)
 CARD_NDCG_K = CARD_MRR_K = 10
 CARD_MAP_K = 100
 TREC_K = (1, 3, 5, 10, 100, 1000)
 TREC_MRR_K = 10
+# The card's metric keys, in the card's order (PyLate prefixes them with "MaxSim_").
+CARD_METRICS = (
+    *(f"accuracy@{k}" for k in CARD_K),
+    *(f"precision@{k}" for k in CARD_K),
+    *(f"recall@{k}" for k in CARD_K),
+    f"ndcg@{CARD_NDCG_K}",
+    f"mrr@{CARD_MRR_K}",
+    f"map@{CARD_MAP_K}",
+)
 
 _INTEGER = (int, np.integer)
-_REAL = (int, float, np.integer, np.floating)
 
 
 @dataclass(frozen=True)
@@ -36,21 +47,6 @@ class MetricResult:
 
     means: dict[str, float]
     per_query: dict[str, dict[str, float]]
-
-
-def rank(run: Run, k: int | None = None) -> dict[str, list[str]]:
-    """Each query's doc ids, best first, cut to ``k`` (``None``: all).
-
-    The one tie rule of the harness: score descending, then doc id descending (string order),
-    which is trec_eval's rule. sentence-transformers >= 6 breaks ties by doc id *ascending*, so
-    card metrics can differ from it on exactly tied scores only.
-    """
-    if k is not None and k < 1:
-        raise InputError(f"cutoff must be >= 1, got {k}", field="k")
-    _check_run(run)
-    if k is None:
-        return {qid: sorted(docs, key=lambda d, s=docs: (s[d], d), reverse=True) for qid, docs in run.items()}
-    return {qid: heapq.nlargest(k, docs, key=lambda d, s=docs: (s[d], d)) for qid, docs in run.items()}
 
 
 # --- metric functions: matrices are [queries, ranks]; each returns one float64 per query ----------
@@ -77,7 +73,8 @@ def recall_at(rel: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
 
 
 def mrr_at(rel: np.ndarray, k: int) -> np.ndarray:
-    """1 / (rank of the first relevant doc) if it is within the top k, else 0."""
+    """1 / (rank of the first relevant doc) if it is within the top k, else 0 (reciprocal rank;
+    Voorhees, TREC-8 QA track, 1999)."""
     top = rel[:, :k]
     first = top.argmax(axis=1)
     return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
@@ -86,7 +83,9 @@ def mrr_at(rel: np.ndarray, k: int) -> np.ndarray:
 def average_precision_at(rel: np.ndarray, k: int, denominator: np.ndarray) -> np.ndarray:
     """Σ_{i <= k, rel_i} (hits@i / i) / denominator (0 when the denominator is 0).
 
-    Card convention: denominator = min(k, |R|); trec_eval's map_cut: denominator = |R|.
+    Card convention: denominator = min(k, |R|); trec_eval's map_cut: denominator = |R|
+    (uninterpolated average precision; Buckley & Voorhees, "Evaluating evaluation measure
+    stability", SIGIR 2000).
     """
     top = rel[:, :k].astype(np.float64)
     precision = np.cumsum(top, axis=1) / np.arange(1, top.shape[1] + 1)
@@ -94,7 +93,9 @@ def average_precision_at(rel: np.ndarray, k: int, denominator: np.ndarray) -> np
 
 
 def ndcg_at(gains: np.ndarray, ideal_gains: np.ndarray, k: int) -> np.ndarray:
-    """DCG@k / IDCG@k with DCG@k = Σ_{i <= k} gain_i / log2(i + 1) (0 when IDCG = 0).
+    """DCG@k / IDCG@k with DCG@k = Σ_{i <= k} gain_i / log2(i + 1) (0 when IDCG = 0): Järvelin &
+    Kekäläinen, "Cumulated gain-based evaluation of IR techniques", TOIS 2002, with trec_eval's
+    linear gains and log2(i + 1) discount from rank 1.
 
     ``ideal_gains`` holds each query's judged gains sorted descending (the best possible ranking).
     """
@@ -161,7 +162,7 @@ def trec_metrics(qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False) 
     if not qids:
         raise InputError("qrels judge no document", field="qrels")
     if ignore_identical_ids:
-        run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
+        run = drop_identical_ids(run)
     depth = max(*TREC_K, TREC_MRR_K)
     gains = np.maximum(_grades(qrels, rank(run, depth), qids, depth), 0.0)
     rel = gains > 0
@@ -198,13 +199,6 @@ def _result(qids: list[str], values: dict[str, np.ndarray]) -> MetricResult:
         means={name: float(np.mean(v)) for name, v in values.items()},
         per_query={name: dict(zip(qids, v.tolist(), strict=True)) for name, v in values.items()},
     )
-
-
-def _check_run(run: Run) -> None:
-    for qid, docs in run.items():
-        for doc, score in docs.items():
-            if isinstance(score, bool) or not isinstance(score, _REAL) or not math.isfinite(score):
-                raise InputError(f"score {score!r} is not a finite number", field=f"run[{qid!r}][{doc!r}]")
 
 
 def _check_qrels(qrels: Qrels) -> None:

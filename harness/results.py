@@ -35,6 +35,7 @@ import json
 import math
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -42,8 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.errors import InputError
 from harness.fileio import read_text, write_json_atomic
-from harness.types import InputError
+from harness.ranking import drop_identical_ids
+from harness.runfile import write_trec_run
+from harness.types import Run
 
 SCHEMA_VERSION = 1
 CONVENTIONS = ("card", "trec")
@@ -137,11 +141,40 @@ def result_filename(model_id: str, task_name: str) -> str:
     return f"{safe(model_id)}__{safe(task_name)}.json"
 
 
-def save_result(result: Result, output_dir: Path) -> Path:
-    """Write ``result`` atomically under ``output_dir``; returns the file path."""
+def save_result(result: Result, output_dir: Path, runs: Mapping[str, Run] | None = None) -> Path:
+    """Write ``result`` atomically under ``output_dir`` (:func:`result_filename`), after its TREC
+    runs when ``runs`` are given (one per subset, as the metrics saw them, in
+    ``output_dir/runs/<stem>__<subset>.trec``): the results file is the commit record of a
+    finished task. Returns the results file's path."""
     path = Path(output_dir) / result_filename(result.model_id, result.task_name)
+    for name, run in (runs or {}).items():
+        if result.task.get("ignore_identical_ids"):
+            run = drop_identical_ids(run)
+        write_trec_run(run, path.parent / "runs" / f"{path.stem}__{name}.trec", "harness")
     write_json_atomic(path, result.to_dict())
     return path
+
+
+def load_reusable(
+    path: Path, model: dict[str, Any], task: dict[str, Any], retrieval: dict[str, Any]
+) -> Result | None:
+    """The finished result at ``path`` if this harness version made it from the same model,
+    data (fingerprints) and settings; None otherwise (also when it is unreadable: it is then
+    recomputed and overwritten atomically)."""
+    if not Path(path).exists():
+        return None
+    try:
+        old = load_result(path)
+    except InputError:
+        return None
+    same = (
+        old.harness_version == __version__
+        and old.model.get("fingerprint") == model["fingerprint"]
+        and old.model.get("settings") == model["settings"]
+        and all(old.task.get(key) == value for key, value in task.items() if key != "source")
+        and all(old.retrieval.get(key) == value for key, value in retrieval.items())
+    )
+    return old if same else None
 
 
 def _require(data: dict, key: str, kind: type | tuple[type, ...], file: str, prefix: str = "") -> Any:

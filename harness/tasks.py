@@ -53,6 +53,8 @@ class Task:
 
     ``convention`` picks the metric code ("card": sentence-transformers, "trec": pytrec_eval);
     the task score is the unweighted mean of ``main_metric`` over the subsets ``load`` returns.
+    Reports read their catalogue from the registry: a group's members give the column order,
+    ``label`` the column header.
     """
 
     name: str
@@ -63,6 +65,11 @@ class Task:
     ignore_identical_ids: bool
     loader: Loader
     description: str = ""
+    label: str = ""  # short name in report columns (default: the name after "/")
+
+    @property
+    def short_label(self) -> str:
+        return self.label or self.name.rsplit("/", 1)[-1]
 
     def load(
         self,

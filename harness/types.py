@@ -6,12 +6,32 @@ Every module below ``harness.run`` speaks in these types and nothing else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, overload
 
 import numpy as np
+
+from harness.errors import HarnessError, InputError
+from harness.hashing import texts_sha256
+
+__all__ = [
+    "Dataset",
+    "Encoder",
+    "HarnessError",
+    "InputError",
+    "Qrels",
+    "Run",
+    "Texts",
+    "TokenEmbeddings",
+    "consecutive_ranges",
+    "id_ranks",
+    "sum_known",
+    "token_rows",
+]
 
 # qrels: query id -> doc id -> graded relevance (0 = judged not relevant).
 Qrels = dict[str, dict[str, int]]
@@ -19,27 +39,35 @@ Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 
 
-class HarnessError(Exception):
-    """Base class for every error the harness raises on purpose."""
+class Texts(Sequence[str]):
+    """Texts in a fixed order with their ids. The sha256 of the texts (what embedding-cache keys
+    are made of) and the ids' tie keys (``harness.ranking.id_ranks``) are computed once."""
 
+    def __init__(self, ids: Iterable[str], texts: Iterable[str]) -> None:
+        self.ids: tuple[str, ...] = tuple(ids)
+        self._texts: tuple[str, ...] = tuple(texts)
+        if len(self.ids) != len(self._texts):
+            raise ValueError(f"{len(self.ids)} ids for {len(self._texts)} texts")
 
-class InputError(HarnessError):
-    """Bad input data or configuration; the message names file, line and field."""
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        return self._texts[i]
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.file, self.line, self.field = file, line, field
-        where = ""
-        if file is not None:
-            where = f"{file}" + (f":{line}" if line is not None else "") + ": "
-        what = f"field '{field}': " if field is not None else ""
-        super().__init__(f"{where}{what}{message}")
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """``harness.hashing.texts_sha256`` of the texts, computed on first use."""
+        return texts_sha256(self._texts)
+
+    @functools.cached_property
+    def tie_keys(self) -> np.ndarray:
+        """:func:`id_ranks` of the ids (the ranking rule's tie keys), computed on first use."""
+        return id_ranks(self.ids)
 
 
 @dataclass(frozen=True)
@@ -59,8 +87,22 @@ class Dataset:
     source: str = ""
     notes: tuple[str, ...] = field(default=())
 
+    @functools.cached_property
+    def doc_texts(self) -> Texts:
+        """The corpus as :class:`Texts` (file order), hashed at most once."""
+        return Texts(self.corpus, self.corpus.values())
+
+    @functools.cached_property
+    def query_texts(self) -> Texts:
+        """The queries as :class:`Texts` (file order)."""
+        return Texts(self.queries, self.queries.values())
+
     def fingerprint(self) -> str:
-        """sha256 over corpus, queries and qrels (order-independent)."""
+        """sha256 over corpus, queries and qrels (order-independent), computed once."""
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         h = hashlib.sha256()
         for part in (self.corpus, self.queries):
             for key in sorted(part):
@@ -77,11 +119,14 @@ class TokenEmbeddings:
     Text ``i`` owns ``vectors[offsets[i]:offsets[i + 1]]``. A single-vector
     model is the special case of one row per text. ``vectors`` is float32
     (or a float32 memmap) of shape [total_tokens, dim]; ``offsets`` is int64
-    of shape [n_texts + 1] starting at 0.
+    of shape [n_texts + 1] starting at 0. ``input_tokens``: tokens the model read
+    to make them (special tokens and query expansion included, batch padding
+    excluded), or None when unknown.
     """
 
     vectors: np.ndarray
     offsets: np.ndarray
+    input_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2:
@@ -101,13 +146,13 @@ class TokenEmbeddings:
 
     @classmethod
     def concat(cls, parts: Sequence[TokenEmbeddings]) -> TokenEmbeddings:
-        """Concatenate packs in order."""
+        """Concatenate packs in order (``input_tokens`` summed when every part knows it)."""
         if len(parts) == 1:
             return parts[0]
         vectors = np.concatenate([p.vectors for p in parts], axis=0)
         lengths = np.concatenate([p.lengths for p in parts])
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return cls(vectors, offsets)
+        return cls(vectors, offsets, sum_known(p.input_tokens for p in parts))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -124,5 +169,59 @@ class TokenEmbeddings:
         return self.vectors.shape[1]
 
     def select(self, indices: Sequence[int] | np.ndarray) -> TokenEmbeddings:
-        """A new pack holding texts ``indices`` in that order."""
-        return TokenEmbeddings.from_list([self[int(i)] for i in indices], self.dim)
+        """A new in-memory float32 pack holding texts ``indices`` in that order."""
+        rows, lengths = token_rows(self.offsets, np.asarray(indices, np.int64))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return TokenEmbeddings(np.asarray(self.vectors[rows], np.float32), offsets)
+
+
+def id_ranks(ids: Sequence[str]) -> np.ndarray:
+    """Each id's position in ascending string order (Python's code-point order, which is trec_eval's
+    ``strcmp`` on UTF-8), int64: comparing these compares the ids (``harness.ranking``'s tie keys)."""
+    keys = np.empty(len(ids), np.int64)
+    keys[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+    return keys
+
+
+def sum_known(counts: Iterable[int | None]) -> int | None:
+    """The sum of token counts, or None when any of them is unknown."""
+    values = list(counts)
+    return None if None in values else sum(values)  # type: ignore[arg-type]
+
+
+def token_rows(offsets: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``items`` in a packed (CSR) layout: the flat positions ``offsets[i]:offsets[i+1]`` of
+    every item ``i`` of ``items`` in that order, and each item's length."""
+    starts = np.asarray(offsets[items], np.int64)
+    lengths = np.asarray(offsets[items + 1], np.int64) - starts
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return np.arange(int(lengths.sum()), dtype=np.int64) + shift, lengths
+
+
+def consecutive_ranges(offsets: np.ndarray, cap: int) -> list[tuple[int, int]]:
+    """Consecutive item ranges [a, b) covering all items whose spans ``offsets[b] - offsets[a]``
+    are at most ``cap`` (an item larger than ``cap`` gets a range of its own)."""
+    ranges, a, n = [], 0, len(offsets) - 1
+    while a < n:
+        b = max(a + 1, int(np.searchsorted(offsets, offsets[a] + cap, side="right")) - 1)
+        ranges.append((a, b))
+        a = b
+    return ranges
+
+
+class Encoder(Protocol):
+    """What the pipeline needs from a model (DESIGN.md "encode")."""
+
+    name: str
+    multi_vector: bool
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def parameter_count(self) -> int: ...
+
+    def encode(
+        self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
+    ) -> TokenEmbeddings: ...

@@ -49,8 +49,17 @@ NAMES = (
     "climate-fever",
     "scifact",
 )
-# The model card's BEIR table (REFERENCE §7), in its order.
+# The model card's BEIR table (REFERENCE §7), in its order, with its column labels.
 CARD = ("msmarco", "scifact", "webis-touche2020", "fiqa", "trec-covid", "nq", "dbpedia-entity")
+LABELS = {
+    "msmarco": "MS MARCO",
+    "scifact": "SciFact",
+    "webis-touche2020": "Touche",
+    "fiqa": "FiQA",
+    "trec-covid": "TREC-COVID",
+    "nq": "NQ",
+    "dbpedia-entity": "DBPedia",
+}
 CQADUPSTACK_FORUMS = (
     "android",
     "english",
@@ -123,6 +132,7 @@ def register() -> list[Task | TaskGroup]:
             ignore_identical_ids=True,
             loader=partial(_load, n),
             description=f"BEIR {n}" + (" (12 sub-forums, mean)" if n == "cqadupstack" else ""),
+            label=LABELS.get(n, ""),
         )
         for n in NAMES
     ]

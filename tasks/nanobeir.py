@@ -54,6 +54,7 @@ def register() -> list[Task | TaskGroup]:
             ignore_identical_ids=False,
             loader=partial(_load, f"Nano{n}"),
             description=f"NanoBEIR {n} ({HF_ORG}/Nano{n})",
+            label=n,
         )
         for n in NAMES
     ]

@@ -260,13 +260,32 @@ def test_dimless_empty_shard_from_encoder(tmp_path):
     assert_same(got, FakeEncoder().encode(texts, is_query=True))
 
 
+def test_hit_reports_the_input_tokens_of_the_cold_run(tmp_path):
+    """Shards keep the token count the encoder reported; a hit returns it without encoding."""
+
+    class Counting(FakeEncoder):
+        def encode(self, texts, **kw):
+            emb = super().encode(texts, **kw)
+            return TokenEmbeddings(emb.vectors, emb.offsets, sum(len(t) for t in texts))
+
+    texts = make_texts(23)
+    cold = encode_cached(Counting(), texts, is_query=False, cache_dir=tmp_path, shard_size=5)
+    enc = Counting()
+    hit = encode_cached(enc, texts, is_query=False, cache_dir=tmp_path, shard_size=5)
+    assert enc.calls == [] and hit.input_tokens == cold.input_tokens == sum(len(t) for t in texts)
+    shards = encode_cached_shards(enc, texts, is_query=False, cache_dir=tmp_path)
+    assert [s.input_tokens for s in shards] == [sum(map(len, texts[i : i + 5])) for i in range(0, 23, 5)]
+    # an encoder that does not count (None) is recorded as such, not as 0
+    assert encode_cached(FakeEncoder(), texts, is_query=True, cache_dir=tmp_path).input_tokens is None
+
+
 def test_interrupted_write_leaves_no_temp_file(tmp_path, monkeypatch):
-    import harness.cache as cache
+    import harness.fileio as fileio  # every atomic write goes through it
 
     def killed_replace(src, dst):
         raise KeyboardInterrupt("killed between write and rename")
 
-    monkeypatch.setattr(cache.os, "replace", killed_replace)
+    monkeypatch.setattr(fileio.os, "replace", killed_replace)
     with pytest.raises(KeyboardInterrupt):
         encode_cached(FakeEncoder(), make_texts(6), is_query=True, cache_dir=tmp_path)
     assert not list(tmp_path.rglob("*.tmp"))

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.check import check, paired_differences, paired_t_test, select_model, sign_flip_test
+from harness.check import check, paired_differences, select_model
 from harness.results import Result, SubsetScores
+from harness.stats import paired_t_test, sign_flip_test
 from harness.types import InputError
 
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from harness.export import read_trec_run, write_per_query_csv, write_trec_run
+from harness.export import write_per_query_csv
 from harness.results import Result, SubsetScores
+from harness.runfile import read_trec_run, write_trec_run
 from harness.types import InputError
 
 MEASURES = {"ndcg_cut_10", "map", "recall_100", "P_5", "recip_rank", "ndcg_cut_1000"}

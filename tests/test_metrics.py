@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
-from harness.metrics import CARD_MAP_K, TREC_K, TREC_MRR_K, MetricResult, card_metrics, rank, trec_metrics
+from harness.metrics import CARD_MAP_K, TREC_K, TREC_MRR_K, MetricResult, card_metrics, trec_metrics
+from harness.ranking import rank
 from harness.types import InputError, Qrels, Run
 
 TOL = 1e-9

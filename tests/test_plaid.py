@@ -22,7 +22,6 @@ from scipy.spatial.distance import cdist
 from harness.plaid import (
     MANIFEST,
     PlaidIndex,
-    _lloyd_max,
     add_documents,
     build_index,
     default_n_centroids,
@@ -33,6 +32,7 @@ from harness.plaid import (
     quantize_centroids,
     train_codec,
 )
+from harness.plaid.codec import _lloyd_max
 from harness.retrieve import exact_search, to_run
 from harness.types import InputError, TokenEmbeddings
 
@@ -113,7 +113,7 @@ def test_nearest_is_the_exact_argmax(
     (tolerance 0), also on near-ties far below bf16 resolution (2^-8), exact duplicates (first
     index), K not a multiple of the kernel's 128-target blocks, norms from 1e-3 to 1e3, and a
     memory budget of one row per screen."""
-    monkeypatch.setattr("harness.plaid._bf16_dot", lambda: bf16_dot)
+    monkeypatch.setattr("harness.plaid.centroids._bf16_dot", lambda: bf16_dot)
     rng = np.random.default_rng(7)
     dim, k = 33, 300
     base = rng.standard_normal((k - 100, dim)).astype(np.float32)

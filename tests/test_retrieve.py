@@ -121,13 +121,13 @@ def test_ties_across_blocks_keep_lowest_indices_at_the_cut() -> None:
 
 def test_top_k_rule_with_unordered_indices() -> None:
     """The merge rule itself, on rows whose indices are not in order and with many ties."""
-    from harness.retrieve import _top_k
+    from harness.ranking import select_top
 
     rng = np.random.default_rng(10)
     scores = rng.integers(0, 4, size=(30, 25)).astype(np.float32)
     indices = np.stack([rng.permutation(1000)[:25] for _ in range(30)])
     for k in (1, 5, 25):
-        s, i = _top_k(scores, indices, k)
+        s, i = select_top(scores, indices, -np.arange(1000), k)  # tie key -index: lower index first
         for r in range(30):
             ref = sorted(
                 zip(scores[r].tolist(), indices[r].tolist(), strict=True), key=lambda p: (-p[0], p[1])

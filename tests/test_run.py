@@ -161,6 +161,8 @@ def test_rerun_reuses_results_and_cache(bert_checkpoint, tmp_path):
     [forced] = evaluate(encoder, ["mini"], overwrite=True, **kwargs)  # cache hit: no encoding either
     assert encoder.calls == calls
     assert forced.subsets[0].trec == first.subsets[0].trec
+    # token counts come with the embeddings (stored in the cache), not from tokenising again
+    assert forced.tokens == first.tokens and first.tokens["documents"] > first.tokens["queries"] > 0
 
 
 @needs_scifact
@@ -222,7 +224,7 @@ def test_failed_run_writes_nothing(bert_checkpoint, tmp_path):
 def test_bm25_baseline_and_saved_run(tmp_path):
     import pytrec_eval
 
-    from harness.export import read_trec_run
+    from harness.runfile import read_trec_run
 
     data = _small_beir(tmp_path / "data" / "mini", n_docs=300, n_queries=20)
     [result] = evaluate(
@@ -313,7 +315,9 @@ def test_nanobeir_group_from_local_folders_writes_the_model_card(bert_checkpoint
     against the seed card in test_report.py)."""
     import yaml
 
-    from harness.report import NANOBEIR_DATASETS
+    from harness.report import nanobeir_datasets
+
+    NANOBEIR_DATASETS = nanobeir_datasets()
 
     for name in NANOBEIR_DATASETS:
         _small_beir(tmp_path / "data" / name, n_docs=12, n_queries=2, split="train")

@@ -24,13 +24,8 @@ import argparse
 import re
 from pathlib import Path
 
-from harness.report import (
-    AVERAGE_METRIC,
-    AVERAGE_SUBSET,
-    BEIR_CARD_COLUMNS,
-    CARD_METRICS,
-    NANOBEIR_DATASETS,
-)
+from harness.metrics import CARD_METRICS
+from harness.report import AVERAGE_METRIC, AVERAGE_SUBSET, beir_card_columns, nanobeir_datasets
 from harness.results import Result, SubsetScores, save_result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,8 +205,8 @@ def transcribe(card_text: str) -> list[Result]:
         raise ValueError(f"card is for {name!r}, expected {MODEL!r}")
     out = []
     per_dataset = [e for e in entries if e["task_type"] == "py-late-information-retrieval"]
-    if [e["dataset_name"] for e in per_dataset] != list(NANOBEIR_DATASETS):
-        raise ValueError("card's NanoBEIR datasets differ from harness.report.NANOBEIR_DATASETS")
+    if [e["dataset_name"] for e in per_dataset] != list(nanobeir_datasets()):
+        raise ValueError("card's NanoBEIR datasets differ from harness.report.nanobeir_datasets()")
     for entry in per_dataset:
         table = {}
         for metric_type, value, _ in entry["metrics"]:
@@ -225,9 +220,9 @@ def transcribe(card_text: str) -> list[Result]:
                 MODEL, own_group, dataset, "card", "train", dataset, table, note, f"zeta-alpha-ai/{dataset}"
             )
         )
-    labels = dict(BEIR_CARD_COLUMNS)
+    labels = dict(beir_card_columns())
     if beir_header[2:] != list(labels) or beir_header[1] != "AVG":
-        raise ValueError(f"BEIR table columns {beir_header} differ from BEIR_CARD_COLUMNS")
+        raise ValueError(f"BEIR table columns {beir_header} differ from harness.report.beir_card_columns()")
     for group, model_cell, values in beir_rows:
         model_id = _plain(model_cell)
         note = "card table 'Results on BEIR' (nDCG@10, 3 decimals)"

@@ -1,0 +1,221 @@
+"""Typed checkpoint settings: everything that changes a model's embeddings, frozen.
+
+``settings()`` of an encoder is ``asdict`` of its config: what the embedding cache is keyed on and
+what a results file records. Values come from the checkpoint's JSON files, replaced by the caller's
+overrides the way PyLate / sentence-transformers constructor arguments replace them (override >
+file > library default). :class:`LoadOptions` holds what changes how, not what, a model encodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.checkpoints.files import positive, read_json_object, typed
+from harness.checkpoints.layout import Layout
+from harness.errors import InputError
+
+PIPELINE_VERSION = 1  # bump when an encoder change alters embeddings, so caches keyed on settings miss
+DEFAULT_MAX_TOKENS_PER_BATCH = 16384
+PUNCTUATION = tuple("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")  # string.punctuation, PyLate's default skiplist
+POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens")
+DTYPES = ("float32", "bfloat16", "float16")
+
+COLBERT_OVERRIDES = frozenset(
+    {
+        "query_prefix",
+        "document_prefix",
+        "query_length",
+        "document_length",
+        "do_query_expansion",
+        "attend_to_expansion_tokens",
+        "skiplist_words",
+        "prompt",
+        "do_lower_case",
+    }
+)
+DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case"})
+OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "name", "attn_implementation"})
+_OVERRIDES_FILE = Path("<overrides>")
+
+_LEGACY_POOLING = {  # sentence-transformers < 6 writes one boolean per mode
+    "cls": "pooling_mode_cls_token",
+    "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens",
+    "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+    "weightedmean": "pooling_mode_weightedmean_tokens",
+    "lasttoken": "pooling_mode_lasttoken",
+}
+
+
+def check_overrides(kind: str, overrides: Mapping[str, Any]) -> None:
+    """InputError for an override the checkpoint kind does not take."""
+    allowed = OPTION_OVERRIDES | (COLBERT_OVERRIDES if kind == "colbert" else DENSE_OVERRIDES)
+    for key in overrides:
+        if key not in allowed:
+            raise InputError(f"unknown override (allowed: {sorted(allowed)})", field=key)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a model is run, not what it computes: the name results are stored under, the padded-token
+    budget of a batch, the transformers attention implementation (None: the library's default)."""
+
+    name: str | None = None
+    max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH
+    attn_implementation: str | None = None
+
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any]) -> LoadOptions:
+        given = {k: v for k, v in overrides.items() if k in OPTION_OVERRIDES}
+        budget = typed(given, "max_tokens_per_batch", int, DEFAULT_MAX_TOKENS_PER_BATCH, _OVERRIDES_FILE)
+        return cls(
+            name=given.get("name"),
+            max_tokens_per_batch=positive(budget, "max_tokens_per_batch", _OVERRIDES_FILE),
+            attn_implementation=given.get("attn_implementation"),
+        )
+
+
+def _settings(config: Any) -> dict[str, Any]:
+    """``asdict(config)`` as JSON values (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def _do_lower_case(layout: Layout, overrides: Mapping[str, Any]) -> bool:
+    file = layout.backbone_dir / "sentence_bert_config.json"
+    sbert = read_json_object(file, required=False)
+    return typed({**sbert, **overrides}, "do_lower_case", bool, False, file)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColBERTConfig:
+    """PyLate 1.6 ``ColBERT`` settings (REFERENCE §4); ``attend_to_expansion_tokens`` is the
+    effective value (False without query expansion)."""
+
+    encoder: Literal["colbert"] = "colbert"
+    pipeline_version: int = PIPELINE_VERSION
+    query_prefix: str
+    document_prefix: str
+    query_length: int
+    document_length: int
+    do_query_expansion: bool
+    attend_to_expansion_tokens: bool
+    skiplist_words: tuple[str, ...]
+    do_lower_case: bool
+    prompt: str
+    strip: bool = True
+    normalize: bool = True
+    dim: int
+    dtype: str
+
+    def settings(self) -> dict[str, Any]:
+        return _settings(self)
+
+    @classmethod
+    def from_checkpoint(
+        cls, layout: Layout, overrides: Mapping[str, Any], *, dim: int, dtype: str
+    ) -> ColBERTConfig:
+        """``config_sentence_transformers.json`` and ``sentence_bert_config.json`` of ``layout``,
+        ``overrides`` on top; ``dim`` is the last Dense layer's width."""
+        file = layout.folder / "config_sentence_transformers.json"
+        cfg = {**read_json_object(file, required=False), **overrides}
+        prompts = typed(cfg, "prompts", dict, {}, file)
+        prompt_name = typed(cfg, "default_prompt_name", str, None, file)
+        skiplist = typed(cfg, "skiplist_words", (list, tuple), PUNCTUATION, file)
+        if not all(isinstance(w, str) for w in skiplist):
+            raise InputError("expected a list of strings", file=str(file), field="skiplist_words")
+        expansion = typed(cfg, "do_query_expansion", bool, True, file)
+        return cls(
+            query_prefix=typed(cfg, "query_prefix", str, "[Q] ", file),
+            document_prefix=typed(cfg, "document_prefix", str, "[D] ", file),
+            query_length=positive(typed(cfg, "query_length", int, 32, file), "query_length", file),
+            document_length=positive(typed(cfg, "document_length", int, 180, file), "document_length", file),
+            do_query_expansion=expansion,
+            attend_to_expansion_tokens=typed(cfg, "attend_to_expansion_tokens", bool, False, file)
+            and expansion,
+            skiplist_words=tuple(skiplist),
+            do_lower_case=_do_lower_case(layout, overrides),
+            prompt=typed(cfg, "prompt", str, (prompts.get(prompt_name) or "") if prompt_name else "", file),
+            dim=dim,
+            dtype=dtype,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DenseConfig:
+    """sentence-transformers settings of a Transformer + Pooling [+ Dense] [+ Normalize] model, with
+    the prompts ``encode_query`` / ``encode_document`` apply."""
+
+    encoder: Literal["dense"] = "dense"
+    pipeline_version: int = PIPELINE_VERSION
+    max_seq_length: int
+    do_lower_case: bool
+    pooling: str
+    normalize: bool
+    query_prompt: str
+    document_prompt: str
+    strip: bool = True
+    dim: int
+    dtype: str
+
+    def settings(self) -> dict[str, Any]:
+        return _settings(self)
+
+    def prompt(self, is_query: bool) -> str:
+        return self.query_prompt if is_query else self.document_prompt
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        layout: Layout,
+        overrides: Mapping[str, Any],
+        *,
+        dim: int,
+        dtype: str,
+        default_max_seq_length: int,
+    ) -> DenseConfig:
+        """Pooling mode, Normalize presence, prompts and ``max_seq_length`` (``default_max_seq_length``,
+        sentence-transformers' fallback from the backbone, when the checkpoint names none)."""
+        file = layout.dirs("pooling")[0] / "config.json"
+        cfg = read_json_object(file)
+        if "pooling_mode" in cfg:  # sentence-transformers >= 6
+            modes = [cfg["pooling_mode"]] if isinstance(cfg["pooling_mode"], str) else cfg["pooling_mode"]
+        else:
+            modes = [mode for mode, key in _LEGACY_POOLING.items() if cfg.get(key)]
+        if not isinstance(modes, list) or len(modes) != 1 or modes[0] not in POOLING_MODES:
+            raise InputError(
+                f"exactly one pooling mode of {POOLING_MODES} is supported, got {modes}",
+                file=str(file),
+                field="pooling_mode",
+            )
+
+        st_file = layout.folder / "config_sentence_transformers.json"
+        st_cfg = read_json_object(st_file, required=False)
+        prompts = typed(st_cfg, "prompts", dict, {}, st_file)
+        default_name = typed(st_cfg, "default_prompt_name", str, None, st_file)
+        default = prompts.get(default_name, "") if default_name else ""
+        doc_name = next((n for n in ("document", "passage", "corpus") if n in prompts), None)
+        query_prompt = prompts.get("query", default) or ""
+        document_prompt = (prompts[doc_name] if doc_name else default) or ""
+        if (query_prompt or document_prompt) and cfg.get("include_prompt", True) is False:
+            raise InputError(
+                "include_prompt=false with a prompt is not supported", file=str(file), field="include_prompt"
+            )
+
+        sbert_file = layout.backbone_dir / "sentence_bert_config.json"
+        sbert = {**read_json_object(sbert_file, required=False), **overrides}
+        max_seq_length = typed(sbert, "max_seq_length", int, None, sbert_file)
+        return cls(
+            max_seq_length=default_max_seq_length
+            if max_seq_length is None
+            else positive(max_seq_length, "max_seq_length", sbert_file),
+            do_lower_case=_do_lower_case(layout, overrides),
+            pooling=modes[0],
+            normalize=bool(layout.dirs("normalize")),
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
+            dim=dim,
+            dtype=dtype,
+        )

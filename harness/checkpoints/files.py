@@ -1,0 +1,124 @@
+"""Reading checkpoint files: JSON with typed fields, weights (safetensors, or ``.bin`` through
+``torch.load(weights_only=True)``), Hub resolution and the fingerprint of a model's files. Every
+error names the file (and the field)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError, InputError
+from harness.hashing import update_with_file
+
+if TYPE_CHECKING:
+    import torch
+
+# Files whose bytes can change embeddings: weights, configs, tokenizer files.
+WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+
+
+def read_json(path: Path, *, required: bool = True) -> Any:
+    """The decoded JSON of ``path``; None when it is absent and not ``required``."""
+    if not path.is_file():
+        if required:
+            raise InputError("file is missing", file=str(path))
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg}", file=str(path), line=e.lineno) from e
+    except UnicodeDecodeError as e:
+        raise InputError("not UTF-8 text", file=str(path)) from e
+
+
+def read_json_object(path: Path, *, required: bool = True) -> dict[str, Any]:
+    """:func:`read_json` that must be an object ({} when absent and not ``required``)."""
+    data = read_json(path, required=required)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object", file=str(path))
+    return data
+
+
+def typed(cfg: dict, key: str, kind: type | tuple[type, ...], default: Any, file: Path) -> Any:
+    """``cfg[key]`` checked against ``kind`` (bools are not ints), or ``default`` when absent/null."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    bad_bool = isinstance(value, bool) and kind in (int, float)
+    if bad_bool or not isinstance(value, kind):
+        raise InputError(
+            f"expected {getattr(kind, '__name__', kind)}, got {value!r}", file=str(file), field=key
+        )
+    return value
+
+
+def positive(value: int, key: str, file: Path) -> int:
+    if value < 1:
+        raise InputError(f"must be >= 1, got {value}", file=str(file), field=key)
+    return value
+
+
+def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """State dict of a module folder: model.safetensors, else pytorch_model.bin (weights_only)."""
+    import torch
+
+    safetensors_file, bin_file = folder / "model.safetensors", folder / "pytorch_model.bin"
+    try:
+        if safetensors_file.is_file():
+            from safetensors.torch import load_file
+
+            return load_file(str(safetensors_file)), safetensors_file
+        if bin_file.is_file():
+            return torch.load(bin_file, map_location="cpu", weights_only=True), bin_file
+    except Exception as e:  # corrupt or unsafe file: report which one
+        file = safetensors_file if safetensors_file.is_file() else bin_file
+        raise InputError(f"cannot read weights: {e}", file=str(file)) from e
+    raise InputError("no weights file (model.safetensors or pytorch_model.bin)", file=str(folder))
+
+
+def files_fingerprint(folders: Iterable[Path], root: Path) -> str:
+    """sha256 over (relative path, size, content) of the weight, tokenizer and config files
+    (``WEIGHT_SUFFIXES``) directly in ``folders``, in sorted path order."""
+    files = {
+        p
+        for d in folders
+        if d.is_dir()  # a module without parameters (Normalize) may ship no folder at all
+        for p in d.iterdir()
+        if p.is_file() and p.suffix in WEIGHT_SUFFIXES
+    }
+    h = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        h.update(f"{path.relative_to(root).as_posix()}\x00{path.stat().st_size}\x00".encode())
+        update_with_file(h, path)
+    return h.hexdigest()
+
+
+def resolve_checkpoint(path_or_id: str | Path) -> Path:
+    """A local folder as is; otherwise a Hugging Face Hub id fetched with ``snapshot_download``."""
+    path = Path(path_or_id).expanduser()
+    if path.is_dir():
+        return path
+    text = str(path_or_id)
+    if (
+        path.exists()
+        or path.is_absolute()
+        or text.startswith(".")
+        or not re.fullmatch(r"[\w.-]+/[\w.-]+", text)
+    ):
+        raise InputError("no such checkpoint folder (and not a Hub id 'org/name')", file=text)
+    try:
+        from huggingface_hub import snapshot_download
+
+        ignore = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "flax_model*", "tf_model*", "*.ot"]
+        return Path(snapshot_download(repo_id=text, ignore_patterns=ignore))
+    except Exception as e:  # offline, unknown repo, network: the Hub raises many types
+        raise HarnessError(
+            f"cannot fetch model '{text}' from the Hugging Face Hub ({type(e).__name__}: {e}). "
+            "Pass a local checkpoint folder, or download it first where the Hub is reachable."
+        ) from e

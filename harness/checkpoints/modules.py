@@ -1,0 +1,113 @@
+"""A checkpoint's modules as torch modules: the transformers backbone and the Dense layers.
+
+Security: Dense weights come from safetensors, or ``.bin`` through ``torch.load(weights_only=True)``
+(what transformers does for the backbone too); activation functions come from a fixed list, never
+from imports named in a config file; ``trust_remote_code`` is off unless asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.checkpoints.files import load_weights, positive, read_json_object, typed
+from harness.checkpoints.layout import Layout
+from harness.errors import InputError
+
+ACTIVATIONS = {"Identity": nn.Identity, "Tanh": nn.Tanh, "ReLU": nn.ReLU, "GELU": nn.GELU}
+ACTIVATIONS.update({"Sigmoid": nn.Sigmoid, "SiLU": nn.SiLU, "LeakyReLU": nn.LeakyReLU})
+
+
+class DenseLayer(nn.Module):
+    """PyLate / sentence-transformers Dense: ``y = act(W x + b)``, plus ``x`` or ``R x`` if use_residual."""
+
+    def __init__(
+        self, linear: nn.Linear, activation: nn.Module, use_residual: bool, residual: nn.Linear | None
+    ):
+        super().__init__()
+        self.linear, self.activation = linear, activation
+        self.use_residual, self.residual = use_residual, residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.activation(self.linear(x))
+        if self.use_residual:
+            y = y + (self.residual(x) if self.residual is not None else x)
+        return y
+
+    @classmethod
+    def load(cls, folder: Path, in_dim: int) -> DenseLayer:
+        """Read ``folder/config.json`` and its weights; ``in_dim`` is the previous layer's width."""
+        cfg_file = folder / "config.json"
+        cfg = read_json_object(cfg_file)
+        in_features = positive(typed(cfg, "in_features", int, None, cfg_file) or 0, "in_features", cfg_file)
+        out_features = positive(
+            typed(cfg, "out_features", int, None, cfg_file) or 0, "out_features", cfg_file
+        )
+        if in_features != in_dim:
+            raise InputError(
+                f"is {in_features} but the previous layer outputs {in_dim}",
+                file=str(cfg_file),
+                field="in_features",
+            )
+        bias = typed(cfg, "bias", bool, True, cfg_file)
+        use_residual = typed(cfg, "use_residual", bool, False, cfg_file)
+        activation_name = typed(cfg, "activation_function", str, "torch.nn.modules.activation.Tanh", cfg_file)
+        short = activation_name.rsplit(".", 1)[-1]
+        if not activation_name.startswith("torch.nn") or short not in ACTIVATIONS:
+            raise InputError(
+                f"unsupported activation {activation_name!r} (allowed: torch.nn {sorted(ACTIVATIONS)})",
+                file=str(cfg_file),
+                field="activation_function",
+            )
+
+        state, weights_file = load_weights(folder)
+        expected = {"linear.weight": (out_features, in_features)}
+        if bias:
+            expected["linear.bias"] = (out_features,)
+        if use_residual and in_features != out_features:
+            expected["residual.weight"] = (out_features, in_features)
+        for key in sorted(set(expected) | set(state)):
+            if key not in state:
+                raise InputError("tensor is missing", file=str(weights_file), field=key)
+            if key not in expected:
+                raise InputError("unexpected tensor for this config.json", file=str(weights_file), field=key)
+            if tuple(state[key].shape) != expected[key]:
+                raise InputError(
+                    f"shape {tuple(state[key].shape)} != expected {expected[key]} (from config.json)",
+                    file=str(weights_file),
+                    field=key,
+                )
+        linear = nn.Linear(in_features, out_features, bias=bias)
+        residual = nn.Linear(in_features, out_features, bias=False) if "residual.weight" in expected else None
+        layer = cls(linear, ACTIVATIONS[short](), use_residual, residual)
+        layer.load_state_dict(state, strict=True)
+        return layer
+
+
+def load_dense_layers(layout: Layout, width: int) -> list[DenseLayer]:
+    """The Dense modules of ``layout`` in order; ``width`` is the backbone's output width."""
+    layers = []
+    for folder in layout.dirs("dense"):
+        layers.append(DenseLayer.load(folder, width))
+        width = layers[-1].linear.out_features
+    return layers
+
+
+def load_backbone(folder: Path, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None):
+    """transformers AutoModel (eval mode) + AutoTokenizer from ``folder`` (default attention, like PyLate)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    if not (folder / "config.json").is_file():
+        raise InputError("backbone config is missing", file=str(folder / "config.json"))
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(folder, dtype=dtype, **kwargs)
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"cannot load the transformers backbone: {e}", file=str(folder)) from e
+    return model.eval(), tokenizer

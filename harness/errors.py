@@ -1,0 +1,26 @@
+"""The two errors the harness raises on purpose (no harness imports: every module may use them)."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class for every error the harness raises on purpose."""
+
+
+class InputError(HarnessError):
+    """Bad input data or configuration; the message names file, line and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file, self.line, self.field = file, line, field
+        where = ""
+        if file is not None:
+            where = f"{file}" + (f":{line}" if line is not None else "") + ": "
+        what = f"field '{field}': " if field is not None else ""
+        super().__init__(f"{where}{what}{message}")

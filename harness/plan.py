@@ -1,0 +1,257 @@
+"""The run's plan: validated settings, the model, and per task the retriever stage, the ranking
+depth and the results file, all fixed before any data is loaded.
+
+``EvalSettings`` is frozen and checks every value when it is made, naming the command-line flag,
+so a bad value fails before a model or a corpus is touched. ``plan_tasks`` then turns (model,
+tasks, settings) into one :class:`TaskPlan` per task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.checkpoints.config import DTYPES
+from harness.encode import load_encoder
+from harness.errors import InputError
+from harness.plaid.params import check_nbits, default_search_settings
+from harness.results import result_filename
+from harness.retrieve import (
+    BM25Retriever,
+    Embedder,
+    ExactRetriever,
+    PlaidRetriever,
+    RerankRetriever,
+    Retriever,
+    RunFileRetriever,
+)
+from harness.retrieve.maxsim import SCORINGS
+from harness.runfile import read_trec_run
+from harness.tasks import Task, resolve_tasks
+from harness.types import Encoder
+
+BM25_MODEL_ID = "bm25"
+CARD_DEPTH = 100  # PyLate's evaluator ranks the top 100 (max of its k values)
+TREC_DEPTH = 1000  # BEIR ranks the top 1000
+INDEXES = ("exact", "plaid")
+
+
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR`` or ``~/.cache/colbert-eval-harness``."""
+    env = os.environ.get("HARNESS_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "colbert-eval-harness"
+
+
+def _positive(value: object, flag: str, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"must be a positive integer, got {value!r}", field=flag)
+
+
+def _choice(value: object, choices: Sequence[object], flag: str) -> None:
+    if value not in choices:
+        raise InputError(f"must be one of {', '.join(map(str, choices))}; got {value!r}", field=flag)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything besides model and tasks that decides the numbers or the run; checked on creation.
+
+    ``scoring=None`` picks per task: ``pylate`` for model-card (NanoBEIR) tasks, so card numbers
+    reproduce PyLate's evaluator to the last digit (it floors each query token's score at 0 for
+    documents shorter than the longest one), and ``masked`` (the correct MaxSim) everywhere else.
+    """
+
+    split: str | None = None
+    data_dir: Path | None = None
+    output_dir: Path | None = Path("results")
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: str = "float32"
+    scoring: str | None = None
+    pylate_chunk_size: int = 50_000
+    index: str = "exact"
+    first_stage: str | None = None
+    rerank_depth: int = 100
+    plaid_nbits: int = 4
+    # PLAID search knobs; None: ``harness.plaid.default_search_settings(k)``
+    plaid_n_probe: int | None = None
+    plaid_centroid_score_threshold: float | None | Literal["default"] = "default"
+    plaid_n_full_scores: int | None = None
+    k: int | None = None
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    overwrite: bool = False
+    save_run: bool = False
+    show_progress: bool = True
+    trust_remote_code: bool = False
+    model_name: str | None = None  # id stored in results (default: folder name or Hub id)
+    # ColBERT token limits replacing the checkpoint's (PyLate's constructor arguments); e.g.
+    # LongEmbed's long-context rows are run with document_length 4096 or 32768
+    document_length: int | None = None
+    query_length: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("data_dir", "output_dir", "cache_dir"):  # notebooks pass strings
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        _positive(self.batch_size, "--batch-size")
+        _choice(self.dtype, DTYPES, "--dtype")
+        _choice(self.scoring, (None, *SCORINGS), "--scoring")
+        _positive(self.pylate_chunk_size, "pylate_chunk_size")
+        _choice(self.index, INDEXES, "--index")
+        _positive(self.rerank_depth, "--rerank-depth")
+        check_nbits(self.plaid_nbits, field="--nbits")
+        _positive(self.plaid_n_probe, "--n-probe", optional=True)
+        _positive(self.plaid_n_full_scores, "--n-full-scores", optional=True)
+        threshold = self.plaid_centroid_score_threshold
+        if threshold not in (None, "default") and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+        ):
+            raise InputError(
+                f"must be a number, 'none' or 'default'; got {threshold!r}",
+                field="--centroid-score-threshold",
+            )
+        _positive(self.k, "--k", optional=True)
+        _positive(self.document_length, "--document-length", optional=True)
+        _positive(self.query_length, "--query-length", optional=True)
+        if self.first_stage is not None and not self.first_stage.strip():
+            raise InputError("must name 'bm25', a TREC run file or a model", field="--first-stage")
+
+    def replace(self, **overrides: Any) -> EvalSettings:
+        """A copy with ``overrides`` (EvalSettings fields), checked again."""
+        for key in overrides:
+            if key not in {f.name for f in dataclasses.fields(self)}:
+                raise TypeError(f"unknown setting {key!r}")
+        return dataclasses.replace(self, **overrides)
+
+    def record(self) -> dict[str, Any]:
+        """The settings as JSON-friendly values (paths as strings), as results files keep them."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One task's part of the run: what to load, how to retrieve, how deep, where the result goes."""
+
+    task: Task
+    split: str
+    k: int
+    retriever: Retriever
+    output: Path | None
+
+    @property
+    def retrieval(self) -> dict[str, Any]:
+        """What the results file records under ``retrieval`` (before per-subset index facts)."""
+        return {"method": self.retriever.method, "k": self.k, **self.retriever.settings()}
+
+
+def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
+    """The encoder to evaluate (None for the BM25 baseline)."""
+    if not isinstance(model, str):
+        return model
+    if model.lower() == BM25_MODEL_ID:
+        return None
+    overrides = {
+        "name": settings.model_name,
+        "document_length": settings.document_length,
+        "query_length": settings.query_length,
+    }
+    return load_encoder(
+        model,
+        device=settings.device,
+        dtype=settings.dtype,
+        trust_remote_code=settings.trust_remote_code,
+        **{key: value for key, value in overrides.items() if value is not None},
+    )
+
+
+def _embedder(encoder: Encoder, settings: EvalSettings) -> Embedder:
+    return Embedder(encoder, settings.cache_dir, settings.batch_size, settings.show_progress)
+
+
+def load_first_stage(settings: EvalSettings) -> Retriever | None:
+    """The rerank first stage named by ``--first-stage``, loaded now: BM25, a TREC run file (read and
+    checked), or a model (loaded with the run's device, dtype and ``trust_remote_code``)."""
+    source = settings.first_stage
+    if source is None:
+        return None
+    if source.lower() == BM25_MODEL_ID:
+        return BM25Retriever(show_progress=settings.show_progress)
+    if Path(source).is_file():
+        return RunFileRetriever(Path(source), read_trec_run(Path(source)))
+    first = load_encoder(
+        source, device=settings.device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code
+    )
+    return ExactRetriever(_embedder(first, settings), scoring="masked")
+
+
+def _retriever(
+    encoder: Encoder | None, task: Task, first_stage: Retriever | None, settings: EvalSettings
+) -> Retriever:
+    if encoder is None:
+        return BM25Retriever(show_progress=settings.show_progress)
+    scoring = settings.scoring or ("pylate" if task.convention == "card" else "masked")
+    if not encoder.multi_vector:
+        scoring = "masked"  # one vector per text: both modes agree
+    if first_stage is not None:
+        return RerankRetriever(
+            first_stage,
+            settings.first_stage or "",
+            _embedder(encoder, settings),
+            settings.rerank_depth,
+            scoring,
+        )
+    if settings.index == "plaid":
+        return PlaidRetriever(
+            _embedder(encoder, settings), settings.plaid_nbits, _plaid_knobs(task, settings)
+        )
+    return ExactRetriever(_embedder(encoder, settings), scoring, settings.pylate_chunk_size)
+
+
+def _depth(task: Task, settings: EvalSettings) -> int:
+    return settings.k or (CARD_DEPTH if task.convention == "card" else TREC_DEPTH)
+
+
+def _plaid_knobs(task: Task, settings: EvalSettings) -> dict[str, Any]:
+    """The search knobs: defaults for the ranking depth, replaced by the ones given."""
+    knobs = default_search_settings(_depth(task, settings))
+    given = {"n_probe": settings.plaid_n_probe, "n_full_scores": settings.plaid_n_full_scores}
+    knobs |= {key: value for key, value in given.items() if value is not None}
+    if settings.plaid_centroid_score_threshold != "default":  # None: explicitly no pruning
+        knobs["centroid_score_threshold"] = settings.plaid_centroid_score_threshold
+    return knobs
+
+
+def plan_tasks(
+    encoder: Encoder | None,
+    model_id: str,
+    tasks: Sequence[Task],
+    settings: EvalSettings,
+    first_stage: Retriever | None = None,
+) -> list[TaskPlan]:
+    """One plan per task: split, depth, retriever and results file (``None`` without an output folder)."""
+    out = settings.output_dir
+    return [
+        TaskPlan(
+            task=task,
+            split=settings.split or task.eval_split,
+            k=_depth(task, settings),
+            retriever=_retriever(encoder, task, first_stage, settings),
+            output=out / result_filename(model_id, task.name) if out else None,
+        )
+        for task in tasks
+    ]
+
+
+def resolve(tasks: Sequence[str | Task], settings: EvalSettings) -> list[Task]:
+    """Task objects for names, groups and ``--data-dir`` folders (unknown names fail here)."""
+    return [
+        t
+        for name in tasks
+        for t in ([name] if isinstance(name, Task) else resolve_tasks([name], settings.data_dir))
+    ]

@@ -1,0 +1,133 @@
+"""What reports show and how they group results: the benchmark catalogue (read from the task
+registry: a suite's datasets in order, their column labels), which results are published figures or
+averages only, and the size groups rows are compared within.
+
+Conventions shared with ``results/published/``:
+
+* NanoBEIR tasks are ``Nano<Dataset>`` (card convention), BEIR tasks ``BEIR/<name>``,
+  LongEmbed tasks ``LongEmbed/<task>``: the members of the registry's groups of those names.
+* An *average-only* figure (a published AVG without its per-dataset numbers) is a result
+  whose task name is the benchmark name (``BEIR``, ``LongEmbed``), with one subset named
+  ``AVG`` whose table holds the single metric ``avg`` (= ``task.main_metric``).
+* Rows of one size group are compared with each other; a result's group is
+  ``model.size_group`` or, failing that, derived from ``model.parameters`` and the bounds
+  written in the group labels (``"Small Models (<25M)"``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from harness.results import Result
+from harness.tasks import get_task, list_groups
+
+NANOBEIR, BEIR, LONGEMBED, OTHER = "NanoBEIR", "BEIR", "LongEmbed", "Other"
+SUITES = (NANOBEIR, BEIR, LONGEMBED)  # registry groups that are report families, in report order
+FAMILIES = (*SUITES, OTHER)
+BEIR_CARD_GROUP = "BEIR-card"  # the card's BEIR table: its columns, in its order
+DEFAULT_SIZE_GROUPS = ("Large Models (>100M)", "Medium Models (<35M)", "Small Models (<25M)")
+AVERAGE_SUBSET = "AVG"
+AVERAGE_METRIC = "avg"
+
+
+def members(group: str) -> tuple[str, ...]:
+    """The task names of a registered group, in registration order (empty if unknown)."""
+    return tuple(list_groups().get(group, ()))
+
+
+def nanobeir_datasets() -> tuple[str, ...]:
+    """The 13 NanoBEIR tasks in the card's order."""
+    return members(NANOBEIR)
+
+
+def longembed_tasks() -> tuple[str, ...]:
+    """The 6 LongEmbed tasks in the card's order."""
+    return members(LONGEMBED)
+
+
+def beir_card_columns() -> tuple[tuple[str, str], ...]:
+    """(column label, task name) of the card's BEIR table, in its order."""
+    return tuple((label(name), name) for name in members(BEIR_CARD_GROUP))
+
+
+def label(task_name: str) -> str:
+    """A task's column label: the registered task's, else the name after "/"."""
+    try:
+        return get_task(task_name).short_label
+    except Exception:  # an unregistered name (a local folder, another registry)
+        return task_name.rsplit("/", 1)[-1]
+
+
+def family(task_name: str) -> str:
+    """Benchmark a task belongs to: NanoBEIR, BEIR, LongEmbed (a suite or one of its average-only
+    results) or Other."""
+    for suite in SUITES:
+        if task_name == suite or task_name in members(suite):
+            return suite
+    return OTHER
+
+
+def dataset_order(fam: str, names: Iterable[str]) -> list[str]:
+    """``names`` in the suite's order, then the others sorted."""
+    names = set(names)
+    known = list(members(fam)) if fam in SUITES else []
+    return [n for n in known if n in names] + sorted(names - set(known))
+
+
+def is_average_only(result: Result) -> bool:
+    """A published benchmark average without per-dataset numbers (module docstring)."""
+    return len(result.subsets) == 1 and result.subsets[0].name == AVERAGE_SUBSET
+
+
+def is_published(result: Result) -> bool:
+    return result.model.get("kind") == "published" or result.published is not None
+
+
+def prefer(results: Iterable[Result]) -> dict[tuple[str, str], Result]:
+    """One result per (model id, task): a run beats a published figure, then the newest wins."""
+    chosen: dict[tuple[str, str], Result] = {}
+    for r in results:
+        old = chosen.get((r.model_id, r.task_name))
+        if old is None or (not is_published(r), r.created) > (not is_published(old), old.created):
+            chosen[(r.model_id, r.task_name)] = r
+    return chosen
+
+
+def _bound(label: str) -> tuple[str, float] | None:
+    """``("<", 25e6)`` from ``"Small Models (<25M)"``; None when the label holds no bound."""
+    match = re.search(r"\(\s*([<>])\s*(\d+(?:\.\d+)?)\s*([MB])\s*\)", label)
+    if not match:
+        return None
+    return match.group(1), float(match.group(2)) * (1e6 if match.group(3) == "M" else 1e9)
+
+
+def size_group_for(parameters: int | None, labels: Iterable[str] = DEFAULT_SIZE_GROUPS) -> str:
+    """The group whose bound fits ``parameters``: the tightest ``<X`` above it, else the largest
+    ``>X`` below it; "Other sizes" if none fits, "Unknown size" without a parameter count."""
+    if parameters is None:
+        return "Unknown size"
+    bounds = [(b, label) for label in labels if (b := _bound(label))]
+    below = [(v, label) for (op, v), label in bounds if op == "<" and parameters < v]
+    if below:
+        return min(below)[1]
+    above = [(v, label) for (op, v), label in bounds if op == ">" and parameters > v]
+    return max(above)[1] if above else "Other sizes"
+
+
+def group_order(label: str) -> float:
+    """Sort key putting large groups first (as the card does) and unknown ones last."""
+    bound = _bound(label)
+    if bound is None:
+        return math.inf
+    op, value = bound
+    return -(value * 1000 if op == ">" else value)
+
+
+def decimals(values: Iterable[float], cap: int = 4) -> int:
+    """Digits that show published figures as printed (0.416, 0.480 -> 3), at most ``cap``."""
+    digits = [
+        len(t.split(".")[1]) if "." in t and "e" not in t else cap for t in map(repr, map(float, values))
+    ]
+    return min(cap, max(digits, default=cap))

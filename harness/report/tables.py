@@ -1,0 +1,174 @@
+"""The leaderboard's table model: one table per benchmark family, rows grouped by size, cells
+with 95% bootstrap intervals where per-query scores exist (``harness.stats.bootstrap_ci``)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.report.catalogue import (
+    DEFAULT_SIZE_GROUPS,
+    FAMILIES,
+    dataset_order,
+    decimals,
+    family,
+    group_order,
+    is_average_only,
+    is_published,
+    label,
+    size_group_for,
+)
+from harness.results import Result
+from harness.stats import bootstrap_ci
+
+
+@dataclass
+class Cell:
+    value: float | None
+    decimals: int = 4
+    ci: tuple[float, float] | None = None
+    bold: bool = False
+
+    def text(self) -> str:
+        return "–" if self.value is None else f"{self.value:.{self.decimals}f}"
+
+
+@dataclass
+class Row:
+    model_id: str
+    published: bool
+    group: str
+    cells: list[Cell]
+    parameters: int | None = None
+    throughput: float | None = None  # document tokens encoded per second
+    summary: float | None = None  # headline score: Mean, else Reported AVG, else the only dataset
+
+    @property
+    def label(self) -> str:
+        return self.model_id + (" †" if self.published else "")
+
+
+@dataclass
+class Table:
+    family: str
+    columns: list[str]  # value columns (after the model column)
+    datasets: int  # how many of the columns are datasets (the rest: Mean, Reported AVG)
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        """The family as an id / file-name part: lower case, runs of other characters as "_"."""
+        return re.sub(r"[^a-z0-9]+", "_", self.family.lower()).strip("_")
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted(dict.fromkeys(r.group for r in self.rows), key=lambda g: (group_order(g), g))
+
+    def rows_of(self, group: str) -> list[Row]:
+        return [r for r in self.rows if r.group == group]
+
+
+def leaderboard_tables(
+    results: Sequence[Result], *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> list[Table]:
+    """One table per benchmark family: dataset columns, ``Mean`` (when any row has every dataset)
+    and ``Reported AVG`` (when average-only results exist); rows grouped by size, bold = best in group.
+
+    Row key: (model id, published?) so a rerun sits beside the published figure it reproduces.
+    ``Mean`` is the unweighted mean over the dataset columns (``np.mean`` in column order, which for
+    NanoBEIR is the card's ``NanoBEIR_mean``); its CI bootstraps every dataset's queries jointly.
+    """
+    tables = []
+    for fam in FAMILIES:
+        members = [r for r in results if family(r.task_name) == fam]
+        if not members:
+            continue
+        datasets = dataset_order(fam, {r.task_name for r in members if not is_average_only(r)})
+        has_avg = any(is_average_only(r) for r in members)
+        by_key: dict[tuple[str, bool], dict[str, Result]] = {}
+        for r in sorted(members, key=lambda r: r.created):
+            by_key.setdefault((r.model_id, is_published(r)), {})[r.task_name] = r
+        has_mean = len(datasets) > 1 and any(all(d in tasks for d in datasets) for tasks in by_key.values())
+        columns = [label(d) for d in datasets] + ["Mean"] * has_mean + ["Reported AVG"] * has_avg
+        table = Table(fam, columns, len(datasets))
+        labels = [g for r in members if (g := r.model.get("size_group"))] or list(DEFAULT_SIZE_GROUPS)
+        published_digits = decimals(r.main_score for r in members if is_published(r))
+        for (model_id, published), tasks in by_key.items():
+            digits = published_digits if published else 4
+            cells = [_task_cell(tasks.get(d), digits, n_resamples, seed, level) for d in datasets]
+            if has_mean:
+                cells.append(_mean_cell([tasks.get(d) for d in datasets], n_resamples, seed, level))
+            if has_avg:
+                avg = next((r for r in tasks.values() if is_average_only(r)), None)
+                cells.append(Cell(avg.main_score, digits) if avg else Cell(None))
+            models = [r.model for r in tasks.values()]
+            group = next((m["size_group"] for m in models if m.get("size_group")), None)
+            parameters = next((m["parameters"] for m in models if m.get("parameters")), None)
+            headline = cells[len(datasets) :] if len(datasets) > 1 else cells
+            table.rows.append(
+                Row(
+                    model_id,
+                    published,
+                    group or size_group_for(parameters, labels),
+                    cells,
+                    parameters,
+                    _throughput(tasks.values()),
+                    next((c.value for c in headline if c.value is not None), None),
+                )
+            )
+        ordered = []
+        for group in table.groups:
+            rows = sorted(table.rows_of(group), key=lambda r: (-_or(r.summary, -math.inf), r.label))
+            for i in range(len(columns)):
+                best = max((r.cells[i].value for r in rows if r.cells[i].value is not None), default=None)
+                for r in rows:
+                    r.cells[i].bold = r.cells[i].value is not None and r.cells[i].value == best
+            ordered += rows
+        table.rows = ordered
+        tables.append(table)
+    return tables
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _task_cell(result: Result | None, digits: int, n_resamples: int, seed: int, level: float) -> Cell:
+    if result is None:
+        return Cell(None)
+    strata = _strata(result, 1.0)
+    ci = bootstrap_ci(strata, n_resamples=n_resamples, seed=seed, level=level) if strata else None
+    return Cell(result.main_score, digits, ci)
+
+
+def _mean_cell(results: list[Result | None], n_resamples: int, seed: int, level: float) -> Cell:
+    if any(r is None for r in results):
+        return Cell(None)
+    value = float(np.mean([r.main_score for r in results]))
+    strata = [_strata(r, 1.0 / len(results)) for r in results]
+    ci = None
+    if all(s is not None for s in strata):
+        ci = bootstrap_ci([x for s in strata for x in s], n_resamples=n_resamples, seed=seed, level=level)
+    return Cell(value, 4, ci)
+
+
+def _strata(result: Result, weight: float) -> list[tuple[np.ndarray, float]] | None:
+    """Per-query strata of a task score (subset weight 1/S), None if any subset lacks per-query scores."""
+    if not all(s.per_query for s in result.subsets):
+        return None
+    share = weight / len(result.subsets)
+    return [(np.fromiter(s.per_query.values(), dtype=np.float64), share) for s in result.subsets]
+
+
+def _throughput(results: Iterable[Result]) -> float | None:
+    """Document tokens encoded per second over the results that timed their encoding."""
+    tokens = seconds = 0.0
+    for r in results:
+        n, s = (r.tokens or {}).get("documents"), (r.timings or {}).get("encode_documents_s")
+        if n and s and s > 0:
+            tokens, seconds = tokens + n, seconds + s
+    return tokens / seconds if seconds else None

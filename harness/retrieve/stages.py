@@ -1,0 +1,291 @@
+"""Retriever stages: ``search(queries, docs, k) -> (Ranking, SearchStats)``.
+
+A stage takes a dataset's query and document :class:`harness.types.Texts`, encodes what it needs
+through its :class:`Embedder` (the embedding cache), and returns the top ``k`` doc positions per
+query plus what it cost. Statistics are returned values, never arguments filled in place. Every
+cut follows ``harness.ranking`` with the corpus ids as tie keys. ``method`` and ``settings()``
+are what a results file records under ``retrieval``.
+
+- :class:`ExactRetriever`: exact MaxSim (``masked`` or PyLate's ``pylate`` scoring) or, for a
+  single-vector model, exact dense top-k.
+- :class:`PlaidRetriever`: a PLAID index of the corpus, kept in the cache and reused.
+- :class:`BM25Retriever`: the lexical baseline.
+- :class:`RunFileRetriever`: a TREC run file read once, as a first stage.
+- :class:`RerankRetriever`: exact MaxSim over another stage's top ``depth``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from harness.cache import cache_key, encode_cached, encode_cached_shards
+from harness.ranking import rank
+from harness.retrieve.bm25 import bm25_search
+from harness.retrieve.maxsim import exact_search, rerank
+from harness.types import Encoder, Run, Texts, TokenEmbeddings, sum_known
+
+PLAID_DIR = "plaid"  # under the embedding cache: one index per (corpus entry, nbits)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Top-k per query: ``scores`` [nq, k] float32 and ``indices`` [nq, k] int64 doc positions,
+    best first; -1 / -inf pad a row with fewer results."""
+
+    scores: np.ndarray
+    indices: np.ndarray
+
+    def candidates(self) -> list[np.ndarray]:
+        """Each query's doc positions, padding dropped."""
+        return [row[row >= 0] for row in self.indices]
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """What one search cost: seconds per step, tokens the encoder read (None: not measured or no
+    encoder), and the facts of the index it used (PLAID)."""
+
+    encode_queries_s: float = 0.0
+    encode_documents_s: float = 0.0
+    index_s: float = 0.0
+    retrieve_s: float = 0.0
+    query_tokens: int | None = None
+    document_tokens: int | None = None
+    index: dict[str, Any] | None = None
+
+
+class Retriever(Protocol):
+    method: str
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]: ...
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Query and document embeddings of one search and the seconds each took."""
+
+    queries: TokenEmbeddings
+    docs: TokenEmbeddings
+    queries_s: float
+    docs_s: float
+
+    def stats(self, retrieve_s: float) -> SearchStats:
+        """The search's stats: these encodings plus ``retrieve_s`` seconds of scoring."""
+        return SearchStats(
+            encode_queries_s=self.queries_s,
+            encode_documents_s=self.docs_s,
+            retrieve_s=retrieve_s,
+            query_tokens=self.queries.input_tokens,
+            document_tokens=self.docs.input_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Embedder:
+    """The encode stage: an encoder behind the embedding cache (``cache_dir`` None: no cache)."""
+
+    encoder: Encoder
+    cache_dir: Path | None = None
+    batch_size: int = 32
+    show_progress: bool = True
+
+    def embed(self, texts: Sequence[str], *, is_query: bool) -> tuple[TokenEmbeddings, float]:
+        """Embeddings of ``texts`` (cached) and the seconds it took."""
+        return self._timed(encode_cached, texts, is_query)
+
+    def embed_pair(self, queries: Texts, docs: Texts) -> Encoded:
+        """Both sides of a search (documents first, as the cache fills them), timed."""
+        doc_emb, doc_s = self.embed(docs, is_query=False)
+        query_emb, query_s = self.embed(queries, is_query=True)
+        return Encoded(query_emb, doc_emb, query_s, doc_s)
+
+    def embed_shards(self, texts: Sequence[str]) -> tuple[list[TokenEmbeddings], float]:
+        """Document embeddings as the cache's memory-mapped shards (needs ``cache_dir``) and seconds."""
+        assert self.cache_dir is not None, "shards live in the cache"
+        return self._timed(encode_cached_shards, texts, False)
+
+    def _timed(self, encode: Callable[..., Any], texts: Sequence[str], is_query: bool) -> tuple[Any, float]:
+        started = time.perf_counter()
+        out = encode(
+            self.encoder,
+            texts,
+            is_query=is_query,
+            cache_dir=self.cache_dir,
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+        )
+        return out, time.perf_counter() - started
+
+
+def _scoring_settings(scoring: str, pylate_chunk_size: int) -> dict[str, Any]:
+    # the zero floor of ``pylate`` scoring depends on the longest document of each corpus chunk
+    return {"scoring": scoring} | ({"pylate_chunk_size": pylate_chunk_size} if scoring == "pylate" else {})
+
+
+@dataclass(frozen=True)
+class ExactRetriever:
+    """Exact MaxSim over the whole corpus (``harness.retrieve.maxsim.exact_search``)."""
+
+    embedder: Embedder
+    scoring: str = "masked"
+    pylate_chunk_size: int = 50_000
+    method: str = field(default="exact", init=False)
+
+    def settings(self) -> dict[str, Any]:
+        return _scoring_settings(self.scoring, self.pylate_chunk_size)
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+        encoded = self.embedder.embed_pair(queries, docs)
+        started = time.perf_counter()
+        scores, indices = exact_search(
+            encoded.queries,
+            encoded.docs,
+            k,
+            scoring=self.scoring,
+            pylate_chunk_size=self.pylate_chunk_size,
+            tie_keys=docs.tie_keys,
+            show_progress=self.embedder.show_progress,
+        )
+        return Ranking(scores, indices), encoded.stats(time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class PlaidRetriever:
+    """A PLAID index of the corpus (``harness.plaid``), searched with ``knobs``; true MaxSim only.
+
+    With a cache the index is built by streaming the cache's memory-mapped shards and kept at
+    ``<cache_dir>/plaid/<corpus entry key>-nbits<n>`` (reused when it opens cleanly); without one,
+    it is built in a temp folder and dropped."""
+
+    embedder: Embedder
+    nbits: int = 4
+    knobs: dict[str, Any] = field(default_factory=dict)  # n_probe, centroid_score_threshold, n_full_scores
+    method: str = field(default="plaid", init=False)
+
+    def settings(self) -> dict[str, Any]:
+        return {"scoring": "masked", "nbits": self.nbits, "search": dict(self.knobs)}
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+        from harness.plaid import open_or_build  # numba loads only when PLAID is used
+
+        cache_dir = self.embedder.cache_dir
+        with contextlib.ExitStack() as stack:
+            if cache_dir is not None:
+                shards, doc_s = self.embedder.embed_shards(docs)
+                key = cache_key(self.embedder.encoder, docs, is_query=False)
+                index_dir = Path(cache_dir) / PLAID_DIR / f"{key}-nbits{self.nbits}"
+            else:
+                packed, doc_s = self.embedder.embed(docs, is_query=False)
+                shards = [packed]
+                index_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plaid-"))) / "index"
+            query_emb, query_s = self.embedder.embed(queries, is_query=True)
+            started = time.perf_counter()
+            index = open_or_build(
+                index_dir,
+                shards,
+                n_docs=len(docs),
+                nbits=self.nbits,
+                show_progress=self.embedder.show_progress,
+            )
+            built = time.perf_counter()
+            scores, indices = index.search(
+                query_emb, k, tie_keys=docs.tie_keys, show_progress=self.embedder.show_progress, **self.knobs
+            )
+            facts = index.stats()
+        stats = SearchStats(
+            encode_queries_s=query_s,
+            encode_documents_s=doc_s,
+            index_s=built - started,
+            retrieve_s=time.perf_counter() - built,
+            query_tokens=query_emb.input_tokens,
+            document_tokens=sum_known(s.input_tokens for s in shards),
+            index={
+                name: facts[name]
+                for name in ("disk_bytes", "bytes_per_token_total", "n_centroids", "build_seconds")
+            },
+        )
+        return Ranking(scores, indices), stats
+
+
+@dataclass(frozen=True)
+class BM25Retriever:
+    """BM25 over the raw texts (``harness.retrieve.bm25.bm25_search``, Pyserini's k1 and b)."""
+
+    k1: float = 0.9
+    b: float = 0.4
+    show_progress: bool = True
+    method: str = field(default="bm25", init=False)
+
+    def settings(self) -> dict[str, Any]:
+        return {"k1": self.k1, "b": self.b}
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+        started = time.perf_counter()
+        scores, indices = bm25_search(
+            docs, queries, k, k1=self.k1, b=self.b, tie_keys=docs.tie_keys, show_progress=self.show_progress
+        )
+        return Ranking(scores, indices), SearchStats(retrieve_s=time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class RunFileRetriever:
+    """A TREC run read once (``harness.runfile.read_trec_run``): each query's ranked docs, cut to
+    ``k`` by the ranking rule, docs absent from the corpus dropped after the cut."""
+
+    path: Path
+    run: Run
+    method: str = field(default="run", init=False)
+
+    def settings(self) -> dict[str, Any]:
+        return {"run_file": str(self.path)}
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+        position = {doc_id: i for i, doc_id in enumerate(docs.ids)}
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        indices = np.full((len(queries), k), -1, np.int64)
+        for row, qid in enumerate(queries.ids):
+            hits = self.run.get(qid, {})
+            kept = [d for d in rank({qid: hits}, k).get(qid, []) if d in position]
+            scores[row, : len(kept)] = [hits[d] for d in kept]
+            indices[row, : len(kept)] = [position[d] for d in kept]
+        return Ranking(scores, indices), SearchStats()
+
+
+@dataclass(frozen=True)
+class RerankRetriever:
+    """Exact MaxSim (PyLate's ``rank.rerank``) over the top ``depth`` of ``first_stage``, whose own
+    time is not counted (it is another system's). ``first_stage_name`` is what the results record."""
+
+    first_stage: Retriever
+    first_stage_name: str
+    embedder: Embedder
+    depth: int = 100
+    scoring: str = "masked"
+    method: str = field(default="rerank", init=False)
+
+    def settings(self) -> dict[str, Any]:
+        return {"scoring": self.scoring, "first_stage": self.first_stage_name, "rerank_depth": self.depth}
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+        first, _ = self.first_stage.search(queries, docs, min(self.depth, len(docs)))
+        encoded = self.embedder.embed_pair(queries, docs)
+        started = time.perf_counter()
+        scores, indices = rerank(
+            encoded.queries,
+            encoded.docs,
+            first.candidates(),
+            k=k,
+            scoring=self.scoring,
+            tie_keys=docs.tie_keys,
+        )
+        return Ranking(scores, indices), encoded.stats(time.perf_counter() - started)

@@ -1,0 +1,109 @@
+"""The package's shape: data flows one way (no module imports one listed after it, lazy imports
+included), every module has its place in that order, and the public surface is what it says."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import harness
+
+ROOT = Path(__file__).resolve().parents[1] / "harness"
+# The dependency order of docs/DESIGN.md: a module may import only modules above it.
+ORDER = [
+    "harness.errors",
+    "harness.hashing",
+    "harness.fileio",
+    "harness.console",
+    "harness.types",
+    "harness.ranking",
+    "harness.runfile",
+    "harness.metrics",
+    "harness.stats",
+    "harness.data",
+    "harness.tasks",
+    "harness.checkpoints.files",
+    "harness.checkpoints.layout",
+    "harness.checkpoints.config",
+    "harness.checkpoints.modules",
+    "harness.checkpoints",
+    "harness.encode",
+    "harness.cache",
+    "harness.plaid.params",
+    "harness.plaid.kernels",
+    "harness.plaid.centroids",
+    "harness.plaid.codec",
+    "harness.plaid.storage",
+    "harness.plaid.search",
+    "harness.plaid.build",
+    "harness.plaid",
+    "harness.retrieve.maxsim",
+    "harness.retrieve.bm25",
+    "harness.retrieve.stages",
+    "harness.retrieve",
+    "harness.results",
+    "harness.plan",
+    "harness.run",
+    "harness.export",
+    "harness.report.catalogue",
+    "harness.report.tables",
+    "harness.report.figures",
+    "harness.report.render",
+    "harness.report.card",
+    "harness.report",
+    "harness.check",
+    "harness.cli",
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _harness_imports(path: Path) -> set[str]:
+    """Harness modules imported anywhere in the file (``from harness import x`` counts as
+    ``harness.x`` when x is a module; the root's ``__version__`` is not a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("harness")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+            if node.module == "harness":
+                found |= {
+                    f"harness.{a.name}"
+                    for a in node.names
+                    if (ROOT / a.name).exists() or (ROOT / f"{a.name}.py").exists()
+                }
+            else:
+                found.add(node.module)
+    return found
+
+
+def test_every_module_has_a_place_and_imports_only_upward() -> None:
+    modules = {_module_name(p): p for p in ROOT.rglob("*.py") if _module_name(p) != "harness"}
+    assert set(modules) == set(ORDER), "place new modules in ORDER (and in docs/DESIGN.md)"
+    position = {name: i for i, name in enumerate(ORDER)}
+    upward = [
+        f"{name} imports {target}"
+        for name, path in modules.items()
+        for target in _harness_imports(path)
+        if target != name and position[target] > position[name]
+    ]
+    assert upward == []
+
+
+def test_design_lists_the_modules_in_this_order() -> None:
+    design = (ROOT.parent / "docs" / "DESIGN.md").read_text()
+    listed = [line.split()[0] for line in design.splitlines() if line.startswith("harness/")]
+    as_modules = [n.removesuffix("/").removesuffix(".py").replace("/", ".") for n in listed]
+    assert [m for m in as_modules if m in ORDER] == [m for m in ORDER if m in as_modules]
+    assert {m for m in ORDER if m.count(".") == 1} <= set(as_modules)  # every top-level module
+
+
+def test_public_surface() -> None:
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None
+    assert harness.evaluate is importlib.import_module("harness.run").evaluate
+    assert (ROOT / "py.typed").is_file()

@@ -1,0 +1,156 @@
+"""The plan (settings checked before any work) and the one ranking rule at every cut of the pipeline.
+
+References: pytrec_eval (trec_eval's own ordering) for what a cut ranking must keep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytrec_eval
+
+from harness.cli import main
+from harness.plan import EvalSettings, load_first_stage
+from harness.ranking import rank
+from harness.retrieve import BM25Retriever, Embedder, ExactRetriever, RunFileRetriever
+from harness.run import evaluate
+from harness.types import InputError, Texts, TokenEmbeddings
+from tests.test_run import _small_beir, needs_scifact
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [
+        ("k", -1, "--k"),
+        ("k", 0, "--k"),
+        ("batch_size", 0, "--batch-size"),
+        ("batch_size", -5, "--batch-size"),
+        ("rerank_depth", 0, "--rerank-depth"),
+        ("document_length", 0, "--document-length"),
+        ("query_length", -1, "--query-length"),
+        ("plaid_nbits", 3, "--nbits"),
+        ("plaid_n_probe", 0, "--n-probe"),
+        ("plaid_n_full_scores", 0, "--n-full-scores"),
+        ("plaid_centroid_score_threshold", "high", "--centroid-score-threshold"),
+        ("index", "hnsw", "--index"),
+        ("scoring", "sum", "--scoring"),
+        ("dtype", "int8", "--dtype"),
+    ],
+)
+def test_bad_settings_name_their_flag(field: str, value: object, flag: str) -> None:
+    with pytest.raises(InputError, match=f"'{flag}'"):
+        EvalSettings(**{field: value})
+
+
+class NeverEncoder:
+    """An encoder that must not be used: settings fail first."""
+
+    name, multi_vector, fingerprint = "never", True, "0" * 64
+
+    def settings(self) -> dict:
+        raise AssertionError("settings() called: the run got past validation")
+
+    def encode(self, *args, **kwargs):
+        raise AssertionError("encode() called: the run got past validation")
+
+    def parameter_count(self) -> int:
+        return 0
+
+
+def test_settings_fail_before_model_and_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A bad value fails at once: no model is loaded, no data read, no encoding (a missing model
+    folder and a missing data folder would have failed otherwise)."""
+    with pytest.raises(InputError, match="'--k'"):
+        evaluate(NeverEncoder(), ["nowhere"], data_dir=tmp_path / "missing", k=-1, output_dir=None)
+    code = main(["evaluate", "--model", str(tmp_path / "no-model"), "--tasks", "x", "--k", "-1", "--quiet"])
+    assert code == 2 and "--k" in capsys.readouterr().err
+
+
+def _trec(qrels: dict, run: dict, measures: set[str]) -> dict:
+    return pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+
+
+def test_run_file_first_stage_cuts_ties_by_doc_id_descending(tmp_path: Path) -> None:
+    """The first stage's top k of a run file with many ties is what trec_eval ranks first in the
+    whole run: P@k and nDCG@k of the cut run equal pytrec_eval's on the full run (tolerance 0).
+    The old cut (ties by doc id ascending) fails this on these runs."""
+    rng = np.random.default_rng(0)
+    doc_ids = [f"d{i:03d}" for i in range(60)]
+    query_ids = [f"q{i}" for i in range(25)]
+    run = {
+        q: {d: float(rng.integers(0, 4)) for d in rng.choice(doc_ids, 40, replace=False)} for q in query_ids
+    }
+    qrels = {
+        q: {d: int(rng.integers(1, 3)) for d in rng.choice(doc_ids, 6, replace=False)} for q in query_ids
+    }
+    first = RunFileRetriever(tmp_path / "run.trec", run)
+    docs, queries = Texts(doc_ids, doc_ids), Texts(query_ids, query_ids)
+    for k in (1, 5, 10):
+        ranking, _ = first.search(queries, docs, k)
+        cut = {
+            q: {doc_ids[i]: float(s) for s, i in zip(row_s, row_i, strict=True) if i >= 0}
+            for q, row_s, row_i in zip(query_ids, ranking.scores, ranking.indices, strict=True)
+        }
+        measures = {f"P.{k}", f"ndcg_cut.{k}"}
+        assert _trec(qrels, cut, measures) == _trec(qrels, run, measures)
+        assert {q: list(c) for q, c in rank(cut).items()} == rank(run, k)
+
+
+def test_exact_and_bm25_cuts_keep_the_higher_doc_ids_among_duplicates() -> None:
+    """Duplicate documents tie exactly; at the k-th cut the pipeline keeps the ones trec_eval
+    ranks first (doc id descending), whatever their position in the corpus."""
+
+    class Echo:  # one vector per text: a one-hot of its first word, so duplicates tie exactly
+        name, multi_vector, fingerprint = "echo", False, "e" * 64
+
+        def settings(self) -> dict:
+            return {}
+
+        def parameter_count(self) -> int:
+            return 0
+
+        def encode(self, texts, *, is_query, batch_size=32, show_progress=True):
+            words = ["alpha", "beta", "gamma"]
+            rows = [np.eye(3, dtype=np.float32)[words.index(t.split()[0])][None] for t in texts]
+            return TokenEmbeddings.from_list(rows, 3)
+
+    doc_ids = ["z9", "a1", "m5", "b2", "y8"]  # positions and id order disagree
+    docs = Texts(doc_ids, ["alpha x", "beta", "alpha x", "gamma", "alpha x"])
+    queries = Texts(["q"], ["alpha x"])
+    exact, _ = ExactRetriever(Embedder(Echo(), show_progress=False)).search(queries, docs, 2)
+    lexical, _ = BM25Retriever(show_progress=False).search(queries, docs, 2)
+    for ranking in (exact, lexical):
+        assert [doc_ids[i] for i in ranking.indices[0]] == ["z9", "y8"]  # of the tied z9, m5, y8
+
+
+def test_first_stage_model_gets_the_runs_loading_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = {}
+    monkeypatch.setattr("harness.plan.load_encoder", lambda source, **kw: seen.update(kw) or NeverEncoder())
+    load_first_stage(EvalSettings(first_stage="org/dense-model", trust_remote_code=True, dtype="bfloat16"))
+    assert seen == {"device": "cpu", "dtype": "bfloat16", "trust_remote_code": True}
+    with pytest.raises(InputError, match=r"bad\.trec:1: .*score"):  # a run file is read and checked up front
+        (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 x tag\n")
+        load_first_stage(EvalSettings(first_stage=str(tmp_path / "bad.trec")))
+
+
+@needs_scifact
+def test_rerank_on_a_card_task_scores_like_pylate(bert_checkpoint, tmp_path: Path) -> None:
+    """A first stage on a NanoBEIR-style task: ``pylate`` scoring reranks (it used to fail with a
+    stray chunk-size argument) and equals exact search when the first stage passes every doc."""
+    _small_beir(tmp_path / "data" / "NanoSciFact", n_docs=40, n_queries=5, split="train")
+    kwargs = dict(
+        data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
+    )
+    [exact] = evaluate(str(bert_checkpoint), ["NanoSciFact"], **kwargs)
+    [reranked] = evaluate(
+        str(bert_checkpoint), ["NanoSciFact"], first_stage="bm25", rerank_depth=1000, **kwargs
+    )
+    assert reranked.retrieval["scoring"] == exact.retrieval["scoring"] == "pylate"
+    assert reranked.retrieval["method"] == "rerank" and "pylate_chunk_size" not in reranked.retrieval
+    # rerank pads to each query's candidates, exact search to the corpus chunk: with every doc a
+    # candidate they are the same chunk, so the same numbers
+    assert reranked.subsets[0].card == pytest.approx(exact.subsets[0].card, abs=1e-9)
