@@ -15,7 +15,7 @@ re-encoded, with a warning naming the file when something was there. That gives 
 for free, and lets workers fill disjoint ``shard_indices`` of one folder in parallel (there is no lock:
 two workers on the same shard both write the same bytes, which is correct but wasted work). The
 sidecar also keeps the number of tokens the encoder read (``TokenEmbeddings.input_tokens``), so a hit
-reports it without tokenising anything.
+reports it without tokenising anything (a shard written before sidecars kept it reports None: unknown).
 
 Verification cost: a hit hashes every byte of the entry once (sha256, about 2 GB/s per core from the
 page cache; measured 0.10 s of a 0.57 s hit on 205 MB), on top of the copy into memory. We pay it so
@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.errors import InputError
+from harness.errors import InputError, positive_int
 from harness.fileio import TEMP_SUFFIX, write_atomic, write_json_atomic
 from harness.hashing import file_sha256, framed_sha256, texts_sha256
 from harness.types import Encoder, Texts, TokenEmbeddings
 
 log = logging.getLogger(__name__)
 
-FORMAT = "harness-embedding-cache-v2"  # v2: sidecars record input_tokens
+FORMAT = "harness-embedding-cache-v1"
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_SIZE = 4096
 # A temp file older than this cannot belong to a live writer (writing one shard takes seconds).
@@ -113,6 +113,9 @@ class _Job:
     folder: Path
     shard_size: int
 
+    def __post_init__(self) -> None:
+        positive_int(self.shard_size, "shard_size")
+
     @property
     def n_shards(self) -> int:
         return -(-len(self.texts) // self.shard_size)
@@ -141,7 +144,7 @@ def _open_shard(job: _Job, index: int, *, check_sha: bool) -> TokenEmbeddings:
         vectors = np.load(files.vectors, mmap_mode="r", allow_pickle=False)
         offsets = np.load(files.offsets, allow_pickle=False)
         shape_ok = list(vectors.shape) == meta["vectors_shape"]
-        input_tokens = meta["input_tokens"]
+        input_tokens = meta.get("input_tokens")  # absent in shards written before it was kept: unknown
     except _BadShard:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:  # unreadable, truncated, bad JSON
@@ -274,8 +277,6 @@ def encode_to_shards(
     folder. Returns the sidecar path of each requested shard, in the order requested.
     Raises InputError when ``out_dir`` already holds a different job (key, n_texts or shard_size).
     """
-    if shard_size < 1:
-        raise InputError(f"must be >= 1, got {shard_size}", field="shard_size")
     digest = _texts_digest(texts)
     job = _Job(encoder, texts, is_query, _key(encoder, digest, is_query), digest, Path(out_dir), shard_size)
     indices = list(range(job.n_shards)) if shard_indices is None else [int(i) for i in shard_indices]
@@ -340,6 +341,7 @@ def encode_cached(
     existing entry keeps its layout. An empty ``texts`` gives an empty pack of dim 0 without encoding.
     """
     if cache_dir is None:
+        texts = list(texts) if isinstance(texts, Texts) else texts  # encoders get what they always got
         return encoder.encode(texts, is_query=is_query, batch_size=batch_size, show_progress=show_progress)
     shards = _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
     if not shards:

@@ -112,7 +112,7 @@ def _log_to_terminal(*, quiet: bool) -> None:
     """The harness's own messages (e.g. a reused results file) on stderr, unless ``quiet``."""
     logger = logging.getLogger("harness")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -144,8 +144,9 @@ def _write_card_if_nanobeir(results: list, output: Path | None) -> None:
     by_model: dict[str, set[str]] = {}
     for r in results:
         by_model.setdefault(r.model_id, set()).add(r.task_name)
+    datasets = set(nanobeir_datasets())
     for model, tasks in by_model.items():
-        if output and set(nanobeir_datasets()) <= tasks:
+        if output and datasets and datasets <= tasks:
             path = output / result_filename(model, "model_card").replace(".json", ".md")
             write_text_atomic(path, render_model_card(results, model))
             print(f"model card: {path}")

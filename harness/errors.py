@@ -24,3 +24,11 @@ class InputError(HarnessError):
             where = f"{file}" + (f":{line}" if line is not None else "") + ": "
         what = f"field '{field}': " if field is not None else ""
         super().__init__(f"{where}{what}{message}")
+
+
+def positive_int(value: object, field: str, *, file: str | None = None) -> int:
+    """``value`` as an int when it is a positive integer (numpy integers too, bools not), else
+    InputError naming ``field`` (and ``file``)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:  # type: ignore[operator]
+        raise InputError(f"must be a positive integer, got {value!r}", file=file, field=field)
+    return int(value)  # type: ignore[call-overload]

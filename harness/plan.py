@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from harness.checkpoints.config import DTYPES
 from harness.encode import load_encoder
-from harness.errors import InputError
+from harness.errors import InputError, positive_int
 from harness.plaid.params import check_nbits, default_search_settings
 from harness.results import result_filename
 from harness.retrieve import (
@@ -47,10 +47,8 @@ def default_cache_dir() -> Path:
 
 
 def _positive(value: object, flag: str, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"must be a positive integer, got {value!r}", field=flag)
+    if not (optional and value is None):
+        positive_int(value, flag)
 
 
 def _choice(value: object, choices: Sequence[object], flag: str) -> None:
@@ -150,12 +148,17 @@ class TaskPlan:
         return {"method": self.retriever.method, "k": self.k, **self.retriever.settings()}
 
 
+def is_bm25(model: str | Encoder) -> bool:
+    """Whether ``model`` names the BM25 baseline."""
+    return isinstance(model, str) and model.lower() == BM25_MODEL_ID
+
+
 def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
     """The encoder to evaluate (None for the BM25 baseline)."""
+    if is_bm25(model):
+        return None
     if not isinstance(model, str):
         return model
-    if model.lower() == BM25_MODEL_ID:
-        return None
     overrides = {
         "name": settings.model_name,
         "document_length": settings.document_length,
@@ -234,7 +237,10 @@ def plan_tasks(
     settings: EvalSettings,
     first_stage: Retriever | None = None,
 ) -> list[TaskPlan]:
-    """One plan per task: split, depth, retriever and results file (``None`` without an output folder)."""
+    """One plan per task: split, depth, retriever and results file (``None`` without an output folder).
+    ``first_stage`` is :func:`load_first_stage`'s, for a model that reranks."""
+    if encoder is not None and (first_stage is None) != (settings.first_stage is None):
+        raise ValueError("pass the first stage that settings.first_stage names (load_first_stage)")
     out = settings.output_dir
     return [
         TaskPlan(

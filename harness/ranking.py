@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.errors import InputError
+from harness.errors import InputError, positive_int
 from harness.types import Run, id_ranks
 
 _REAL = (int, float, np.integer, np.floating)
@@ -24,9 +24,17 @@ _REAL = (int, float, np.integer, np.floating)
 
 def check_depth(k: object) -> int:
     """``k`` as an int when it is a positive integer (a ranking depth), else InputError."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}", field="k")
-    return int(k)
+    return positive_int(k, "k")
+
+
+def tie_keys_for(tie_keys: np.ndarray | None, n_items: int) -> np.ndarray:
+    """The caller's tie keys (one per item, checked), or :func:`lower_index_first` when None."""
+    if tie_keys is None:
+        return lower_index_first(n_items)
+    tie_keys = np.asarray(tie_keys)
+    if tie_keys.shape != (n_items,):
+        raise InputError(f"{tie_keys.shape} tie keys for {n_items} documents", field="tie_keys")
+    return tie_keys
 
 
 def lower_index_first(n: int) -> np.ndarray:

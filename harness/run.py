@@ -11,6 +11,7 @@ stages, messages go to the ``harness`` logger, and the CLI shows the summary.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from harness.plan import (
     EvalSettings,
     TaskPlan,
     default_cache_dir,
+    is_bm25,
     load_first_stage,
     load_model,
     plan_tasks,
@@ -49,12 +51,14 @@ def evaluate(
     """Evaluate ``model`` (path, HF id, ``"bm25"`` or an Encoder) on ``tasks``.
 
     ``overrides`` are EvalSettings fields, so notebooks can write
-    ``evaluate("path", ["NanoSciFact"], data_dir="data", output_dir=None)``.
+    ``evaluate("path", ["NanoSciFact"], data_dir="data", output_dir=None)``. Messages (a results
+    file reused, ...) go to the ``harness`` logger: ``logging.basicConfig(level=logging.INFO)``
+    shows them.
     """
     settings = (settings or EvalSettings()).replace(**overrides)
     resolved = resolve(tasks, settings)
+    first_stage = None if is_bm25(model) else load_first_stage(settings)  # a run file is checked now
     encoder = load_model(model, settings)
-    first_stage = load_first_stage(settings)
     record = model_record(encoder)
     plans = plan_tasks(encoder, record["id"], resolved, settings, first_stage)
     return [run_task(plan, record, settings) for plan in plans]
@@ -119,7 +123,7 @@ def run_task(plan: TaskPlan, model: dict[str, Any], settings: EvalSettings) -> R
     if any(s.index for s in stats):  # one entry per subset: a multi-corpus task builds one index each
         retrieval["index"] = {d.name: s.index for d, s in zip(datasets, stats, strict=True)}
     result = Result(
-        model=model,
+        model=copy.deepcopy(model),  # each result owns its records
         task=task,
         retrieval=retrieval,
         settings=settings.record(),

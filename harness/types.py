@@ -54,7 +54,7 @@ class Texts(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> Sequence[str]: ...
     def __getitem__(self, i: int | slice) -> str | Sequence[str]:
-        return self._texts[i]
+        return list(self._texts[i]) if isinstance(i, slice) else self._texts[i]  # slices: what encoders take
 
     def __len__(self) -> int:
         return len(self._texts)

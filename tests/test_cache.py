@@ -279,6 +279,14 @@ def test_hit_reports_the_input_tokens_of_the_cold_run(tmp_path):
     assert encode_cached(FakeEncoder(), texts, is_query=True, cache_dir=tmp_path).input_tokens is None
 
 
+@pytest.mark.parametrize("shard_size", [0, -3])
+def test_bad_shard_size_is_an_input_error(tmp_path, shard_size):
+    for call in (encode_cached, encode_cached_shards):
+        with pytest.raises(InputError, match="shard_size"):
+            call(FakeEncoder(), make_texts(4), is_query=True, cache_dir=tmp_path, shard_size=shard_size)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_interrupted_write_leaves_no_temp_file(tmp_path, monkeypatch):
     import harness.fileio as fileio  # every atomic write goes through it
 

@@ -98,7 +98,7 @@ def test_run_file_first_stage_cuts_ties_by_doc_id_descending(tmp_path: Path) -> 
         assert {q: list(c) for q, c in rank(cut).items()} == rank(run, k)
 
 
-def test_exact_and_bm25_cuts_keep_the_higher_doc_ids_among_duplicates() -> None:
+def test_exact_and_bm25_cuts_keep_the_higher_doc_ids_among_duplicates(tmp_path: Path) -> None:
     """Duplicate documents tie exactly; at the k-th cut the pipeline keeps the ones trec_eval
     ranks first (doc id descending), whatever their position in the corpus."""
 
@@ -112,6 +112,7 @@ def test_exact_and_bm25_cuts_keep_the_higher_doc_ids_among_duplicates() -> None:
             return 0
 
         def encode(self, texts, *, is_query, batch_size=32, show_progress=True):
+            assert isinstance(texts, list)  # what a Hugging Face tokenizer takes, cached or not
             words = ["alpha", "beta", "gamma"]
             rows = [np.eye(3, dtype=np.float32)[words.index(t.split()[0])][None] for t in texts]
             return TokenEmbeddings.from_list(rows, 3)
@@ -120,8 +121,9 @@ def test_exact_and_bm25_cuts_keep_the_higher_doc_ids_among_duplicates() -> None:
     docs = Texts(doc_ids, ["alpha x", "beta", "alpha x", "gamma", "alpha x"])
     queries = Texts(["q"], ["alpha x"])
     exact, _ = ExactRetriever(Embedder(Echo(), show_progress=False)).search(queries, docs, 2)
+    cached, _ = ExactRetriever(Embedder(Echo(), tmp_path, show_progress=False)).search(queries, docs, 2)
     lexical, _ = BM25Retriever(show_progress=False).search(queries, docs, 2)
-    for ranking in (exact, lexical):
+    for ranking in (exact, cached, lexical):
         assert [doc_ids[i] for i in ranking.indices[0]] == ["z9", "y8"]  # of the tied z9, m5, y8
 
 
@@ -135,6 +137,16 @@ def test_first_stage_model_gets_the_runs_loading_options(
     with pytest.raises(InputError, match=r"bad\.trec:1: .*score"):  # a run file is read and checked up front
         (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 x tag\n")
         load_first_stage(EvalSettings(first_stage=str(tmp_path / "bad.trec")))
+
+
+@needs_scifact
+def test_bm25_model_ignores_the_first_stage_without_loading_it(tmp_path: Path) -> None:
+    """BM25 reranks nothing: a first stage named beside it is not loaded (a Hub id would fail here)."""
+    _small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
+    kwargs = dict(data_dir=tmp_path / "data", output_dir=None, show_progress=False)
+    [plain] = evaluate("bm25", ["mini"], **kwargs)
+    [named] = evaluate("bm25", ["mini"], first_stage="org/not-on-this-machine", **kwargs)
+    assert named.retrieval == plain.retrieval and named.subsets[0].trec == plain.subsets[0].trec
 
 
 @needs_scifact

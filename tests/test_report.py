@@ -18,6 +18,7 @@ from scipy import stats
 
 from harness import report
 from harness import stats as stats_mod
+from harness.report import catalogue
 from harness.results import Result, SubsetScores, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +191,29 @@ def test_model_card_tables_match_the_seed(published):
     nano = card[card.index("### NanoBEIR") :].splitlines()
     mean_row = next(line for line in nano if line.startswith("| **NanoBEIR mean**"))
     assert f"**{seed_model_index()['NanoBEIR_mean']['MaxSim_ndcg@10'][0]:.4f}**" in mean_row
+
+
+def test_catalogue_comes_from_the_task_registry():
+    """Families, column order and labels are the registry's groups: the card's BEIR columns first
+    (in the card's order, with its labels), then the other BEIR datasets sorted."""
+    names = ["BEIR/hotpotqa", "BEIR/scifact", "BEIR/arguana", "BEIR/msmarco", "BEIR/nq"]
+    assert catalogue.dataset_order("BEIR", names) == [
+        "BEIR/msmarco",
+        "BEIR/scifact",
+        "BEIR/nq",
+        "BEIR/arguana",
+        "BEIR/hotpotqa",
+    ]
+    assert [label for label, _ in report.beir_card_columns()] == list(BEIR_TASKS)
+    assert [task for _, task in report.beir_card_columns()] == list(BEIR_TASKS.values())
+    assert [report.family(t) for t in ("NanoFEVER", "BEIR/fiqa", "LongEmbed/qmsum", "BEIR", "mini")] == [
+        "NanoBEIR",
+        "BEIR",
+        "LongEmbed",
+        "BEIR",
+        "Other",
+    ]
+    assert catalogue.label("NanoSciFact") == "SciFact" and catalogue.label("mini") == "mini"
 
 
 def test_size_groups_follow_label_bounds():

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, InputError
+from harness.errors import HarnessError, InputError, positive_int
 from harness.hashing import update_with_file
 
 if TYPE_CHECKING:
@@ -59,9 +59,7 @@ def typed(cfg: dict, key: str, kind: type | tuple[type, ...], default: Any, file
 
 
 def positive(value: int, key: str, file: Path) -> int:
-    if value < 1:
-        raise InputError(f"must be >= 1, got {value}", file=str(file), field=key)
-    return value
+    return positive_int(value, key, file=str(file))
 
 
 def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], Path]:

@@ -23,7 +23,7 @@ from harness.plaid.codec import ResidualCodec
 from harness.plaid.kernels import centroid_interaction, decompressed_maxsim
 from harness.plaid.params import DEFAULT_MAX_MEMORY_BYTES, default_search_settings
 from harness.plaid.storage import DERIVED, MANIFEST, read_index
-from harness.ranking import lower_index_first, top_k
+from harness.ranking import tie_keys_for, top_k
 from harness.types import TokenEmbeddings, token_rows
 
 
@@ -225,9 +225,7 @@ class PlaidIndex:
         out_ids = np.full((nq, k), -1, np.int64)
         n_probe = min(n_probe, len(self.codec.centroids))
         n_keep = max(k, n_full_scores // 4)
-        keys = lower_index_first(self.n_docs) if tie_keys is None else np.asarray(tie_keys)
-        if keys.shape != (self.n_docs,):
-            raise InputError(f"{keys.shape} tie keys for {self.n_docs} documents", field="tie_keys")
+        keys = tie_keys_for(tie_keys, self.n_docs)
 
         def one(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if len(q) == 0:  # an empty query matches nothing

@@ -69,6 +69,8 @@ def nanobeir_card_metrics(results: Sequence[Result], model_name: str) -> dict[st
     (sentence-transformers' ``NanoBEIREvaluator`` ``aggregate_fn=np.mean``) that produced the card.
     """
     datasets = nanobeir_datasets()
+    if not datasets:
+        raise InputError("no NanoBEIR group is registered (is the package installed?)", field="task.name")
     chosen = prefer(r for r in results if r.model_id == model_name and r.task_name in datasets)
     table: dict[str, dict[str, float]] = {}
     for name in datasets:

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Iterable
 
+from harness.errors import InputError
 from harness.results import Result
 from harness.tasks import get_task, list_groups
 
@@ -56,23 +57,24 @@ def label(task_name: str) -> str:
     """A task's column label: the registered task's, else the name after "/"."""
     try:
         return get_task(task_name).short_label
-    except Exception:  # an unregistered name (a local folder, another registry)
+    except InputError:  # an unregistered name (a local folder, another registry)
         return task_name.rsplit("/", 1)[-1]
 
 
 def family(task_name: str) -> str:
-    """Benchmark a task belongs to: NanoBEIR, BEIR, LongEmbed (a suite or one of its average-only
-    results) or Other."""
+    """Benchmark a task belongs to: a suite (NanoBEIR, BEIR, LongEmbed) when it is one of the suite
+    group's tasks, named ``<suite>/...``, or the suite's own average-only result; else Other."""
     for suite in SUITES:
-        if task_name == suite or task_name in members(suite):
+        if task_name == suite or task_name.startswith(suite + "/") or task_name in members(suite):
             return suite
     return OTHER
 
 
 def dataset_order(fam: str, names: Iterable[str]) -> list[str]:
-    """``names`` in the suite's order, then the others sorted."""
+    """``names`` in the order of the family's card columns (NanoBEIR, the card's BEIR table,
+    LongEmbed), then the others sorted."""
     names = set(names)
-    known = list(members(fam)) if fam in SUITES else []
+    known = list(members(BEIR_CARD_GROUP if fam == BEIR else fam)) if fam in SUITES else []
     return [n for n in known if n in names] + sorted(names - set(known))
 
 

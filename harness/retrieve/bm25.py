@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.ranking import check_depth, lower_index_first, select_top
+from harness.ranking import check_depth, select_top, tie_keys_for
 from harness.retrieve.maxsim import DEFAULT_MAX_BLOCK_BYTES, arange_rows
 
 
@@ -37,7 +37,7 @@ def bm25_search(
     k = check_depth(k)
     stemmer = _english_stemmer(stem)
     n_docs, nq = len(corpus_texts), len(query_texts)
-    keys = lower_index_first(n_docs) if tie_keys is None else np.asarray(tie_keys)
+    keys = tie_keys_for(tie_keys, n_docs)
     kk = min(k, n_docs)
     out_scores = np.zeros((nq, kk), np.float32)
     out_indices = np.zeros((nq, kk), np.int64)

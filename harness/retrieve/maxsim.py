@@ -31,8 +31,8 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.errors import InputError
-from harness.ranking import check_depth, lower_index_first, select_top
+from harness.errors import InputError, positive_int
+from harness.ranking import check_depth, select_top, tie_keys_for
 from harness.types import TokenEmbeddings, consecutive_ranges
 
 Scoring = Literal["masked", "pylate"]
@@ -83,10 +83,9 @@ def exact_search(
     """
     dtype = _check_options(queries, docs, scoring, precision)
     k = check_depth(k)
-    if pylate_chunk_size < 1:
-        raise InputError(f"must be >= 1, got {pylate_chunk_size}", field="pylate_chunk_size")
+    positive_int(pylate_chunk_size, "pylate_chunk_size")
     clamp = _pylate_clamp(docs.lengths, pylate_chunk_size) if scoring == "pylate" else None
-    keys = _tie_keys(tie_keys, len(docs))
+    keys = tie_keys_for(tie_keys, len(docs))
     return _search(queries, docs, k, clamp, keys, dtype, max_block_bytes, show_progress)
 
 
@@ -114,7 +113,7 @@ def rerank(
     if len(candidates) != len(queries):
         raise InputError(f"{len(candidates)} candidate lists for {len(queries)} queries", field="candidates")
     cands = [_clean_candidates(c, len(docs), qi) for qi, c in enumerate(candidates)]
-    keys = _tie_keys(tie_keys, len(docs))
+    keys = tie_keys_for(tie_keys, len(docs))
     width = check_depth(k) if k is not None else max((len(c) for c in cands), default=0)
     out_scores = np.full((len(queries), width), -np.inf, np.float32)
     out_indices = np.full((len(queries), width), -1, np.int64)
@@ -220,15 +219,6 @@ def _search(
 
 def _cumulative(weights: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(weights)])
-
-
-def _tie_keys(tie_keys: np.ndarray | None, n_docs: int) -> np.ndarray:
-    if tie_keys is None:
-        return lower_index_first(n_docs)
-    tie_keys = np.asarray(tie_keys)
-    if tie_keys.shape != (n_docs,):
-        raise InputError(f"{tie_keys.shape} tie keys for {n_docs} documents", field="tie_keys")
-    return tie_keys
 
 
 def _pylate_clamp(lengths: np.ndarray, chunk_size: int) -> np.ndarray:
