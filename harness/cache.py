@@ -7,15 +7,17 @@ Layout of one cache entry ``<cache_dir>/<key>/``::
     shard-00000.offsets.npy        int64   [n + 1]         (local offsets, start at 0)
     shard-00000.json               sidecar: key, index, start, stop, shapes, input tokens, sha256s
 
-Shard ``i`` holds ``texts[i * shard_size:(i + 1) * shard_size]``. Every file is written with
+Shards hold consecutive texts, at most ``shard_size`` of them and at most ``shard_chars`` characters
+(:func:`shard_bounds`), so a kill loses at most one shard's work. Every file is written with
 ``harness.fileio.write_atomic`` (unique temp file, fsync, ``os.replace``); the sidecar is written last,
 so it is the commit record: a shard counts only when its sidecar is present and both arrays match the
 checksums and shapes it records. Anything else (missing, truncated, flipped bytes, no sidecar) is
 re-encoded, with a warning naming the file when something was there. That gives resume after a kill
 for free, and lets workers fill disjoint ``shard_indices`` of one folder in parallel (there is no lock:
 two workers on the same shard both write the same bytes, which is correct but wasted work). The
-sidecar also keeps the number of tokens the encoder read (``TokenEmbeddings.input_tokens``), so a hit
-reports it without tokenising anything (a shard written before sidecars kept it reports None: unknown).
+sidecar also keeps the number of tokens the encoder read (``TokenEmbeddings.input_tokens``) and the
+encoder's seconds, so a hit reports both without tokenising anything and says they are carried
+(:class:`CacheUse`); a shard written before sidecars kept them reports None: unknown.
 
 Verification cost: a hit hashes every byte of the entry once (sha256, about 2 GB/s per core from the
 page cache; measured 0.10 s of a 0.57 s hit on 205 MB), on top of the copy into memory. We pay it so
@@ -30,7 +32,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from harness.errors import InputError, positive_int
-from harness.fileio import TEMP_SUFFIX, write_atomic, write_json_atomic
+from harness.fileio import TEMP_SUFFIX, require_free_space, write_atomic, write_json_atomic
 from harness.hashing import file_sha256, framed_sha256, texts_sha256
 from harness.types import Encoder, Texts, TokenEmbeddings
 
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 FORMAT = "harness-embedding-cache-v1"
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_SIZE = 4096
+# A shard also closes at this many characters (~64k tokens, seconds of encoding on a CPU), so a
+# killed run loses at most about that much work whatever the corpus size.
+DEFAULT_SHARD_CHARS = 1 << 18
 # A temp file older than this cannot belong to a live writer (writing one shard takes seconds).
 STALE_TMP_SECONDS = 3600.0
 
@@ -101,6 +106,23 @@ class _ShardFiles:
         return cls(folder / f"{stem}.json", folder / f"{stem}.vectors.npy", folder / f"{stem}.offsets.npy")
 
 
+def shard_bounds(texts: Sequence[str], shard_size: int, shard_chars: int | None) -> np.ndarray:
+    """Where shards start, plus the end: consecutive texts, at most ``shard_size`` of them and (unless
+    ``shard_chars`` is None) at most ``shard_chars`` characters, one text at least. A pure function
+    of the texts' lengths, so every worker cuts a corpus the same way."""
+    n = len(texts)
+    if shard_chars is None:
+        return np.append(np.arange(0, n, shard_size, dtype=np.int64), n)
+    ends = np.cumsum(np.fromiter((len(t) for t in texts), np.int64, n))
+    bounds, start = [0], 0
+    while start < n:
+        before = ends[start - 1] if start else 0
+        fits = int(np.searchsorted(ends, before + shard_chars, side="right"))
+        start = max(start + 1, min(start + shard_size, fits))
+        bounds.append(start)
+    return np.array(bounds, np.int64)
+
+
 @dataclass(frozen=True)
 class _Job:
     """One entry: which texts, under which key, cut how."""
@@ -112,20 +134,26 @@ class _Job:
     digest: str
     folder: Path
     shard_size: int
+    shard_chars: int | None
+    bounds: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         positive_int(self.shard_size, "shard_size")
+        if self.shard_chars is not None:
+            positive_int(self.shard_chars, "shard_chars")
+        object.__setattr__(self, "bounds", shard_bounds(self.texts, self.shard_size, self.shard_chars))
 
     @property
     def n_shards(self) -> int:
-        return -(-len(self.texts) // self.shard_size)
+        return len(self.bounds) - 1
 
     def span(self, index: int) -> tuple[int, int]:
-        return index * self.shard_size, min((index + 1) * self.shard_size, len(self.texts))
+        return int(self.bounds[index]), int(self.bounds[index + 1])
 
 
-def _open_shard(job: _Job, index: int, *, check_sha: bool) -> TokenEmbeddings:
-    """Verify shard ``index`` against its sidecar and return it memory-mapped, or raise _BadShard."""
+def _open_shard(job: _Job, index: int, *, check_sha: bool) -> tuple[TokenEmbeddings, dict[str, Any]]:
+    """Verify shard ``index`` against its sidecar and return it memory-mapped with the sidecar, or
+    raise _BadShard."""
     files = _ShardFiles.of(job.folder, index)
     start, stop = job.span(index)
     if not files.sidecar.exists():
@@ -161,15 +189,18 @@ def _open_shard(job: _Job, index: int, *, check_sha: bool) -> TokenEmbeddings:
         and (input_tokens is None or isinstance(input_tokens, int))
     ):
         raise _BadShard(f"{files.vectors}: dtype/shape/offsets do not match {files.sidecar.name}")
-    return TokenEmbeddings(vectors, offsets, input_tokens)
+    return TokenEmbeddings(vectors, offsets, input_tokens), meta
 
 
-def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -> None:
+def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -> float:
+    """Encode and write shard ``index``; return the encoder's seconds (also kept in the sidecar)."""
     files = _ShardFiles.of(job.folder, index)
     start, stop = job.span(index)
+    started = time.perf_counter()
     emb = job.encoder.encode(
         job.texts[start:stop], is_query=job.is_query, batch_size=batch_size, show_progress=show_progress
     )
+    seconds = time.perf_counter() - started
     if len(emb) != stop - start:
         raise ValueError(f"encoder returned {len(emb)} embeddings for {stop - start} texts (shard {index})")
     vectors = np.ascontiguousarray(emb.vectors, dtype=np.float32)
@@ -187,11 +218,29 @@ def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -
         "stop": stop,
         "n_texts": stop - start,
         "input_tokens": emb.input_tokens,
+        "encode_seconds": seconds,
         "vectors_shape": list(vectors.shape),
         "vectors_sha256": npy(files.vectors, vectors),
         "offsets_sha256": npy(files.offsets, offsets),
     }
     write_json_atomic(files.sidecar, meta, indent=1, sort_keys=True)
+    return seconds
+
+
+def estimate_bytes(encoder: Encoder, texts: Sequence[str], is_query: bool) -> int:
+    """A rough size of the cached embeddings of ``texts`` (0 when the encoder's settings do not say its
+    width): a single-vector model one row per text; a multi-vector one about a token per 4 characters
+    plus 3 special tokens, capped at its query / document length; float32 rows plus offsets."""
+    settings = encoder.settings()
+    dim = settings.get("dim")
+    if not isinstance(dim, int):
+        return 0
+    if settings.get("encoder") == "dense":
+        rows = len(texts)
+    else:
+        cap = settings.get("query_length" if is_query else "document_length") or 512
+        rows = sum(min(len(text) // 4 + 3, cap) for text in texts)
+    return rows * dim * 4 + 8 * (len(texts) + 1)
 
 
 def _remove_temps(folder: Path, prefixes: Iterable[str], max_age: float | None) -> None:
@@ -218,13 +267,16 @@ def _check_manifest(job: _Job) -> None:
         "n_texts": len(job.texts),
         "texts_sha256": job.digest,
         "shard_size": job.shard_size,
+        "shard_chars": job.shard_chars,
         "n_shards": job.n_shards,
     }
     path = job.folder / MANIFEST
     if path.exists():
         try:
             old = json.loads(path.read_text("utf-8"))
-            mismatch = [f for f in ("key", "n_texts", "shard_size") if old.get(f) != manifest[f]]
+            mismatch = [
+                f for f in ("key", "n_texts", "shard_size", "shard_chars") if old.get(f) != manifest[f]
+            ]
         except (OSError, ValueError, AttributeError) as exc:
             log.warning("%s: unreadable (%s); rewriting it", path, exc)
         else:
@@ -239,8 +291,9 @@ def _check_manifest(job: _Job) -> None:
     write_json_atomic(path, manifest, indent=1, sort_keys=True)
 
 
-def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -> None:
-    """Encode the shards of ``indices`` that are missing or do not verify."""
+def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -> dict[int, float]:
+    """Encode the shards of ``indices`` that are missing or do not verify; return their encoder
+    seconds by shard."""
     job.folder.mkdir(parents=True, exist_ok=True)
     _check_manifest(job)
     # Our shards' temp files are ours to clean whatever their age; others' only once surely stale.
@@ -254,8 +307,11 @@ def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -
             if not exc.missing:
                 log.warning("bad cache shard, re-encoding: %s", exc)
             todo.append(i)
-    for i in tqdm(todo, desc="shards", unit="shard", disable=not show_progress or len(todo) < 2):
-        _encode_shard(job, i, batch_size, show_progress)
+    if todo:  # before hours of encoding: will it fit?
+        needed = sum(estimate_bytes(job.encoder, job.texts[slice(*job.span(i))], job.is_query) for i in todo)
+        require_free_space(job.folder, needed, "the embedding cache")
+    bar = tqdm(todo, desc="shards", unit="shard", disable=not show_progress or len(todo) < 2)
+    return {i: _encode_shard(job, i, batch_size, show_progress) for i in bar}
 
 
 def encode_to_shards(
@@ -265,26 +321,45 @@ def encode_to_shards(
     is_query: bool,
     out_dir: Path,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_chars: int | None = DEFAULT_SHARD_CHARS,
     batch_size: int = 32,
     show_progress: bool = True,
     shard_indices: Iterable[int] | None = None,
 ) -> list[Path]:
     """Make sure shards ``shard_indices`` (default: all) of ``texts`` exist and verify in ``out_dir``.
 
-    A pure function of (encoder weights, settings, is_query, texts, shard_size): shard ``i`` holds
-    ``texts[i * shard_size:(i + 1) * shard_size]``. Valid shards are skipped (resume); missing or bad
-    ones are encoded and written atomically. Disjoint ``shard_indices`` may run in parallel on one
-    folder. Returns the sidecar path of each requested shard, in the order requested.
-    Raises InputError when ``out_dir`` already holds a different job (key, n_texts or shard_size).
+    A pure function of (encoder weights, settings, is_query, texts, shard_size, shard_chars): shard
+    ``i`` holds ``texts[b[i]:b[i + 1]]`` with ``b = shard_bounds(texts, shard_size, shard_chars)``.
+    Valid shards are skipped (resume); missing or bad ones are encoded and written atomically.
+    Disjoint ``shard_indices`` may run in parallel on one folder. Returns the sidecar path of each
+    requested shard, in the order requested. Raises InputError when ``out_dir`` already holds a
+    different job (key, n_texts, shard_size or shard_chars).
     """
     digest = _texts_digest(texts)
-    job = _Job(encoder, texts, is_query, _key(encoder, digest, is_query), digest, Path(out_dir), shard_size)
+    key = _key(encoder, digest, is_query)
+    job = _Job(encoder, texts, is_query, key, digest, Path(out_dir), shard_size, shard_chars)
     indices = list(range(job.n_shards)) if shard_indices is None else [int(i) for i in shard_indices]
     for i in indices:
         if not 0 <= i < job.n_shards:
             raise InputError(f"shard {i} out of range [0, {job.n_shards})", field="shard_indices")
     _fill(job, indices, batch_size, show_progress)
     return [_ShardFiles.of(job.folder, i).sidecar for i in indices]
+
+
+@dataclass(frozen=True)
+class CacheUse:
+    """Where one call's embeddings came from: shards encoded now, shards read back, and the encoder's
+    seconds for all of them (measured now, or carried from the sidecars of the shards that measured
+    them; None when an older shard did not record it)."""
+
+    encoded: int
+    cached: int
+    encode_seconds: float | None
+
+    @property
+    def source(self) -> str:
+        """``measured`` (all encoded now), ``cache`` (all read back) or ``partly cached``."""
+        return "measured" if not self.cached else "cache" if not self.encoded else "partly cached"
 
 
 def _ensure_entry(
@@ -295,35 +370,43 @@ def _ensure_entry(
     batch_size: int,
     shard_size: int,
     show_progress: bool,
-) -> list[TokenEmbeddings]:
+) -> tuple[list[TokenEmbeddings], CacheUse]:
     """Encode whatever the entry of ``texts`` under ``cache_dir`` lacks; return its shards, memory-mapped,
     in text order, all of one dim (shapes rechecked, not hashes: ``_fill`` has just verified them)."""
     digest = _texts_digest(texts)
     key = _key(encoder, digest, is_query)
     folder = Path(cache_dir) / key
-    # An existing entry keeps its layout; a new or unreadable one (rewritten below) takes ours.
+    layout: tuple[int, int | None] = (shard_size, DEFAULT_SHARD_CHARS)
+    # An existing entry keeps its layout (one made before shards closed by characters has none);
+    # a new or unreadable one (rewritten below) takes ours.
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        shard_size = max(1, int(json.loads((folder / MANIFEST).read_text("utf-8"))["shard_size"]))
-    job = _Job(encoder, texts, is_query, key, digest, folder, shard_size)
-    _fill(job, list(range(job.n_shards)), batch_size, show_progress)
-    parts = []
+        manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+        layout = (max(1, int(manifest["shard_size"])), manifest.get("shard_chars"))
+    job = _Job(encoder, texts, is_query, key, digest, folder, *layout)
+    measured = _fill(job, list(range(job.n_shards)), batch_size, show_progress)
+    parts, carried = [], []
     for i in range(job.n_shards):
         try:
-            parts.append(_open_shard(job, i, check_sha=False))
+            part, meta = _open_shard(job, i, check_sha=False)
         except _BadShard as exc:  # changed under our feet between verify and load
             raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
+        parts.append(part)
+        if i not in measured:
+            carried.append(meta.get("encode_seconds"))
     # A shard of zero-token texts may come back as [0, 0]; only shards with rows fix the dim.
     dims = {p.dim for p in parts if len(p.vectors)} or {max((p.dim for p in parts), default=0)}
     if len(dims) > 1:
         raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
     dim = dims.pop()
-    return [
+    shards = [
         p if len(p.vectors) else TokenEmbeddings(np.zeros((0, dim), np.float32), p.offsets, p.input_tokens)
         for p in parts
     ]
+    seconds = None if None in carried else sum(measured.values()) + sum(carried)
+    return shards, CacheUse(len(measured), len(carried), seconds)
 
 
-def encode_cached(
+def encode_entry(
     encoder: Encoder,
     texts: Sequence[str],
     *,
@@ -332,40 +415,49 @@ def encode_cached(
     batch_size: int = 32,
     shard_size: int = DEFAULT_SHARD_SIZE,
     show_progress: bool = True,
-) -> TokenEmbeddings:
-    """``encoder.encode(texts)``, cached under ``cache_dir/<cache_key(...)>/`` (``None``: no cache).
+) -> tuple[list[TokenEmbeddings], CacheUse]:
+    """The embeddings of ``texts`` in text order, as the cache entry's verified, memory-mapped shards
+    under ``cache_dir/<cache_key(...)>/`` (``cache_dir`` None: one in-memory pack, nothing cached),
+    and where they came from (:class:`CacheUse`).
 
-    A hit never calls ``encoder.encode``; it hashes each shard file once, then copies the memory-mapped
-    shards into one float32 array: peak resident memory is the result (tokens * dim * 4 bytes), the
-    mapped pages being reclaimable page cache. ``shard_size`` only applies when the entry is created; an
-    existing entry keeps its layout. An empty ``texts`` gives an empty pack of dim 0 without encoding.
+    A hit never calls ``encoder.encode``; it hashes each shard file once. ``shard_size`` only applies
+    when the entry is created; an existing entry keeps its layout.
     """
     if cache_dir is None:
         texts = list(texts) if isinstance(texts, Texts) else texts  # encoders get what they always got
-        return encoder.encode(texts, is_query=is_query, batch_size=batch_size, show_progress=show_progress)
-    shards = _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
+        started = time.perf_counter()
+        out = encoder.encode(texts, is_query=is_query, batch_size=batch_size, show_progress=show_progress)
+        return [out], CacheUse(1, 0, time.perf_counter() - started)
+    return _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
+
+
+def pack(shards: Sequence[TokenEmbeddings]) -> TokenEmbeddings:
+    """Shards as one in-memory float32 pack (a memory-mapped one is copied out of its map); none:
+    an empty pack of dim 0. Peak resident memory is the result (tokens * dim * 4 bytes), the mapped
+    pages being reclaimable page cache."""
     if not shards:
         return TokenEmbeddings.from_list([])
     packed = TokenEmbeddings.concat(shards)
-    if len(shards) == 1:  # concat returns the one part as is: copy it out of the map
+    if isinstance(packed.vectors, np.memmap):  # concat returns a single part as is
         packed = TokenEmbeddings(np.array(packed.vectors), np.array(packed.offsets), packed.input_tokens)
     return packed
 
 
-def encode_cached_shards(
-    encoder: Encoder,
-    texts: Sequence[str],
-    *,
-    is_query: bool,
-    cache_dir: Path,
-    batch_size: int = 32,
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    show_progress: bool = True,
-) -> list[TokenEmbeddings]:
-    """``encode_cached`` for consumers that stream: the entry's shards, memory-mapped, one
-    TokenEmbeddings per shard (offsets local to it) in text order, instead of one in-memory pack.
-    Resident memory is then what the consumer touches (``harness.plaid.build_index`` bounds it)."""
-    return _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
+def encode_cached(encoder: Encoder, texts: Sequence[str], **options: Any) -> TokenEmbeddings:
+    """``encoder.encode(texts)``, cached: :func:`encode_entry` (same keyword options: ``is_query``,
+    ``cache_dir``, ``batch_size``, ``shard_size``, ``show_progress``) packed in memory (:func:`pack`)."""
+    shards, _ = encode_entry(encoder, texts, **options)
+    return pack(shards)
+
+
+def encode_cached_shards(encoder: Encoder, texts: Sequence[str], **options: Any) -> list[TokenEmbeddings]:
+    """:func:`encode_entry`'s memory-mapped shards (one TokenEmbeddings per shard, offsets local to
+    it), for consumers that stream; needs a ``cache_dir``. Resident memory is then what the consumer
+    touches (``harness.plaid.build_index`` bounds it)."""
+    if options.get("cache_dir") is None:
+        raise InputError("shards live in a cache: give a cache folder", field="cache_dir")
+    shards, _ = encode_entry(encoder, texts, **options)
+    return shards
 
 
 # ---------------------------------------------------------------------------------------- utilities

@@ -12,9 +12,16 @@ For each task present on both sides (matched by task name; the models may differ
   vectors when ``2^N <= n_resamples``, else ``n_resamples`` seeded random flips with
   the +1 correction, the definitions of ``scipy.stats.permutation_test``).
 
-Verdict: ``regression`` when ``-delta > tolerance`` and the chosen test's p-value < alpha;
-``improvement`` symmetrically; otherwise ``ok``. Without per-query data on both sides
-(published baselines) the verdict uses the tolerance alone and says so.
+Verdicts: ``regression`` when ``-delta > tolerance`` and the chosen test's p-value < alpha;
+``inconclusive`` when the drop is beyond the tolerance but not significant (too few or too noisy
+queries to tell); ``improvement`` for a significant gain beyond the tolerance; otherwise ``ok``.
+Without per-query data on both sides (published baselines) the verdict uses the tolerance alone
+and says so.
+
+The gate (``CheckReport.exit_code``): 1 when a task's verdict is one of ``fail_on`` (regression,
+and inconclusive when asked) or, unless ``allow_missing``, when the candidate lacks a task of the
+baseline; else 0. Comparing nothing (an empty side, no task in common) is an InputError (exit 2 in
+the CLI): a gate that checked nothing never passes.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -32,6 +40,8 @@ from harness.results import Result
 from harness.stats import paired_t_test, sign_flip_test
 
 TESTS = ("permutation", "t")
+FAILING_VERDICTS = ("regression", "inconclusive")
+REPORT_KIND = "harness-check-report"  # in the JSON report, which is not a results file
 
 
 @dataclass
@@ -49,7 +59,7 @@ class TaskCheck:
     n_paired: int
     t_pvalue: float | None
     permutation_pvalue: float | None
-    verdict: str  # "ok" | "regression" | "improvement"
+    verdict: str  # "ok" | "regression" | "inconclusive" | "improvement"
     basis: str  # "tolerance+test" | "tolerance only"
     notes: list[str] = field(default_factory=list)
 
@@ -65,24 +75,32 @@ class CheckReport:
     test: str
     n_resamples: int
     seed: int
-    fail_on_missing: bool = False
+    fail_on: tuple[str, ...] = ("regression",)
+    allow_missing: bool = False
 
     @property
     def regressions(self) -> list[TaskCheck]:
         return [t for t in self.tasks if t.verdict == "regression"]
 
     @property
+    def failures(self) -> list[TaskCheck]:
+        """The tasks whose verdict fails the gate (``fail_on``)."""
+        return [t for t in self.tasks if t.verdict in self.fail_on]
+
+    @property
     def exit_code(self) -> int:
-        """0 when no regression (and, with ``fail_on_missing``, no missing task); else 1."""
-        failed = bool(self.regressions) or (self.fail_on_missing and bool(self.missing_in_candidate))
-        return 1 if failed else 0
+        """1 when a task fails the gate or (unless ``allow_missing``) the candidate lacks a task; else 0."""
+        return 1 if self.failures or (self.missing_in_candidate and not self.allow_missing) else 0
 
     def to_dict(self) -> dict:
         return {
+            "kind": REPORT_KIND,
             "alpha": self.alpha,
             "test": self.test,
             "n_resamples": self.n_resamples,
             "seed": self.seed,
+            "fail_on": list(self.fail_on),
+            "allow_missing": self.allow_missing,
             "exit_code": self.exit_code,
             "tasks": [asdict(t) for t in self.tasks],
             "missing_in_candidate": self.missing_in_candidate,
@@ -105,7 +123,7 @@ class CheckReport:
                 str(t.n_paired),
                 _p(t.t_pvalue),
                 _p(t.permutation_pvalue),
-                t.verdict.upper() if t.verdict == "regression" else t.verdict,
+                t.verdict.upper() if t.verdict in self.fail_on else t.verdict,
             )
             for t in self.tasks
         ]
@@ -113,12 +131,15 @@ class CheckReport:
         for t in self.tasks:
             lines.extend(f"note: {t.task}: {note}" for note in t.notes)
         if self.missing_in_candidate:
-            lines.append("missing in candidate: " + ", ".join(self.missing_in_candidate))
+            allowed = " (allowed)" if self.allow_missing else " (fails the gate; --allow-missing to accept)"
+            lines.append("missing in candidate: " + ", ".join(self.missing_in_candidate) + allowed)
         if self.missing_in_baseline:
             lines.append("missing in baseline: " + ", ".join(self.missing_in_baseline))
+        inconclusive = sum(t.verdict == "inconclusive" for t in self.tasks)
         lines.append(
-            f"{len(self.regressions)} regression(s) in {len(self.tasks)} task(s); "
-            f"alpha={self.alpha}, significance from the {self.test} test; exit code {self.exit_code}"
+            f"{len(self.regressions)} regression(s), {inconclusive} inconclusive in {len(self.tasks)} "
+            f"task(s); alpha={self.alpha}, significance from the {self.test} test; fails on "
+            f"{' and '.join(self.fail_on)}; exit code {self.exit_code}"
         )
         return "\n".join(lines) + "\n"
 
@@ -128,9 +149,11 @@ class CheckReport:
             "testsuite",
             name="harness.check",
             tests=str(len(self.tasks) + len(self.missing_in_candidate) + len(self.missing_in_baseline)),
-            failures=str(len(self.regressions)),
+            failures=str(len(self.failures) + (0 if self.allow_missing else len(self.missing_in_candidate))),
             errors="0",
-            skipped=str(len(self.missing_in_candidate) + len(self.missing_in_baseline)),
+            skipped=str(
+                len(self.missing_in_baseline) + (len(self.missing_in_candidate) if self.allow_missing else 0)
+            ),
         )
         for t in self.tasks:
             case = ET.SubElement(suite, "testcase", classname="harness.check", name=t.task)
@@ -139,15 +162,18 @@ class CheckReport:
                 f"({t.delta:+.4f}, tol {t.tolerance}), p(t)={_p(t.t_pvalue)}, "
                 f"p(perm)={_p(t.permutation_pvalue)}, basis: {t.basis}"
             )
-            if t.verdict == "regression":
-                failure = ET.SubElement(case, "failure", message=f"regression: {summary}", type="regression")
+            if t.verdict in self.fail_on:
+                failure = ET.SubElement(case, "failure", message=f"{t.verdict}: {summary}", type=t.verdict)
                 failure.text = "\n".join([summary, *t.notes])
             else:
                 ET.SubElement(case, "system-out").text = "\n".join([f"{t.verdict}: {summary}", *t.notes])
         for side, names in (("candidate", self.missing_in_candidate), ("baseline", self.missing_in_baseline)):
             for name in names:
                 case = ET.SubElement(suite, "testcase", classname="harness.check", name=name)
-                ET.SubElement(case, "skipped", message=f"task missing in {side}")
+                if side == "candidate" and not self.allow_missing:
+                    ET.SubElement(case, "failure", message="task missing in candidate", type="missing")
+                else:
+                    ET.SubElement(case, "skipped", message=f"task missing in {side}")
         root = ET.Element("testsuites")
         root.append(suite)
         ET.indent(root)
@@ -169,22 +195,25 @@ def _finite(value):
     return value
 
 
-def select_model(results: list[Result], model_id: str) -> list[Result]:
+def select_model(results: list[Result], model_id: str, flag: str = "--baseline-model") -> list[Result]:
     """The results of one model (for a baseline folder that holds several models)."""
     chosen = [r for r in results if r.model_id == model_id]
     if not chosen:
-        raise InputError(f"no results for model {model_id!r}", field="model")
+        models = sorted({r.model_id for r in results})
+        raise InputError(f"no results for model {model_id!r} (the folder holds {models})", field=flag)
     return chosen
 
 
 def _by_task(results: list[Result], side: str) -> dict[str, Result]:
+    if not results:
+        raise InputError("holds no results: there is nothing to compare", field=f"--{side}")
     out: dict[str, Result] = {}
     for r in results:
         if r.task_name in out:
             models = sorted({out[r.task_name].model_id, r.model_id})
             raise InputError(
-                f"{side} holds task {r.task_name!r} twice (models {models}); select one model",
-                field=f"{side}.task",
+                f"holds task {r.task_name!r} twice (models {models}); select one model with --{side}-model",
+                field=f"--{side}",
             )
         out[r.task_name] = r
     return out
@@ -223,17 +252,27 @@ def check(
     n_resamples: int = 10000,
     seed: int = 0,
     test: str = "permutation",
-    fail_on_missing: bool = False,
+    fail_on: Sequence[str] = ("regression",),
+    allow_missing: bool = False,
 ) -> CheckReport:
     """Compare candidate to baseline task by task (module docstring).
 
     Tolerance of a task: ``per_task_tol[task]`` if given, else ``max(abs_tol, rel_tol * |baseline|)``
-    (``abs_tol`` alone when ``rel_tol`` is None). ``test`` picks the p-value behind the verdict.
-    Each side may hold one result per task name (use :func:`select_model` first).
+    (``abs_tol`` alone when ``rel_tol`` is None). ``test`` picks the p-value behind the verdict;
+    ``fail_on`` the verdicts that fail the gate ("regression", "inconclusive"). Each side may hold
+    one result per task name (use :func:`select_model` first).
     """
     if test not in TESTS:
-        raise InputError(f"must be one of {TESTS}", field="test")
+        raise InputError(f"must be one of {TESTS}", field="--test")
+    unknown = set(fail_on) - set(FAILING_VERDICTS)
+    if unknown or not fail_on:
+        raise InputError(f"must be among {FAILING_VERDICTS}, got {sorted(fail_on)}", field="--fail-on")
     base, cand = _by_task(baseline, "baseline"), _by_task(candidate, "candidate")
+    if not set(base) & set(cand):
+        raise InputError(
+            f"no task is in both (baseline: {sorted(base)}, candidate: {sorted(cand)}): nothing to compare",
+            field="--candidate",
+        )
     checks = []
     for name in [n for n in base if n in cand]:
         b, c = base[name], cand[name]
@@ -250,7 +289,8 @@ def check(
         test=test,
         n_resamples=n_resamples,
         seed=seed,
-        fail_on_missing=fail_on_missing,
+        fail_on=tuple(v for v in FAILING_VERDICTS if v in fail_on),
+        allow_missing=allow_missing,
     )
 
 
@@ -281,8 +321,8 @@ def _compare(
         why = f"no per-query scores in {' and '.join(sides)}" if sides else "fewer than 2 aligned queries"
         notes.append(f"{why}: verdict from the tolerance alone")
         basis, significant = "tolerance only", True
-    if -delta > tol and significant:
-        verdict = "regression"
+    if -delta > tol:
+        verdict = "regression" if significant else "inconclusive"
     elif delta > tol and significant:
         verdict = "improvement"
     else:

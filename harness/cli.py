@@ -99,7 +99,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         document_length=args.document_length,
         query_length=args.query_length,
     )
-    _log_to_terminal(quiet=args.quiet)
     results = evaluate(args.model, args.tasks, settings)
     print(summary_table(results))
     if args.output:
@@ -108,14 +107,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a message comes (it may be replaced, e.g. in tests)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def _log_to_terminal(*, quiet: bool) -> None:
-    """The harness's own messages (e.g. a reused results file) on stderr, unless ``quiet``."""
+    """The harness's own messages (a reused results file, a skipped file, ...) on stdout, warnings
+    only when ``quiet``, which also silences the libraries' progress bars (transformers, datasets,
+    the Hub)."""
     logger = logging.getLogger("harness")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        handler = _StdoutHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if quiet:
+        import datasets
+        import huggingface_hub.utils
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+        huggingface_hub.utils.disable_progress_bars()
 
 
 def summary_table(results: list) -> str:
@@ -211,7 +228,12 @@ def _cmd_report_leaderboard(args: argparse.Namespace) -> int:
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "check", help="regression gate: candidate results vs a baseline (exit 1 on regression)"
+        "check",
+        help="regression gate: candidate results vs a baseline (exit 1 on regression)",
+        description="Compare candidate results with a baseline, task by task, with paired tests. Exit "
+        "codes: 0 the gate passes; 1 a task regressed (or is inconclusive with --fail-on inconclusive, "
+        "or is missing from the candidate without --allow-missing); 2 bad input or usage, including "
+        "a comparison of nothing (an empty side, no task in common).",
     )
     p.add_argument("--baseline", nargs="+", type=Path, required=True, help="results files or folders")
     p.add_argument("--candidate", nargs="+", type=Path, required=True, help="results files or folders")
@@ -226,7 +248,18 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", choices=["permutation", "t"], default="permutation")
     p.add_argument("--resamples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fail-on-missing", action="store_true", help="a task missing on one side fails too")
+    p.add_argument(
+        "--fail-on",
+        choices=["regression", "inconclusive"],
+        default="regression",
+        help="'inconclusive' also fails on a drop beyond the tolerance that is not significant "
+        "(default: regression only)",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="pass even when the candidate lacks a task of the baseline",
+    )
     p.add_argument("--json", type=Path, help="also write the report as JSON")
     p.add_argument("--junit", type=Path, help="also write the report as JUnit XML")
     p.set_defaults(func=_cmd_check)
@@ -239,9 +272,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     baseline, candidate = load_results(args.baseline), load_results(args.candidate)
     if args.baseline_model:
-        baseline = select_model(baseline, args.baseline_model)
+        baseline = select_model(baseline, args.baseline_model, "--baseline-model")
     if args.candidate_model:
-        candidate = select_model(candidate, args.candidate_model)
+        candidate = select_model(candidate, args.candidate_model, "--candidate-model")
     per_task = {}
     for item in args.tolerance:
         task, _, value = item.rpartition("=")
@@ -259,7 +292,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         n_resamples=args.resamples,
         seed=args.seed,
         test=args.test,
-        fail_on_missing=args.fail_on_missing,
+        fail_on=("regression", "inconclusive") if args.fail_on == "inconclusive" else ("regression",),
+        allow_missing=args.allow_missing,
     )
     print(report.to_text())
     if args.json:
@@ -284,8 +318,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_CODES = (
+    "exit codes: 0 success; 1 `harness check` found a failure (regression, ...); 2 bad input or usage"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Evaluate retrieval models (ColBERT first) on NanoBEIR, BEIR and LongEmbed; report and "
+        "check the results.",
+        epilog=EXIT_CODES,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate(sub)
@@ -298,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_to_terminal(quiet=getattr(args, "quiet", False))
     try:
         return args.func(args)
     except HarnessError as exc:

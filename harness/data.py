@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, InputError
 from harness.fileio import write_atomic
+from harness.hub import hub_access, hub_state
 from harness.types import Dataset, Qrels
 
 log = logging.getLogger(__name__)
@@ -474,17 +475,8 @@ def _hf_id(value: Any, where: str, row: int, field: str) -> str:
     return str(value)
 
 
-def hub_offline() -> bool:
-    """True when HF offline mode is on (env read now, or huggingface_hub's value at import)."""
-    import huggingface_hub.constants as hc
-
-    flags = (os.environ.get(v, "").upper() for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-    env = any(f in ("1", "ON", "YES", "TRUE") for f in flags)
-    return env or bool(hc.HF_HUB_OFFLINE)
-
-
 def _hub_error(repo_id: str, what: str, err: Exception, local_hint: str) -> HubUnavailableError:
-    mode = " (offline mode is on)" if hub_offline() else ""
+    mode = hub_state()
     hint = local_hint or f"a local snapshot of the '{repo_id}' dataset repo"
     return HubUnavailableError(
         f"could not load {what} of '{repo_id}' from the Hugging Face Hub{mode}: {type(err).__name__}: {err}. "
@@ -531,7 +523,8 @@ def _hf_table(
             ds = datasets.load_dataset(builder, data_files=files, split="train", cache_dir=cache, **kwargs)
         return ds.to_dict()
     try:
-        ds = datasets.load_dataset(str(source), config, split=split, cache_dir=cache)
+        with hub_access():
+            ds = datasets.load_dataset(str(source), config, split=split, cache_dir=cache)
     except Exception as e:  # noqa: BLE001 - any Hub failure becomes one actionable message
         raise _hub_error(str(source), f"config {config!r} split {split!r}", e, local_hint) from e
     return ds.to_dict()
@@ -576,7 +569,10 @@ def _qrels_tsv_path(source: str | Path, split: str, cache_dir: str | Path | None
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(str(source), f"{split}.tsv", repo_type="dataset", cache_dir=cache_dir))
+        with hub_access():
+            return Path(
+                hf_hub_download(str(source), f"{split}.tsv", repo_type="dataset", cache_dir=cache_dir)
+            )
     except Exception as e:  # noqa: BLE001
         raise _hub_error(str(source), f"qrels '{split}.tsv'", e, local_hint) from e
 

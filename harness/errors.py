@@ -8,7 +8,9 @@ class HarnessError(Exception):
 
 
 class InputError(HarnessError):
-    """Bad input data or configuration; the message names file, line and field."""
+    """Bad input data or configuration; the message says where, in the user's terms:
+    ``corpus.jsonl:12: field 'text': expected a string`` for a field of a file, ``--k: must be a
+    positive integer, got 0`` for a command-line flag (or an argument of a Python call)."""
 
     def __init__(
         self,
@@ -22,7 +24,9 @@ class InputError(HarnessError):
         where = ""
         if file is not None:
             where = f"{file}" + (f":{line}" if line is not None else "") + ": "
-        what = f"field '{field}': " if field is not None else ""
+        what = ""
+        if field is not None:
+            what = f"field '{field}': " if file is not None else f"{field}: "
         super().__init__(f"{where}{what}{message}")
 
 

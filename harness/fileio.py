@@ -3,15 +3,17 @@ one) and checked UTF-8 reads."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from harness.errors import InputError
+from harness.errors import HarnessError, InputError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -48,22 +50,63 @@ def fsync_path(path: Path) -> None:
 def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
     """Run ``write(file)`` into a temp file next to ``path``, fsync it, rename it over ``path`` and
     fsync the folder; return the sha256 of the bytes written. The parent folder is created. On any
-    error or interrupt the temp file is removed and ``path`` is untouched."""
+    error or interrupt the temp file is removed and ``path`` is untouched; a full disk is a
+    :class:`DiskFullError` naming the folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as handle:  # the usual permissions (umask), unlike mkstemp's 0600
             writer = _HashingWriter(handle)
             write(writer)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFullError(path.parent, f"while writing {path.name}") from exc
         raise
     fsync_path(path.parent)
     return writer.sha.hexdigest()
+
+
+class DiskFullError(HarnessError):
+    """No space left where the harness writes; the message names the folder."""
+
+    def __init__(self, folder: Path, detail: str = "") -> None:
+        self.folder = Path(folder)
+        super().__init__(
+            f"{folder}: no space left on its device{' ' + detail if detail else ''}; free some space "
+            "there or write elsewhere (--output, --cache-dir)"
+        )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the device that holds ``folder`` (or its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def require_free_space(folder: Path, needed: int, what: str) -> None:
+    """DiskFullError before any work when ``folder``'s device has less than ``needed`` bytes free."""
+    free = free_bytes(folder)
+    if free < needed:
+        raise DiskFullError(folder, f"for {what}: about {_size(needed)} needed, {_size(free)} free")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> str:
@@ -83,11 +126,17 @@ def write_json_atomic(path: Path, payload: Any, *, indent: int = 2, sort_keys: b
 
 
 def read_text(path: Path, what: str = "file") -> str:
-    """UTF-8 text of ``path``; InputError naming the file when it is missing or not UTF-8."""
+    """UTF-8 text of ``path``; InputError naming the file (and the line of the first bad byte) when it
+    is missing or not UTF-8."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{what} not found", file=str(path)) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", file=str(path)) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path), line=line
+        ) from None

@@ -38,6 +38,7 @@ BM25_MODEL_ID = "bm25"
 CARD_DEPTH = 100  # PyLate's evaluator ranks the top 100 (max of its k values)
 TREC_DEPTH = 1000  # BEIR ranks the top 1000
 INDEXES = ("exact", "plaid")
+RUN_FILE_SUFFIXES = (".trec", ".run", ".txt", ".tsv")  # a --first-stage with these is a file, never a Hub id
 
 
 def default_cache_dir() -> Path:
@@ -187,6 +188,8 @@ def load_first_stage(settings: EvalSettings) -> Retriever | None:
         return BM25Retriever(show_progress=settings.show_progress)
     if Path(source).is_file():
         return RunFileRetriever(Path(source), read_trec_run(Path(source)))
+    if Path(source).suffix.lower() in RUN_FILE_SUFFIXES or source.startswith((".", "/", "~")):
+        raise InputError("run file not found", file=source)
     first = load_encoder(
         source, device=settings.device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code
     )

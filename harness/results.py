@@ -11,27 +11,33 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
                 "parameters": int|null, "size_group": str|null, "settings": {...}},
       "task": {"name": str, "convention": "card"|"trec", "main_metric": str,
                "split": str, "source": str, "dataset_fingerprints": {subset: sha256}},
-      "retrieval": {"method": "exact"|"plaid"|"rerank"|"bm25"|"published", ...params},
+      "retrieval": {"method": "exact"|"plaid"|"rerank"|"bm25"|"published", "k": int, ...params,
+                    "index": {subset: {"disk_bytes", "bytes_per_token_total", "n_centroids"}} (PLAID)},
       "settings": {...},                                # every run setting (batch size, device, ...)
       "subsets": [{"name": str, "n_queries": int,
                    "card": {metric: float}|null,       # model-card convention
                    "trec": {metric: float}|null,       # trec_eval / BEIR convention
                    "per_query": {query_id: float}}],   # main metric, task convention
       "main_score": float,                              # mean over subsets of main metric
-      "timings": {"encode_queries_s", "encode_documents_s", "index_s",
-                  "retrieve_s", "total_s"} (floats or null),
+      "timings": {"encode_queries_s", "encode_documents_s", "index_s", "retrieve_s",
+                  "total_s", "retrieve_ms_per_query", ["index_build_s"]: float|null,
+                  "sources": {timing: "measured"|"cache"|"partly cached"}},
       "tokens": {"queries": int|null, "documents": int|null},
       "environment": {"python": str, "platform": str, "packages": {name: version}},
       "published": null | {"source": str, "note": str}  # figures transcribed, not run
     }
 
 ``main_score`` is recomputed on load and must agree with the subsets (1e-12),
-so a hand-edited file cannot silently disagree with itself.
+so a hand-edited file cannot silently disagree with itself. The encode timings are the encoder's
+seconds: measured by this run, or (``sources`` says "cache") carried from the cache entry that
+measured them; ``index_build_s`` likewise for a reused PLAID index. A timing is null when unknown.
+Everything but ``created``, ``timings`` and ``environment`` is the same for the same inputs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import sys
@@ -48,6 +54,8 @@ from harness.fileio import read_text, write_json_atomic
 from harness.ranking import drop_identical_ids
 from harness.runfile import write_trec_run
 from harness.types import Run
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 CONVENTIONS = ("card", "trec")
@@ -111,6 +119,7 @@ class Result:
             "model",
             "task",
             "retrieval",
+            "settings",
             "subsets",
             "main_score",
             "timings",
@@ -273,22 +282,34 @@ def result_from_dict(data: Any, file: str = "<memory>") -> Result:
     return result
 
 
-def load_result(path: Path) -> Result:
-    """Read and validate one results file."""
-    path = Path(path)
+def _read_json(path: Path) -> Any:
     text = read_text(path, "results file")
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"invalid JSON: {exc.msg} (column {exc.colno})", file=str(path), line=exc.lineno
         ) from None
-    return result_from_dict(data, str(path))
+
+
+def load_result(path: Path) -> Result:
+    """Read and validate one results file."""
+    return result_from_dict(_read_json(Path(path)), str(path))
 
 
 def load_results(paths: list[Path]) -> list[Result]:
-    """Load files and every ``*.json`` under given folders, sorted by path."""
-    files: list[Path] = []
+    """Load files and every ``*.json`` under given folders, sorted by path. In a folder, a JSON file
+    that is not a results file (an object without ``schema_version``, such as a ``harness check``
+    report) is skipped with a note; a results file that does not validate is an error."""
+    out = []
     for path in map(Path, paths):
-        files.extend(sorted(path.rglob("*.json")) if path.is_dir() else [path])
-    return [load_result(f) for f in files]
+        if not path.is_dir():
+            out.append(load_result(path))
+            continue
+        for file in sorted(path.rglob("*.json")):
+            data = _read_json(file)
+            if isinstance(data, dict) and "schema_version" not in data:
+                log.warning("%s: not a results file (no schema_version), skipped", file)
+                continue
+            out.append(result_from_dict(data, str(file)))
+    return out

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from harness.fileio import require_free_space
 from harness.metrics import card_metrics, trec_metrics
 from harness.plan import (
     BM25_MODEL_ID,
@@ -103,6 +104,9 @@ def run_task(plan: TaskPlan, model: dict[str, Any], settings: EvalSettings) -> R
     """Evaluate one task, or return its finished results file when it still matches."""
     started = time.perf_counter()
     datasets = plan.task.load(split=plan.split, data_dir=settings.data_dir)
+    if settings.output_dir:  # results (and TREC runs: ~64 bytes a line) must fit, known before the search
+        lines = sum(len(d.queries) * min(plan.k, len(d.corpus)) for d in datasets) if settings.save_run else 0
+        require_free_space(settings.output_dir, (1 << 20) + 64 * lines, "the results files")
     task = task_record(plan, datasets)
     if plan.output and not settings.overwrite:
         old = load_reusable(plan.output, model, task, plan.retrieval)
@@ -150,13 +154,26 @@ def score_run(dataset: Dataset, run: Run, task: Task, depth: int) -> SubsetScore
     return SubsetScores(dataset.name, len(per_query), card.means, trec_means, dict(per_query))
 
 
-def _timings(stats: Sequence[SearchStats], total_s: float, n_queries: int) -> dict[str, float]:
-    """Seconds per step summed over the subsets, the task's wall time, and search time per query."""
-    steps = ("encode_queries_s", "encode_documents_s", "index_s", "retrieve_s")
-    out = {step: sum(getattr(s, step) for s in stats) for step in steps}
+def _timings(stats: Sequence[SearchStats], total_s: float, n_queries: int) -> dict[str, Any]:
+    """Seconds per step summed over the subsets (None when a subset's is unknown), the task's wall
+    time, search time per query, and where each timing comes from (``sources``: measured now, carried
+    from the cache, or partly cached; steps without a source were measured now)."""
+    steps = ["encode_queries_s", "encode_documents_s", "index_s", "retrieve_s"]
+    if any(s.index_build_s is not None for s in stats):
+        steps.append("index_build_s")
+    out: dict[str, Any] = {step: _sum([getattr(s, step) for s in stats]) for step in steps}
     out["total_s"] = total_s
     out["retrieve_ms_per_query"] = 1000 * out["retrieve_s"] / max(n_queries, 1)
+    sources: dict[str, str] = {}
+    for name in dict.fromkeys(key for s in stats for key in s.sources):
+        seen = {s.sources.get(name, "measured") for s in stats}
+        sources[name] = seen.pop() if len(seen) == 1 else "partly cached"
+    out["sources"] = sources
     return out
+
+
+def _sum(values: list[float | None]) -> float | None:
+    return None if None in values else float(sum(values))  # type: ignore[arg-type]
 
 
 def _tokens(stats: Sequence[SearchStats]) -> dict[str, int | None]:

@@ -147,7 +147,7 @@ def get_task(name: str) -> Task:
     """The registered task called ``name`` (any case)."""
     task = _registry().tasks.get(name.lower())
     if task is None:
-        raise InputError(_unknown_message(name), field="task")
+        raise InputError(_unknown_message(name), field="--tasks")
     return task
 
 
@@ -165,7 +165,7 @@ def resolve_tasks(names: Iterable[str], data_dir: str | Path | None = None) -> l
             elif data_dir is not None and (Path(data_dir) / name).is_dir():
                 found = [folder_task(Path(data_dir) / name, name)]
             else:
-                raise InputError(_unknown_message(name, data_dir), field="task")
+                raise InputError(_unknown_message(name, data_dir), field="--tasks")
             for task in found:
                 out.setdefault(task.name, task)
     return list(out.values())

@@ -23,12 +23,12 @@ from pathlib import Path
 from harness.data import (
     HubUnavailableError,
     download_beir_zip,
-    hub_offline,
     is_beir_folder,
     load_beir_folder,
     load_beir_hf,
     load_beir_tree,
 )
+from harness.hub import hub_offline
 from harness.tasks import Task, TaskGroup
 from harness.types import Dataset, HarnessError
 

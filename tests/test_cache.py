@@ -27,6 +27,7 @@ from harness.cache import (
     encode_cached,
     encode_cached_shards,
     encode_to_shards,
+    shard_bounds,
 )
 from harness.types import InputError, TokenEmbeddings
 
@@ -431,3 +432,34 @@ def test_cached_equals_direct_for_any_texts(tmp_path_factory, texts, shard_size,
     if texts:
         assert {p.dim for p in shards} == {reference.dim}
         assert_same(TokenEmbeddings.concat(shards), reference)
+
+
+def test_a_kill_loses_at_most_one_shard_of_a_small_corpus(tmp_path):
+    """400 documents of 1500 characters (fewer than one 4096-text shard): shards also close at
+    DEFAULT_SHARD_CHARS, so a run killed after its first shard resumes with the rest only."""
+    from harness.cache import DEFAULT_SHARD_CHARS
+
+    texts = [f"doc{i} " + "word " * 299 for i in range(400)]
+    bounds = shard_bounds(texts, 4096, DEFAULT_SHARD_CHARS)
+    assert len(bounds) > 2 and all(
+        sum(map(len, texts[a:b])) <= DEFAULT_SHARD_CHARS for a, b in zip(bounds, bounds[1:], strict=False)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        encode_cached(FakeEncoder(fail_after=1), texts, is_query=False, cache_dir=tmp_path)
+    enc = FakeEncoder()
+    got = encode_cached(enc, texts, is_query=False, cache_dir=tmp_path)
+    assert sum(map(len, enc.calls)) == 400 - bounds[1]  # the first shard was kept
+    assert_same(got, FakeEncoder().encode(texts, is_query=False))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 50])
+def test_shard_bounds_cover_every_text_once(n):
+    rng = np.random.default_rng(n)
+    texts = ["x" * int(rng.integers(0, 40)) for _ in range(n)]
+    for size, chars in ((3, None), (4096, 25), (2, 1), (5, 100)):
+        b = shard_bounds(texts, size, chars)
+        assert b[0] == 0 and b[-1] == n and (np.diff(b) >= 1).all() and (np.diff(b) <= size).all()
+        if chars is not None:  # within the budget unless one text alone is over it
+            assert all(
+                sum(map(len, texts[a:c])) <= chars or c - a == 1 for a, c in zip(b, b[1:], strict=False)
+            )

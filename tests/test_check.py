@@ -58,8 +58,9 @@ def test_consistent_drop_is_a_regression(base_scores):
     assert task.permutation_pvalue < 0.05 and task.t_pvalue < 0.05
 
 
-def test_noise_of_the_same_mean_size_passes(base_scores):
-    """Same mean drop (0.03 > tolerance) but per-query noise so large the drop is not significant."""
+def test_noise_of_the_same_mean_size_is_inconclusive(base_scores):
+    """Same mean drop (0.03 > tolerance) but per-query noise so large the drop is not significant:
+    inconclusive, which passes the gate unless asked to fail on it."""
     rng = np.random.default_rng(2)
     d = rng.choice([-0.4, 0.4], size=base_scores.size)
     d = d - d.mean() - 0.03
@@ -69,7 +70,14 @@ def test_noise_of_the_same_mean_size_passes(base_scores):
     )
     (task,) = report.tasks
     assert task.delta == pytest.approx(-0.03, abs=1e-12)
-    assert task.permutation_pvalue > 0.05 and task.verdict == "ok" and report.exit_code == 0
+    assert task.permutation_pvalue > 0.05 and task.verdict == "inconclusive" and report.exit_code == 0
+    strict = check(
+        [make_result("a", "BEIR/scifact", {"scifact": scores(base_scores)})],
+        [make_result("b", "BEIR/scifact", {"scifact": scores(base_scores + d)})],
+        fail_on=("regression", "inconclusive"),
+    )
+    assert strict.exit_code == 1 and "INCONCLUSIVE" in strict.to_text()
+    assert ET.fromstring(strict.to_junit_xml()).find("testsuite").get("failures") == "1"
 
 
 def test_significant_drop_within_tolerance_passes(base_scores):
@@ -180,21 +188,71 @@ def test_missing_tasks_queries_and_formats(base_scores):
     suite = root.find("testsuite")
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert set(cases) == {"t1", "only-baseline", "only-candidate"}
-    assert cases["t1"].find("failure") is not None and suite.get("failures") == "1"
-    assert cases["only-baseline"].find("skipped") is not None
+    assert cases["t1"].find("failure") is not None and suite.get("failures") == "2"
+    assert cases["only-baseline"].find("failure") is not None  # missing in the candidate fails the gate
+    assert cases["only-candidate"].find("skipped") is not None
 
-    ok = check(baseline, [make_result("b", "t1", {"s": scores(base_scores)})])
+    # a task the candidate lacks fails the gate unless allowed
+    strict = check(baseline, [make_result("b", "t1", {"s": scores(base_scores)})])
+    assert strict.exit_code == 1 and strict.missing_in_candidate == ["only-baseline"]
+    assert ET.fromstring(strict.to_junit_xml()).find("testsuite").get("failures") == "1"
+    ok = check(baseline, [make_result("b", "t1", {"s": scores(base_scores)})], allow_missing=True)
     assert ok.exit_code == 0 and ok.missing_in_candidate == ["only-baseline"]
-    strict = check(baseline, [make_result("b", "t1", {"s": scores(base_scores)})], fail_on_missing=True)
-    assert strict.exit_code == 1
     assert ET.fromstring(ok.to_junit_xml()).find("testsuite").get("failures") == "0"
+
+
+def test_a_gate_that_compares_nothing_fails(base_scores, tmp_path, capsys):
+    """An empty baseline, or no task in common, is an error (exit 2 with the reason), never a pass."""
+    from harness.cli import main
+    from harness.results import save_result
+
+    with pytest.raises(InputError, match="^--baseline: holds no results"):
+        check([], [make_result("b", "t", {"s": scores(base_scores)})])
+    with pytest.raises(InputError, match="no task is in both"):
+        check(
+            [make_result("a", "t", {"s": scores(base_scores)})],
+            [make_result("b", "u", {"s": scores(base_scores)})],
+        )
+    (tmp_path / "empty").mkdir()
+    save_result(make_result("b", "t", {"s": scores(base_scores)}), tmp_path / "cand")
+    assert main(["check", "--baseline", str(tmp_path / "empty"), "--candidate", str(tmp_path / "cand")]) == 2
+    assert "nothing to compare" in capsys.readouterr().err
 
 
 def test_duplicate_task_needs_a_model_filter(base_scores):
     baseline = [make_result(m, "t", {"s": scores(base_scores)}, published=True) for m in ("x", "y")]
     candidate = [make_result("b", "t", {"s": scores(base_scores)})]
-    with pytest.raises(InputError, match="select one model"):
+    with pytest.raises(InputError, match="^--baseline: holds task 't' twice .* with --baseline-model$"):
         check(baseline, candidate)
     assert check(select_model(baseline, "y"), candidate).tasks[0].baseline_model == "y"
     with pytest.raises(InputError):
         select_model(baseline, "z")
+
+
+def test_check_reports_beside_results_are_not_results(base_scores, tmp_path, capsys):
+    """`check --json` written into a results folder: the next reader of that folder skips it with a
+    note instead of failing on it (a broken results file is still an error)."""
+    from harness.cli import main
+    from harness.results import load_results, save_result
+
+    folder = tmp_path / "results"
+    save_result(make_result("a", "t", {"s": scores(base_scores)}), folder)
+    save_result(make_result("b", "t", {"s": scores(base_scores)}), tmp_path / "cand")
+    code = main(
+        [
+            "check",
+            "--baseline",
+            str(folder),
+            "--candidate",
+            str(tmp_path / "cand"),
+            "--json",
+            str(folder / "check.json"),
+        ]
+    )
+    assert code == 0 and json.loads((folder / "check.json").read_text())["kind"] == "harness-check-report"
+    assert [r.model_id for r in load_results([folder])] == ["a"]
+    assert main(["report", "leaderboard", str(folder), "--out", str(tmp_path / "board"), "--no-plots"]) == 0
+    assert "check.json: not a results file" in capsys.readouterr().out
+    (folder / "broken.json").write_text('{"schema_version": 1}')
+    with pytest.raises(InputError, match="broken.json"):
+        load_results([folder])

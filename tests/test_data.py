@@ -427,6 +427,31 @@ def test_offline_hub_error(tmp_path: Path, hub_offline: None, call, repo: str) -
     assert time.perf_counter() - start < 10  # no network retries in offline mode
 
 
+@pytest.mark.parametrize("repo", ["BeIR/scifact", "org/some-model"])
+def test_unreachable_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, repo: str) -> None:
+    """No network and no offline flag: one quick probe, then the call runs in offline mode and fails
+    at once (the libraries alone retry for ~25 s here), saying why and what to do instead."""
+    import harness.hub
+    from harness.encode import load_encoder
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(harness.hub, "hub_reachable", lambda: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # nothing cached
+    start = time.perf_counter()
+    with pytest.raises(HarnessError) as info:
+        if repo.startswith("BeIR"):
+            load_beir_hf(repo, cache_dir=tmp_path / "hf")
+        else:
+            load_encoder(repo)
+    assert time.perf_counter() - start < 10
+    assert repo in str(info.value) and "unreachable" in str(info.value)
+    assert "--data-dir DIR" in str(info.value) or "local checkpoint folder" in str(info.value)
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False  # the library's setting is restored
+
+
 # --------------------------------------------------------------------------- zips
 
 

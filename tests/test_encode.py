@@ -296,6 +296,53 @@ def test_bin_only_checkpoint_loads_with_weights_only(bert_checkpoint, bert_copy,
     assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.vectors, b.vectors)
 
 
+class _Payload:
+    """Unpickling this runs a shell command: what a malicious pytorch_model.bin would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("fault", ["truncated safetensors", "pickle payload in .bin"])
+def test_bad_backbone_weights_are_a_clean_error(bert_copy, tmp_path, capsys, fault):
+    """The backbone's weights file broken or hostile: an InputError naming that file (CLI: exit 2 and
+    one line, no traceback); the payload never runs."""
+    import pickle
+
+    from harness.cli import main
+
+    weights = bert_copy / "model.safetensors"
+    marker = tmp_path / "pwned"
+    if fault == "truncated safetensors":
+        weights.write_bytes(weights.read_bytes()[:1000])
+        name = "model.safetensors"
+    else:
+        weights.unlink()
+        (bert_copy / "pytorch_model.bin").write_bytes(pickle.dumps({"w": _Payload(marker)}))
+        name = "pytorch_model.bin"
+    with pytest.raises(InputError) as err:
+        load_encoder(bert_copy)
+    assert err.value.file == str(bert_copy / name) and "cannot load the backbone" in str(err.value)
+    code = main(["evaluate", "--model", str(bert_copy), "--tasks", "NanoSciFact", "--no-cache", "--quiet"])
+    stderr = capsys.readouterr().err
+    assert code == 2 and str(bert_copy / name) in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not marker.exists()
+
+
+def test_fingerprint_covers_custom_code(bert_checkpoint, bert_copy):
+    """A checkpoint's own modelling code (``--trust-remote-code``) is part of what the cache is keyed on."""
+    first = load_encoder(bert_copy).fingerprint
+    (bert_copy / "modeling_custom.py").write_text("SCALE = 1.0\n")
+    second = load_encoder(bert_copy).fingerprint
+    (bert_copy / "modeling_custom.py").write_text("SCALE = 2.0\n")
+    assert len({first, second, load_encoder(bert_copy).fingerprint}) == 3
+
+
 def test_fingerprint(bert_checkpoint, bert_copy):
     first = load_encoder(bert_copy).fingerprint
     assert load_encoder(bert_checkpoint).fingerprint == first  # content, not location

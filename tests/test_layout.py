@@ -15,6 +15,7 @@ ORDER = [
     "harness.errors",
     "harness.hashing",
     "harness.fileio",
+    "harness.hub",
     "harness.console",
     "harness.types",
     "harness.ranking",

@@ -40,7 +40,7 @@ from tests.test_run import _small_beir, needs_scifact
     ],
 )
 def test_bad_settings_name_their_flag(field: str, value: object, flag: str) -> None:
-    with pytest.raises(InputError, match=f"'{flag}'"):
+    with pytest.raises(InputError, match=f"^{flag}: "):
         EvalSettings(**{field: value})
 
 
@@ -62,7 +62,7 @@ class NeverEncoder:
 def test_settings_fail_before_model_and_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A bad value fails at once: no model is loaded, no data read, no encoding (a missing model
     folder and a missing data folder would have failed otherwise)."""
-    with pytest.raises(InputError, match="'--k'"):
+    with pytest.raises(InputError, match="^--k: must be a positive integer, got -1$"):
         evaluate(NeverEncoder(), ["nowhere"], data_dir=tmp_path / "missing", k=-1, output_dir=None)
     code = main(["evaluate", "--model", str(tmp_path / "no-model"), "--tasks", "x", "--k", "-1", "--quiet"])
     assert code == 2 and "--k" in capsys.readouterr().err
@@ -166,3 +166,51 @@ def test_rerank_on_a_card_task_scores_like_pylate(bert_checkpoint, tmp_path: Pat
     # rerank pads to each query's candidates, exact search to the corpus chunk: with every doc a
     # candidate they are the same chunk, so the same numbers
     assert reranked.subsets[0].card == pytest.approx(exact.subsets[0].card, abs=1e-9)
+
+
+def test_run_file_first_stage_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A run of another dataset is an error before anything is encoded; unknown doc ids are counted
+    in a warning; a missing path is a missing run file (not a Hub id); bad bytes name their line."""
+    docs, queries = Texts(["d1", "d2", "d3"], ["a", "b", "c"]), Texts(["q1", "q2"], ["x", "y"])
+    path = tmp_path / "run.trec"
+    foreign = RunFileRetriever(path, {"q1": {"other1": 1.0, "other2": 0.5}})
+    with pytest.raises(InputError, match=r"run\.trec: none of its 2 doc ids is in the corpus"):
+        foreign.search(queries, docs, 2)
+    with pytest.raises(InputError, match=r"run\.trec: names none of the 2 queries"):
+        RunFileRetriever(path, {"q9": {"d1": 1.0}}).search(queries, docs, 2)
+    partly = RunFileRetriever(path, {"q1": {"d1": 1.0, "zz": 0.9, "d3": 0.5}, "q2": {"yy": 1.0}})
+    with caplog.at_level("WARNING", logger="harness"):
+        ranking, _ = partly.search(queries, docs, 2)
+    assert "2 of 4 doc ids are not in the corpus" in caplog.text
+    assert ranking.indices.tolist() == [[0, -1], [-1, -1]]  # cut to 2 first, then the unknown dropped
+
+    with pytest.raises(InputError, match=r"^runs/x\.trec: run file not found$"):
+        load_first_stage(EvalSettings(first_stage="runs/x.trec"))
+    (tmp_path / "latin1.trec").write_bytes(b"q1 Q0 d1 1 1.0 t\nq1 Q0 d\xe9 2 0.5 t\n")
+    with pytest.raises(InputError, match=r"latin1\.trec:2: not UTF-8"):
+        load_first_stage(EvalSettings(first_stage=str(tmp_path / "latin1.trec")))
+
+
+def test_messages_say_where_in_the_users_terms(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A file's field with its line, a flag by its name; no internal field paths (``task.name``)."""
+    from harness.report import render_model_card
+    from harness.results import load_results
+
+    assert str(InputError("expected a string", file="c.jsonl", line=2, field="text")) == (
+        "c.jsonl:2: field 'text': expected a string"
+    )
+    assert (
+        str(InputError("must be a positive integer, got 0", field="--k"))
+        == "--k: must be a positive integer, got 0"
+    )
+    published = load_results([Path(__file__).resolve().parents[1] / "results" / "published"])
+    with pytest.raises(InputError) as err:
+        render_model_card(published, "ColBERTv2")  # BEIR figures only: no NanoBEIR block to render
+    assert str(err.value).startswith("model 'ColBERTv2' has no NanoBEIR results for NanoClimateFEVER")
+    with pytest.raises(
+        InputError, match=r"^--tasks: unknown task or group 'NanoSciFakt'.*did you mean NanoSciFact"
+    ):
+        evaluate(NeverEncoder(), ["NanoSciFakt"], output_dir=None)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "exit codes: 0 success; 1 `harness check` found a failure" in capsys.readouterr().out

@@ -314,7 +314,7 @@ def test_bad_input_raises_input_error() -> None:
     queries, docs = _corpus()
     with pytest.raises(InputError, match="dim"):
         exact_search(queries, _pack(np.random.default_rng(0), [3], dim=8), 5, show_progress=False)
-    with pytest.raises(InputError, match="'k'"):
+    with pytest.raises(InputError, match="^k: must be a positive integer"):
         exact_search(queries, docs, 0, show_progress=False)
     with pytest.raises(InputError, match="scoring"):
         exact_search(queries, docs, 5, scoring="cosine", show_progress=False)  # type: ignore[arg-type]

@@ -274,8 +274,12 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path, monke
     assert (index_dir / "manifest.json").stat().st_mtime_ns == manifest_time  # reused, not rebuilt
     assert again.subsets[0].trec == plaid.subsets[0].trec
     [(subset, index_stats)] = plaid.retrieval["index"].items()  # one entry per subset
-    assert subset == "mini" and index_stats["disk_bytes"] > 0 and index_stats["build_seconds"] > 0
+    assert subset == "mini" and index_stats["disk_bytes"] > 0 and "build_seconds" not in index_stats
     assert plaid.timings["index_s"] > 0 and plaid.timings["retrieve_ms_per_query"] > 0
+    # the build's seconds are a timing, measured by the run that built it and carried by the next
+    assert plaid.timings["index_build_s"] > 0 and plaid.timings["sources"]["index_build_s"] == "measured"
+    assert again.timings["index_build_s"] == plaid.timings["index_build_s"]
+    assert again.timings["sources"]["index_build_s"] == "cache"
     # with a cache the build streams the cache's memory-mapped shards; without, the in-memory pack:
     # the same embeddings and seed make the same index, so the same numbers (tolerance 0)
     [in_memory] = evaluate(
@@ -346,3 +350,130 @@ def test_nanobeir_group_from_local_folders_writes_the_model_card(bert_checkpoint
         stored = load_result(next((tmp_path / "out").glob(f"tiny__{block['dataset']['name']}.json")))
         values = {m["type"].removeprefix("MaxSim_"): m["value"] for m in block["metrics"]}
         assert values == pytest.approx(stored.subsets[0].card, abs=0)
+
+
+@needs_scifact
+@pytest.mark.parametrize("full", ["cache", "output"])
+def test_a_full_disk_is_found_before_encoding(bert_checkpoint, tmp_path, monkeypatch, full):
+    """Too little free space where the cache or the results go: a DiskFullError naming that folder,
+    before anything is encoded (the free-space figure is patched; estimates are in harness.cache)."""
+    import harness.fileio
+    from harness.encode import load_encoder
+    from harness.fileio import DiskFullError
+
+    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    folder = tmp_path / full
+    real = harness.fileio.free_bytes
+    monkeypatch.setattr(
+        harness.fileio,
+        "free_bytes",
+        lambda p: 1000 if folder in Path(p).absolute().parents or Path(p) == folder else real(p),
+    )
+    encoder = CountingEncoder(load_encoder(str(bert_checkpoint)))
+    with pytest.raises(DiskFullError, match=f"^{folder}.*: no space left .* free") as err:
+        evaluate(
+            encoder,
+            ["mini"],
+            data_dir=tmp_path / "data",
+            output_dir=tmp_path / "output",
+            cache_dir=tmp_path / "cache",
+            show_progress=False,
+        )
+    assert encoder.calls == 0 and str(folder) in str(err.value)
+    assert not (tmp_path / "output").exists() or not any((tmp_path / "output").rglob("*.json"))
+
+
+@needs_scifact
+def test_a_write_that_hits_a_full_disk_names_the_folder(bert_checkpoint, tmp_path, monkeypatch, capsys):
+    """ENOSPC at the first write (a patched writer: CI cannot mount a small tmpfs): the error names the
+    folder, the CLI exits 2 with one line, and no temp or half-written file is left."""
+    import errno
+
+    import harness.fileio
+
+    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(harness.fileio._HashingWriter, "write", full)
+    args = [
+        "evaluate",
+        "--model",
+        str(bert_checkpoint),
+        "--tasks",
+        "mini",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--output",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "cache") in err and "no space left" in err
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("shard-*.npy"))
+
+
+def _documented_keys() -> tuple[list[str], set[str]]:
+    """Top-level keys and timing keys of the results schema in harness/results.py's docstring."""
+    import re
+
+    import harness.results
+
+    layout = harness.results.__doc__.split("::", 1)[1].split("\n\n", 2)[1]
+    top = re.findall(r'^      "(\w+)":', layout, re.M)
+    timings = layout[layout.index('"timings"') : layout.index('"tokens"')]
+    return top, set(re.findall(r'"(\w+)"', timings)) - {"timings", "measured", "cache"}
+
+
+@needs_scifact
+def test_same_inputs_same_results_files(bert_checkpoint, tmp_path):
+    """Two PLAID runs from scratch (separate caches, so two builds): the results files are equal but
+    for created and timings (no index build time outside timings, manifests byte-identical), and
+    every file holds exactly the keys the schema in harness/results.py documents."""
+    _small_beir(tmp_path / "data" / "mini", n_docs=120, n_queries=6)
+    texts = []
+    for run in ("a", "b"):
+        evaluate(
+            str(bert_checkpoint),
+            ["mini"],
+            index="plaid",
+            data_dir=tmp_path / "data",
+            output_dir=tmp_path / run,
+            cache_dir=tmp_path / f"cache-{run}",
+            show_progress=False,
+        )
+        [path] = (tmp_path / run).glob("*.json")
+        texts.append(json.loads(path.read_text()))
+    top, timing_keys = _documented_keys()
+    for data in texts:
+        assert list(data) == top
+        assert set(data["timings"]) <= timing_keys and set(data["timings"]["sources"]) <= timing_keys
+    a, b = ({k: v for k, v in d.items() if k not in ("created", "timings", "settings")} for d in texts)
+    assert a == b
+    assert {k: v for k, v in texts[0]["settings"].items() if not k.endswith("_dir")} == {
+        k: v for k, v in texts[1]["settings"].items() if not k.endswith("_dir")
+    }
+
+
+@needs_scifact
+def test_cache_hit_timings_are_carried_and_say_so(bert_checkpoint, tmp_path):
+    """A cache hit records the encoder's seconds from the shards that measured them, marked "cache";
+    a cold run's are "measured"; the leaderboard's throughput uses measured timings only."""
+    from harness.report.tables import _throughput
+
+    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    kwargs = dict(
+        data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
+    )
+    [cold] = evaluate(str(bert_checkpoint), ["mini"], **kwargs)
+    [hit] = evaluate(str(bert_checkpoint), ["mini"], **kwargs)
+    assert cold.timings["sources"] == {"encode_queries_s": "measured", "encode_documents_s": "measured"}
+    assert hit.timings["sources"] == {"encode_queries_s": "cache", "encode_documents_s": "cache"}
+    for side in ("encode_queries_s", "encode_documents_s"):
+        assert hit.timings[side] == pytest.approx(cold.timings[side], rel=0.05)  # sum of the shards' seconds
+    assert _throughput([cold]) == pytest.approx(cold.tokens["documents"] / cold.timings["encode_documents_s"])
+    assert _throughput([hit]) is None

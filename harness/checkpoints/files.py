@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, InputError, positive_int
 from harness.hashing import update_with_file
+from harness.hub import hub_access, hub_state
 
 if TYPE_CHECKING:
     import torch
 
-# Files whose bytes can change embeddings: weights, configs, tokenizer files.
-WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+# Files whose bytes can change embeddings: weights, configs, tokenizer files, and a checkpoint's own
+# modelling code (run with --trust-remote-code).
+WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".tiktoken", ".py")
 
 
 def read_json(path: Path, *, required: bool = True) -> Any:
@@ -114,9 +116,10 @@ def resolve_checkpoint(path_or_id: str | Path) -> Path:
         from huggingface_hub import snapshot_download
 
         ignore = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "flax_model*", "tf_model*", "*.ot"]
-        return Path(snapshot_download(repo_id=text, ignore_patterns=ignore))
+        with hub_access():
+            return Path(snapshot_download(repo_id=text, ignore_patterns=ignore))
     except Exception as e:  # offline, unknown repo, network: the Hub raises many types
         raise HarnessError(
-            f"cannot fetch model '{text}' from the Hugging Face Hub ({type(e).__name__}: {e}). "
+            f"cannot fetch model '{text}' from the Hugging Face Hub{hub_state()} ({type(e).__name__}: {e}). "
             "Pass a local checkpoint folder, or download it first where the Hub is reachable."
         ) from e

@@ -107,7 +107,31 @@ def load_backbone(folder: Path, dtype: torch.dtype, trust_remote_code: bool, att
         kwargs["attn_implementation"] = attn_implementation
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as e:  # transformers raises many types for a bad tokenizer folder
+        raise InputError(f"cannot load the tokenizer: {_first_line(e)}", file=str(folder)) from e
+    try:
         model = AutoModel.from_pretrained(folder, dtype=dtype, **kwargs)
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"cannot load the transformers backbone: {e}", file=str(folder)) from e
+    except Exception as e:  # truncated safetensors, a pickle in a .bin, a config that does not fit, ...
+        raise InputError(
+            f"cannot load the backbone: {_first_line(e)}", file=str(_weights_file(folder))
+        ) from e
     return model.eval(), tokenizer
+
+
+_BACKBONE_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def _weights_file(folder: Path) -> Path:
+    """The weights file transformers reads first in ``folder`` (the folder when there is none)."""
+    return next((folder / name for name in _BACKBONE_WEIGHTS if (folder / name).is_file()), folder)
+
+
+def _first_line(exc: Exception) -> str:
+    """``Type: first line of the message`` (transformers' messages run to tens of lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

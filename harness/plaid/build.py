@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from harness.errors import InputError
+from harness.fileio import DiskFullError, is_disk_full, require_free_space
 from harness.plaid.centroids import kmeans
 from harness.plaid.codec import CodecFit, ResidualCodec, train_codec
 from harness.plaid.params import (
@@ -27,7 +28,15 @@ from harness.plaid.params import (
     default_sample_docs,
 )
 from harness.plaid.search import PlaidIndex
-from harness.plaid.storage import CODEC_ARRAYS, DOC_ARRAYS, MANIFEST, save_codec, write_manifest
+from harness.plaid.storage import (
+    CODEC_ARRAYS,
+    DOC_ARRAYS,
+    MANIFEST,
+    read_timings,
+    save_codec,
+    write_manifest,
+    write_timings,
+)
 from harness.types import TokenEmbeddings, consecutive_ranges, token_rows
 
 log = logging.getLogger(__name__)
@@ -218,6 +227,37 @@ def _train(
     return codec, facts
 
 
+STALE_BUILD_SECONDS = 24 * 3600.0  # a build folder whose writer cannot be asked is stale after this
+
+
+def _remove_stale_builds(out_dir: Path) -> None:
+    """Delete the temp / trash folders of killed builds of ``out_dir`` (``.<name>.tmp-<pid>-<id>``,
+    ``.<name>.old-<pid>-<id>``): those whose process is gone, or, when that cannot be told (another
+    naming), older than a day. A folder of a live build is left alone."""
+    for path in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+        kind, _, rest = path.name[len(out_dir.name) + 2 :].partition("-")
+        if kind not in ("tmp", "old") or not path.is_dir():
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid():
+            stale = not _alive(int(pid))
+        else:
+            stale = pid != str(os.getpid()) and time.time() - path.stat().st_mtime > STALE_BUILD_SECONDS
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed the leftover of a killed PLAID build: %s", path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # someone else's process, or not a pid at all
+        return True
+    return True
+
+
 def build_index(
     shards: Shards,
     out_dir: str | Path,
@@ -254,7 +294,10 @@ def build_index(
         codec, build = _train(source, (n_docs, n_tokens, dim), settings, centroids, show_progress)
     else:
         build = {"nbits": codec.nbits, "n_centroids": len(codec.centroids), "codec": "given"}
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex}"
+    packed = (codec.packed_width + codec.code_dtype.itemsize) * n_tokens + 8 * (n_docs + 1)
+    require_free_space(out_dir.parent, packed + codec.centroids.nbytes, "the PLAID index")
+    _remove_stale_builds(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     try:
         paths = save_codec(tmp, codec)
@@ -271,17 +314,19 @@ def build_index(
             n_tokens=n_tokens,
             generation=0,
             build=build,
-            timings={"build_seconds": time.perf_counter() - started},
         )
+        write_timings(tmp, {"build_seconds": time.perf_counter() - started})
         if out_dir.exists():
-            trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex}"
+            trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex}"
             os.replace(out_dir, trash)
             os.replace(tmp, out_dir)
             shutil.rmtree(trash)
         else:
             os.replace(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise DiskFullError(out_dir.parent, "while building the PLAID index") from exc
         raise
     return PlaidIndex.open(out_dir, verify=False, max_memory_bytes=max_memory_bytes)
 
@@ -319,8 +364,6 @@ def add_documents(
         for path in stale:
             path.unlink(missing_ok=True)
         raise
-    timings = dict(old.manifest.get("timings", {}))
-    timings["add_seconds"] = [*timings.get("add_seconds", []), time.perf_counter() - started]
     write_manifest(  # the commit: outside the clean-up above, which must never delete committed files
         index_dir,
         paths,
@@ -331,7 +374,10 @@ def add_documents(
         n_tokens=old.n_tokens + n_new_tokens,
         generation=gen,
         build=old.manifest["build"],
-        timings=timings,
+    )
+    timings = read_timings(index_dir)
+    write_timings(
+        index_dir, timings | {"add_seconds": [*timings.get("add_seconds", []), time.perf_counter() - started]}
     )
     for path in previous - set(paths.values()):  # committed: the old generation's files go
         path.unlink(missing_ok=True)
@@ -340,14 +386,15 @@ def add_documents(
 
 def open_or_build(
     index_dir: Path, shards: Shards, *, n_docs: int, nbits: int, show_progress: bool
-) -> PlaidIndex:
-    """The index in ``index_dir`` when it opens, verifies and matches (``n_docs``, ``nbits``); else a
-    fresh build from ``shards`` there (a bad one is replaced, with a warning naming the file)."""
+) -> tuple[PlaidIndex, bool]:
+    """(index, built now): the index in ``index_dir`` when it opens, verifies and matches (``n_docs``,
+    ``nbits``); else a fresh build from ``shards`` there (a bad one is replaced, with a warning naming
+    the file)."""
     if (index_dir / MANIFEST).exists():
         try:
             index = PlaidIndex.open(index_dir)
             if index.n_docs == n_docs and index.nbits == nbits:
-                return index
+                return index, False
         except InputError as exc:
             log.warning("rebuilding the PLAID index: %s", exc)
-    return build_index(shards, index_dir, nbits=nbits, overwrite=True, show_progress=show_progress)
+    return build_index(shards, index_dir, nbits=nbits, overwrite=True, show_progress=show_progress), True

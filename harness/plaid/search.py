@@ -22,7 +22,7 @@ from harness.errors import InputError
 from harness.plaid.codec import ResidualCodec
 from harness.plaid.kernels import centroid_interaction, decompressed_maxsim
 from harness.plaid.params import DEFAULT_MAX_MEMORY_BYTES, default_search_settings
-from harness.plaid.storage import DERIVED, MANIFEST, read_index
+from harness.plaid.storage import DERIVED, MANIFEST, read_index, read_timings
 from harness.ranking import tie_keys_for, top_k
 from harness.types import TokenEmbeddings, token_rows
 
@@ -101,7 +101,7 @@ class PlaidIndex:
             "disk_bytes": disk,
             "bytes_per_token_codes": self.codec.packed_width + self.codec.code_dtype.itemsize,
             "bytes_per_token_total": disk / max(self.n_tokens, 1),
-            "build_seconds": self.manifest.get("timings", {}).get("build_seconds"),
+            "build_seconds": read_timings(self.path).get("build_seconds"),
             "open_seconds": self.open_seconds,
             "derived_bytes": sum(self.arrays[name].nbytes for name in DERIVED),
         }

@@ -27,6 +27,8 @@ from harness.types import consecutive_ranges
 FORMAT = "harness-plaid"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+TIMINGS = "timings.json"  # wall-clock build / add seconds: beside the manifest, so identical builds
+# have identical manifests (and disk sizes); not part of the index's identity or its size
 CODEC_ARRAYS = (
     "centroid_codes",  # [K, dim] int8: centroid c = centroid_codes[c] * centroid_scales[c]
     "centroid_scales",  # [K] float32
@@ -78,7 +80,6 @@ def write_manifest(
     n_tokens: int,
     generation: int,
     build: dict[str, Any],
-    timings: dict[str, Any],
 ) -> None:
     """Describe the array files ``paths`` and commit them: the manifest is replaced atomically."""
     manifest = {
@@ -92,9 +93,21 @@ def write_manifest(
         "generation": generation,
         "build": build,
         "files": {name: _file_entry(paths[name]) for name in STORED},
-        "timings": timings,
     }
     write_json_atomic(folder / MANIFEST, manifest, indent=1, sort_keys=True)
+
+
+def read_timings(folder: Path) -> dict[str, Any]:
+    """The index's build timings (``{}`` when absent or unreadable: they are informative only)."""
+    try:
+        data = json.loads((folder / TIMINGS).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_timings(folder: Path, timings: dict[str, Any]) -> None:
+    write_json_atomic(folder / TIMINGS, timings, indent=1, sort_keys=True)
 
 
 def _require(manifest: dict[str, Any], key: str, kind: type, file: str) -> Any:

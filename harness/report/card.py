@@ -70,7 +70,7 @@ def nanobeir_card_metrics(results: Sequence[Result], model_name: str) -> dict[st
     """
     datasets = nanobeir_datasets()
     if not datasets:
-        raise InputError("no NanoBEIR group is registered (is the package installed?)", field="task.name")
+        raise InputError("no NanoBEIR tasks are registered (is the package installed with its entry points?)")
     chosen = prefer(r for r in results if r.model_id == model_name and r.task_name in datasets)
     table: dict[str, dict[str, float]] = {}
     for name in datasets:
@@ -81,12 +81,15 @@ def nanobeir_card_metrics(results: Sequence[Result], model_name: str) -> dict[st
         for metric in CARD_METRICS:
             values = [s.card.get(metric) if s.card else None for s in result.subsets]
             if any(v is None for v in values):
-                raise InputError(f"card metric {metric!r} missing", field=f"{name}.subsets.card.{metric}")
+                raise InputError(f"the {name} result of {model_name!r} holds no card metric {metric!r}")
             row[metric] = float(np.mean(values))
         table[name] = row
     missing = [name for name in datasets if name not in table]
     if missing:  # the card's NanoBEIR mean is over all 13: a partial mean would be mislabelled
-        raise InputError(f"no results for {', '.join(missing)} (model {model_name!r})", field="task.name")
+        raise InputError(
+            f"model {model_name!r} has no NanoBEIR results for {', '.join(missing)}: the card's NanoBEIR "
+            "mean is over all 13 datasets (evaluate them with --tasks NanoBEIR)"
+        )
     table["NanoBEIR_mean"] = {m: float(np.mean([table[d][m] for d in table])) for m in CARD_METRICS}
     return table
 

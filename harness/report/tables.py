@@ -165,10 +165,13 @@ def _strata(result: Result, weight: float) -> list[tuple[np.ndarray, float]] | N
 
 
 def _throughput(results: Iterable[Result]) -> float | None:
-    """Document tokens encoded per second over the results that timed their encoding."""
+    """Document tokens encoded per second over the results whose encoding was measured by their own
+    run (a timing carried from a cache, or of unknown origin, says nothing about this run's speed)."""
     tokens = seconds = 0.0
     for r in results:
-        n, s = (r.tokens or {}).get("documents"), (r.timings or {}).get("encode_documents_s")
-        if n and s and s > 0:
+        timings = r.timings or {}
+        n, s = (r.tokens or {}).get("documents"), timings.get("encode_documents_s")
+        measured = (timings.get("sources") or {}).get("encode_documents_s") == "measured"
+        if measured and n and s and s > 0:
             tokens, seconds = tokens + n, seconds + s
     return tokens / seconds if seconds else None

@@ -17,20 +17,24 @@ are what a results file records under ``retrieval``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from harness.cache import cache_key, encode_cached, encode_cached_shards
+from harness.cache import CacheUse, cache_key, encode_entry, pack
+from harness.errors import InputError
 from harness.ranking import rank
 from harness.retrieve.bm25 import bm25_search
 from harness.retrieve.maxsim import exact_search, rerank
 from harness.types import Encoder, Run, Texts, TokenEmbeddings, sum_known
+
+logger = logging.getLogger(__name__)
 
 PLAID_DIR = "plaid"  # under the embedding cache: one index per (corpus entry, nbits)
 
@@ -50,16 +54,20 @@ class Ranking:
 
 @dataclass(frozen=True)
 class SearchStats:
-    """What one search cost: seconds per step, tokens the encoder read (None: not measured or no
-    encoder), and the facts of the index it used (PLAID)."""
+    """What one search cost: the encoder's seconds per side (measured now, or carried from the cache
+    entry that measured them: ``sources`` says which; None when unknown), seconds opening or building
+    an index and searching (measured now), tokens the encoder read (None: unknown or no encoder), and
+    the facts of the index it used (PLAID sizes, and the seconds its build took)."""
 
-    encode_queries_s: float = 0.0
-    encode_documents_s: float = 0.0
+    encode_queries_s: float | None = 0.0
+    encode_documents_s: float | None = 0.0
     index_s: float = 0.0
     retrieve_s: float = 0.0
     query_tokens: int | None = None
     document_tokens: int | None = None
     index: dict[str, Any] | None = None
+    index_build_s: float | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # timing -> measured | cache | partly cached
 
 
 class Retriever(Protocol):
@@ -72,22 +80,27 @@ class Retriever(Protocol):
 
 @dataclass(frozen=True)
 class Encoded:
-    """Query and document embeddings of one search and the seconds each took."""
+    """Query and document embeddings of one search and where each came from."""
 
     queries: TokenEmbeddings
     docs: TokenEmbeddings
-    queries_s: float
-    docs_s: float
+    queries_use: CacheUse
+    docs_use: CacheUse
 
     def stats(self, retrieve_s: float) -> SearchStats:
         """The search's stats: these encodings plus ``retrieve_s`` seconds of scoring."""
         return SearchStats(
-            encode_queries_s=self.queries_s,
-            encode_documents_s=self.docs_s,
+            encode_queries_s=self.queries_use.encode_seconds,
+            encode_documents_s=self.docs_use.encode_seconds,
             retrieve_s=retrieve_s,
             query_tokens=self.queries.input_tokens,
             document_tokens=self.docs.input_tokens,
+            sources=encode_sources(self.queries_use, self.docs_use),
         )
+
+
+def encode_sources(queries: CacheUse, docs: CacheUse) -> dict[str, str]:
+    return {"encode_queries_s": queries.source, "encode_documents_s": docs.source}
 
 
 @dataclass(frozen=True)
@@ -99,24 +112,23 @@ class Embedder:
     batch_size: int = 32
     show_progress: bool = True
 
-    def embed(self, texts: Sequence[str], *, is_query: bool) -> tuple[TokenEmbeddings, float]:
-        """Embeddings of ``texts`` (cached) and the seconds it took."""
-        return self._timed(encode_cached, texts, is_query)
+    def embed(self, texts: Sequence[str], *, is_query: bool) -> tuple[TokenEmbeddings, CacheUse]:
+        """Embeddings of ``texts`` (cached) in one in-memory pack, and where they came from."""
+        shards, use = self._encode(texts, is_query)
+        return pack(shards), use
 
     def embed_pair(self, queries: Texts, docs: Texts) -> Encoded:
-        """Both sides of a search (documents first, as the cache fills them), timed."""
-        doc_emb, doc_s = self.embed(docs, is_query=False)
-        query_emb, query_s = self.embed(queries, is_query=True)
-        return Encoded(query_emb, doc_emb, query_s, doc_s)
+        """Both sides of a search (documents first, as the cache fills them)."""
+        doc_emb, doc_use = self.embed(docs, is_query=False)
+        query_emb, query_use = self.embed(queries, is_query=True)
+        return Encoded(query_emb, doc_emb, query_use, doc_use)
 
-    def embed_shards(self, texts: Sequence[str]) -> tuple[list[TokenEmbeddings], float]:
-        """Document embeddings as the cache's memory-mapped shards (needs ``cache_dir``) and seconds."""
-        assert self.cache_dir is not None, "shards live in the cache"
-        return self._timed(encode_cached_shards, texts, False)
+    def embed_shards(self, texts: Sequence[str]) -> tuple[list[TokenEmbeddings], CacheUse]:
+        """Document embeddings as the cache's memory-mapped shards (one pack without a cache)."""
+        return self._encode(texts, False)
 
-    def _timed(self, encode: Callable[..., Any], texts: Sequence[str], is_query: bool) -> tuple[Any, float]:
-        started = time.perf_counter()
-        out = encode(
+    def _encode(self, texts: Sequence[str], is_query: bool) -> tuple[list[TokenEmbeddings], CacheUse]:
+        return encode_entry(
             self.encoder,
             texts,
             is_query=is_query,
@@ -124,7 +136,6 @@ class Embedder:
             batch_size=self.batch_size,
             show_progress=self.show_progress,
         )
-        return out, time.perf_counter() - started
 
 
 def _scoring_settings(scoring: str, pylate_chunk_size: int) -> dict[str, Any]:
@@ -180,17 +191,15 @@ class PlaidRetriever:
 
         cache_dir = self.embedder.cache_dir
         with contextlib.ExitStack() as stack:
+            shards, doc_use = self.embedder.embed_shards(docs)
             if cache_dir is not None:
-                shards, doc_s = self.embedder.embed_shards(docs)
                 key = cache_key(self.embedder.encoder, docs, is_query=False)
                 index_dir = Path(cache_dir) / PLAID_DIR / f"{key}-nbits{self.nbits}"
             else:
-                packed, doc_s = self.embedder.embed(docs, is_query=False)
-                shards = [packed]
                 index_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plaid-"))) / "index"
-            query_emb, query_s = self.embedder.embed(queries, is_query=True)
+            query_emb, query_use = self.embedder.embed(queries, is_query=True)
             started = time.perf_counter()
-            index = open_or_build(
+            index, built_now = open_or_build(
                 index_dir,
                 shards,
                 n_docs=len(docs),
@@ -203,16 +212,16 @@ class PlaidRetriever:
             )
             facts = index.stats()
         stats = SearchStats(
-            encode_queries_s=query_s,
-            encode_documents_s=doc_s,
+            encode_queries_s=query_use.encode_seconds,
+            encode_documents_s=doc_use.encode_seconds,
             index_s=built - started,
             retrieve_s=time.perf_counter() - built,
             query_tokens=query_emb.input_tokens,
             document_tokens=sum_known(s.input_tokens for s in shards),
-            index={
-                name: facts[name]
-                for name in ("disk_bytes", "bytes_per_token_total", "n_centroids", "build_seconds")
-            },
+            index={name: facts[name] for name in ("disk_bytes", "bytes_per_token_total", "n_centroids")},
+            index_build_s=facts["build_seconds"],
+            sources=encode_sources(query_use, doc_use)
+            | {"index_build_s": "measured" if built_now else "cache"},
         )
         return Ranking(scores, indices), stats
 
@@ -251,6 +260,7 @@ class RunFileRetriever:
 
     def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
         position = {doc_id: i for i, doc_id in enumerate(docs.ids)}
+        self._check_ids(queries, position)
         scores = np.full((len(queries), k), -np.inf, np.float32)
         indices = np.full((len(queries), k), -1, np.int64)
         for row, qid in enumerate(queries.ids):
@@ -259,6 +269,28 @@ class RunFileRetriever:
             scores[row, : len(kept)] = [hits[d] for d in kept]
             indices[row, : len(kept)] = [position[d] for d in kept]
         return Ranking(scores, indices), SearchStats()
+
+    def _check_ids(self, queries: Texts, position: dict[str, int]) -> None:
+        """InputError when the run names none of the dataset's queries or none of its documents (it
+        is another dataset's run); a warning with counts when some of its doc ids are unknown."""
+        listed = [self.run[q] for q in queries.ids if q in self.run]
+        if not listed:
+            raise InputError(f"names none of the {len(queries)} queries of this dataset", file=str(self.path))
+        doc_ids = {d for docs in listed for d in docs}
+        unknown = sum(d not in position for d in doc_ids)
+        if unknown == len(doc_ids):
+            raise InputError(
+                f"none of its {len(doc_ids)} doc ids is in the corpus ({len(position)} documents): "
+                "a run of another dataset?",
+                file=str(self.path),
+            )
+        if unknown:
+            logger.warning(
+                "%s: %d of %d doc ids are not in the corpus; they are dropped",
+                self.path,
+                unknown,
+                len(doc_ids),
+            )
 
 
 @dataclass(frozen=True)
