@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.checkpoints.config import DOCUMENT_ONLY, QUERY_ONLY
 from harness.errors import InputError, positive_int
 from harness.fileio import TEMP_SUFFIX, require_free_space, write_atomic, write_json_atomic
 from harness.hashing import file_sha256, framed_sha256, texts_sha256
@@ -79,15 +80,23 @@ def _texts_digest(texts: Sequence[str]) -> str:
     return texts.sha256 if isinstance(texts, Texts) else texts_sha256(texts)
 
 
+def side_settings(encoder: Encoder, is_query: bool) -> dict[str, Any]:
+    """The encoder's settings that change one side's embeddings: the other side's own settings
+    (``QUERY_ONLY`` / ``DOCUMENT_ONLY``, e.g. a query prompt) left out, so changing a query prompt
+    keeps the corpus's entry."""
+    drop = DOCUMENT_ONLY if is_query else QUERY_ONLY
+    return {k: v for k, v in encoder.settings().items() if k not in drop}
+
+
 def _key(encoder: Encoder, digest: str, is_query: bool) -> str:
-    parts = [FORMAT, encoder.fingerprint, _canonical_json(encoder.settings(), "settings")]
+    parts = [FORMAT, encoder.fingerprint, _canonical_json(side_settings(encoder, is_query), "settings")]
     parts += ["query" if is_query else "document", digest]
     return framed_sha256(p.encode("utf-8") for p in parts)
 
 
 def cache_key(encoder: Encoder, texts: Sequence[str], *, is_query: bool) -> str:
-    """framed sha256 of (format, encoder.fingerprint, canonical JSON of settings(), is_query,
-    texts_sha256)."""
+    """framed sha256 of (format, encoder.fingerprint, canonical JSON of :func:`side_settings`,
+    is_query, texts_sha256)."""
     return _key(encoder, _texts_digest(texts), is_query)
 
 

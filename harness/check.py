@@ -62,6 +62,8 @@ class TaskCheck:
     verdict: str  # "ok" | "regression" | "inconclusive" | "improvement"
     basis: str  # "tolerance+test" | "tolerance only"
     notes: list[str] = field(default_factory=list)
+    baseline_revision: str | None = None  # the Hub commits the two models were loaded at, when known
+    candidate_revision: str | None = None
 
 
 @dataclass
@@ -301,6 +303,11 @@ def _compare(
     for key in ("main_metric", "convention"):
         if b.task[key] != c.task[key]:
             notes.append(f"{key} differs: baseline {b.task[key]!r}, candidate {c.task[key]!r}")
+    revisions = b.model.get("revision"), c.model.get("revision")
+    if any(revisions):
+        notes.append(
+            "model revisions: baseline {}, candidate {}".format(*(r or "unknown" for r in revisions))
+        )
     fp_b, fp_c = b.task.get("dataset_fingerprints"), c.task.get("dataset_fingerprints")
     if fp_b and fp_c and fp_b != fp_c:
         notes.append("dataset fingerprints differ: the two runs did not see the same data")
@@ -342,4 +349,6 @@ def _compare(
         verdict=verdict,
         basis=basis,
         notes=notes,
+        baseline_revision=revisions[0],
+        candidate_revision=revisions[1],
     )

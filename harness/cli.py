@@ -28,6 +28,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-name", help="model id stored in the results (default: folder name or Hub id)")
     p.add_argument("--document-length", type=int, help="ColBERT: max document tokens (default: checkpoint's)")
     p.add_argument("--query-length", type=int, help="ColBERT: query tokens (default: checkpoint's)")
+    p.add_argument("--query-prompt", help="text put before every query (default: the checkpoint's prompts)")
+    p.add_argument("--document-prompt", help="text put before every document (default: the checkpoint's)")
+    p.add_argument(
+        "--revision",
+        help="Hub model: the branch, tag or commit to load (default: a registered pin, else main)",
+    )
     p.add_argument(
         "--tasks",
         nargs="+",
@@ -98,6 +104,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model_name=args.model_name,
         document_length=args.document_length,
         query_length=args.query_length,
+        query_prompt=args.query_prompt,
+        document_prompt=args.document_prompt,
+        revision=args.revision,
     )
     results = evaluate(args.model, args.tasks, settings)
     print(summary_table(results))
@@ -181,6 +190,30 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         print(f"{task.name:32s} {task.convention:5s} {task.main_metric:8s} split={task.eval_split}")
     for name, members in list_groups().items():
         print(f"group {name}: {len(members)} tasks")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list registered models (evaluate --model <name> loads one)")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from harness.console import plain_table
+    from harness.models import list_models
+
+    rows = [
+        (
+            m.name,
+            m.kind,
+            m.hub_id + (f"@{m.revision[:12]}" if m.revision else ""),
+            f"{m.parameters / 1e6:.1f}M" if m.parameters else "-",
+            m.size_group or "-",
+            ", ".join(f"{k}={v!r}" for k, v in m.overrides.items()) or "-",
+        )
+        for m in list_models()
+    ]
+    print(plain_table(("name", "kind", "hub id", "parameters", "size group", "loader settings"), rows))
     return 0
 
 
@@ -334,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate(sub)
     _add_tasks(sub)
+    _add_models(sub)
     _add_report(sub)
     _add_check(sub)
     _add_export(sub)

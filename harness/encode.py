@@ -39,7 +39,7 @@ from harness.checkpoints import (
     resolve_checkpoint,
 )
 from harness.checkpoints.config import DTYPES, check_overrides
-from harness.checkpoints.files import files_fingerprint
+from harness.checkpoints.files import checkpoint_name, files_fingerprint, hub_snapshot
 from harness.checkpoints.modules import DenseLayer, load_backbone, load_dense_layers
 from harness.errors import InputError
 from harness.types import TokenEmbeddings
@@ -80,8 +80,10 @@ class _TransformerEncoder:
         dense: list[DenseLayer],
         device: str,
         options: LoadOptions,
+        revision: str | None,
     ) -> None:
         self.name, self.layout, self.options = name, layout, options
+        self.revision = revision  # the Hub commit the files came from (None: not a Hub snapshot)
         self.model, self.tokenizer = backbone.to(device), tokenizer
         dtype = TORCH_DTYPES[self.config.dtype]
         self.dense = nn.Sequential(*dense).to(device=device, dtype=dtype).eval()
@@ -187,6 +189,9 @@ class ColBERTEncoder(_TransformerEncoder):
             raise InputError(
                 "tokenizer has no mask, eos or pad token", file=str(self.folder / "tokenizer_config.json")
             )
+        # PyLate adds the prefixes as tokens at every load: a no-op when the checkpoint has them, and
+        # a vocabulary token (Stanford's "[unused0]") then stays one token when typed in a text
+        tok.add_tokens([p for p in (config.query_prefix, config.document_prefix) if p])
         self._prefix_ids = {
             True: self._prefix_id(config.query_prefix, "query_prefix"),
             False: self._prefix_id(config.document_prefix, "document_prefix"),
@@ -216,7 +221,9 @@ class ColBERTEncoder(_TransformerEncoder):
         c = self.config
         prefix_id = self._prefix_ids[is_query]
         length = c.query_length if is_query else c.document_length
-        raw = self._tokenize(self._prepare(texts, c.prompt), length - 1 if prefix_id is not None else length)
+        raw = self._tokenize(
+            self._prepare(texts, c.prompt(is_query)), length - 1 if prefix_id is not None else length
+        )
         if prefix_id is None:
             ids_list = [np.asarray(ids, np.int64) for ids in raw]
         else:
@@ -304,19 +311,23 @@ def load_encoder(
     device: str = "cpu",
     dtype: str = "float32",
     trust_remote_code: bool = False,
+    revision: str | None = None,
     **overrides: Any,
 ) -> ColBERTEncoder | DenseEncoder:
     """Load a PyLate ColBERT (Transformer + Dense layers) or sentence-transformers (Transformer + Pooling
     [+ Dense] [+ Normalize]) checkpoint from a folder or a Hub id.
 
+    ``revision`` pins a Hub id's commit (branch or tag); the encoder's ``revision`` is the commit its
+    files came from (a Hub snapshot), its ``name`` the Hub id, else :func:`checkpoint_name`.
     ``overrides`` replace config values the way PyLate/sentence-transformers constructor arguments do:
     ColBERT: query_prefix, document_prefix, query_length, document_length, do_query_expansion,
-    attend_to_expansion_tokens, skiplist_words, prompt; dense: max_seq_length; both: do_lower_case;
+    attend_to_expansion_tokens, skiplist_words, prompt (both sides); dense: max_seq_length; both:
+    query_prompt, document_prompt, do_lower_case;
     and the :class:`harness.checkpoints.LoadOptions` max_tokens_per_batch, name, attn_implementation.
     """
     if dtype not in TORCH_DTYPES:
         raise InputError(f"unsupported dtype {dtype!r} (choose from {sorted(TORCH_DTYPES)})", field="dtype")
-    folder = resolve_checkpoint(path_or_id)
+    folder = resolve_checkpoint(path_or_id, revision)
     layout = read_layout(folder)
     check_overrides(layout.kind, overrides)
     options = LoadOptions.from_overrides(overrides)
@@ -327,8 +338,10 @@ def load_encoder(
     dense = load_dense_layers(layout, hidden_size)
     dim = dense[-1].linear.out_features if dense else hidden_size
     is_local = Path(path_or_id).expanduser().is_dir()
+    snapshot = hub_snapshot(folder)
     parts: dict[str, Any] = {
-        "name": options.name or (folder.resolve().name if is_local else str(path_or_id)),
+        "name": options.name or (checkpoint_name(folder) if is_local else str(path_or_id)),
+        "revision": snapshot[1] if snapshot else None,
         "layout": layout,
         "backbone": backbone,
         "tokenizer": tokenizer,

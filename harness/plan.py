@@ -18,6 +18,7 @@ from typing import Any, Literal
 from harness.checkpoints.config import DTYPES
 from harness.encode import load_encoder
 from harness.errors import InputError, positive_int
+from harness.models import find_model, find_model_by_hub_id
 from harness.plaid.params import check_nbits, default_search_settings
 from harness.results import result_filename
 from harness.retrieve import (
@@ -93,6 +94,10 @@ class EvalSettings:
     # LongEmbed's long-context rows are run with document_length 4096 or 32768
     document_length: int | None = None
     query_length: int | None = None
+    # prompts replacing the checkpoint's (None: the checkpoint's), recorded in the model settings
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    revision: str | None = None  # a Hub model's branch, tag or commit (None: a registered pin, else main)
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "output_dir", "cache_dir"):  # notebooks pass strings
@@ -155,22 +160,34 @@ def is_bm25(model: str | Encoder) -> bool:
 
 
 def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
-    """The encoder to evaluate (None for the BM25 baseline)."""
+    """The encoder to evaluate (None for the BM25 baseline). A local folder wins over a registered
+    name (``harness.models``), which wins over a Hub id; a registered model, or a Hub id that is
+    one, loads under the registry's name with its pinned revision and loader settings, the run's
+    flags on top."""
     if is_bm25(model):
         return None
     if not isinstance(model, str):
         return model
-    overrides = {
+    source, info = model, None
+    if not Path(model).expanduser().is_dir():
+        info = find_model(model) or find_model_by_hub_id(model)
+        source = info.hub_id if info else model
+    given = {
         "name": settings.model_name,
         "document_length": settings.document_length,
         "query_length": settings.query_length,
+        "query_prompt": settings.query_prompt,
+        "document_prompt": settings.document_prompt,
     }
+    overrides = {**(info.overrides if info else {}), **({"name": info.name} if info else {})}
+    overrides |= {key: value for key, value in given.items() if value is not None}
     return load_encoder(
-        model,
+        source,
         device=settings.device,
         dtype=settings.dtype,
         trust_remote_code=settings.trust_remote_code,
-        **{key: value for key, value in overrides.items() if value is not None},
+        revision=settings.revision or (info.revision if info else None),
+        **overrides,
     )
 
 

@@ -7,6 +7,7 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
       "harness_version": "0.1.0",
       "created": "2026-11-25T21:00:00+00:00",        # ISO 8601, UTC
       "model": {"id": str, "fingerprint": str|null,   # sha256 of weights+configs
+                "revision": str|null,                   # the Hub commit its files came from
                 "kind": "colbert"|"dense"|"bm25"|"published",
                 "parameters": int|null, "size_group": str|null, "settings": {...}},
       "task": {"name": str, "convention": "card"|"trec", "main_metric": str,

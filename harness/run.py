@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.fileio import require_free_space
 from harness.metrics import card_metrics, trec_metrics
+from harness.models import find_model
 from harness.plan import (
     BM25_MODEL_ID,
     CARD_DEPTH,
@@ -71,17 +72,20 @@ def model_record(encoder: Encoder | None) -> dict[str, Any]:
         return {
             "id": BM25_MODEL_ID,
             "fingerprint": None,
+            "revision": None,
             "kind": "bm25",
             "parameters": None,
             "size_group": None,
             "settings": {},
         }
+    info = find_model(encoder.name)
     return {
         "id": encoder.name,
         "fingerprint": encoder.fingerprint,
+        "revision": getattr(encoder, "revision", None),  # the Hub commit, when known
         "kind": "colbert" if encoder.multi_vector else "dense",
         "parameters": encoder.parameter_count(),
-        "size_group": None,
+        "size_group": info.size_group if info else None,
         "settings": encoder.settings(),
     }
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.data import load_beir_tree
+from harness.plugins import load_plugins
 from harness.types import Dataset, HarnessError, InputError
 
 ENTRY_POINT_GROUP = "harness.tasks"
@@ -103,24 +104,9 @@ class _Registry:
 
 @functools.cache
 def _registry() -> _Registry:
-    tasks: dict[str, Task] = {}
-    groups: dict[str, TaskGroup] = {}
-    owner: dict[str, str] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            items = list(ep.load()())
-        except Exception as e:
-            raise HarnessError(f"task plugin {ep.name!r} ({ep.value}) failed to load: {e}") from e
-        for item in items:
-            if not isinstance(item, (Task, TaskGroup)):
-                raise HarnessError(
-                    f"task plugin {ep.name!r} returned {type(item).__name__}, not Task/TaskGroup"
-                )
-            key = item.name.lower()
-            if key in owner:
-                raise HarnessError(f"name {item.name!r} is registered by both {owner[key]!r} and {ep.name!r}")
-            owner[key] = ep.name
-            (tasks if isinstance(item, Task) else groups)[key] = item  # type: ignore[index]
+    items = load_plugins(entry_points(group=ENTRY_POINT_GROUP), (Task, TaskGroup), lambda item: [item.name])
+    tasks = {key: item for key, item in items.items() if isinstance(item, Task)}
+    groups = {key: item for key, item in items.items() if isinstance(item, TaskGroup)}
     for group in groups.values():
         missing = [m for m in group.members if m.lower() not in tasks]
         if missing:

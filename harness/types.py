@@ -214,6 +214,7 @@ class Encoder(Protocol):
 
     name: str
     multi_vector: bool
+    revision: str | None  # the Hub commit its files came from, None when unknown
 
     @property
     def fingerprint(self) -> str: ...

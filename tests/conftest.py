@@ -9,7 +9,10 @@ import pytest
 from tests.model_fixtures import (
     build_bert_checkpoint,
     build_ettin_like_checkpoint,
+    build_granite_like_checkpoint,
+    build_gte_like_checkpoint,
     build_minilm_colbert_checkpoint,
+    build_stanford_checkpoint,
     minilm_model_dir,
 )
 
@@ -39,3 +42,22 @@ def minilm_colbert_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real all-MiniLM-L6-v2 backbone + one random Dense 384->128 (torch seed 0) as a PyLate
     ColBERT: query_length 32 with expansion, document_length 180, cased."""
     return build_minilm_colbert_checkpoint(tmp_path_factory.mktemp("minilm_colbert") / "model")
+
+
+@pytest.fixture(scope="session")
+def stanford_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real all-MiniLM-L6-v2 backbone + a random projection 384->96 in the Stanford ColBERT layout
+    (HF_ColBERT, artifact.metadata: query 24, document 120 tokens)."""
+    return build_stanford_checkpoint(tmp_path_factory.mktemp("stanford") / "colbertv2-like")
+
+
+@pytest.fixture(scope="session")
+def gte_like_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GTE-ModernColBERT-v1's layout (ModernBERT + one Dense, added_tokens.json, model_args), small."""
+    return build_gte_like_checkpoint(tmp_path_factory.mktemp("gte_like") / "GTE-ModernColBERT-like")
+
+
+@pytest.fixture(scope="session")
+def granite_like_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """granite-embedding-small-english-r2's layout (ModernBERT + CLS pooling + Normalize), small."""
+    return build_granite_like_checkpoint(tmp_path_factory.mktemp("granite_like") / "granite-like")

@@ -212,6 +212,95 @@ def build_ettin_like_checkpoint(dest_dir: str | Path, vocab_size: int = 4096, se
     )
 
 
+def _tiny_modernbert(tokenizer, hidden: int = 64):
+    """A small random ModernBERT (4 layers, a global layer every 2nd, local window 64)."""
+    from transformers import ModernBertConfig, ModernBertModel
+
+    ids = tokenizer.convert_tokens_to_ids
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        local_attention=64,
+        global_attn_every_n_layers=2,
+        max_position_embeddings=1024,
+        pad_token_id=ids("[PAD]"),
+        cls_token_id=ids("[CLS]"),
+        sep_token_id=ids("[SEP]"),
+        bos_token_id=ids("[CLS]"),
+        eos_token_id=ids("[SEP]"),
+    )
+    return ModernBertModel(config)
+
+
+def build_gte_like_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
+    """GTE-ModernColBERT-v1's published layout at a small size, random weights: ModernBERT + one Dense
+    (identity, no bias, ``use_residual`` false) under PyLate's module names, ``added_tokens.json`` for
+    [Q]/[D], ``sentence_bert_config.json`` with sentence-transformers 5's ``model_args`` /
+    ``tokenizer_args`` / ``config_args``, query expansion on, documents of 300 tokens, cased."""
+    torch.manual_seed(seed)
+    tokenizer = _byte_bpe_tokenizer(2048)
+    backbone = _tiny_modernbert(tokenizer)
+    dense = [
+        {
+            "in_features": 64,
+            "out_features": 32,
+            "bias": False,
+            "activation_function": "torch.nn.modules.linear.Identity",
+            "use_residual": False,
+        }
+    ]
+    dest = _write_colbert(
+        Path(dest_dir),
+        backbone,
+        tokenizer,
+        dense,
+        _st_config(32, 300, expansion=True),
+        do_lower_case=False,
+        max_seq_length=299,
+    )
+    sbert = json.loads((dest / "sentence_bert_config.json").read_text())
+    _write_json(
+        dest / "sentence_bert_config.json",
+        {**sbert, "model_args": {}, "tokenizer_args": {}, "config_args": {}},
+    )
+    added = {token: tokenizer.convert_tokens_to_ids(token) for token in ("[Q] ", "[D] ")}
+    _write_json(dest / "added_tokens.json", added)
+    return dest
+
+
+def build_granite_like_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
+    """granite-embedding-small-english-r2's layout at a small size, random weights: a
+    sentence-transformers model, ModernBERT + CLS Pooling + Normalize, max_seq_length 512."""
+    torch.manual_seed(seed)
+    tokenizer = _byte_bpe_tokenizer(2048)
+    backbone = _tiny_modernbert(tokenizer)
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    backbone.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    _write_json(
+        dest / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+    )
+    pooling = {
+        "word_embedding_dimension": 64,
+        "pooling_mode_cls_token": True,
+        "pooling_mode_mean_tokens": False,
+    }
+    pooling |= {"pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}
+    _write_json(dest / "1_Pooling" / "config.json", pooling)
+    _write_json(dest / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
+    _write_json(dest / "config_sentence_transformers.json", {"prompts": {}, "default_prompt_name": None})
+    return dest
+
+
 def build_bert_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
     """Tiny random BERT ColBERT (MiniLM's uncased WordPiece vocab), one Dense with bias and residual,
     query expansion on (query_length 24, document_length 64); returns ``dest_dir``."""
@@ -270,6 +359,38 @@ def build_minilm_colbert_checkpoint(dest_dir: str | Path, dim: int = 128, seed: 
     return _write_colbert(
         Path(dest_dir), backbone, tokenizer, dense, st_config, do_lower_case=False, max_seq_length=256
     )
+
+
+def build_stanford_checkpoint(dest_dir: str | Path, dim: int = 96, seed: int = 0) -> Path:
+    """A Stanford ColBERT checkpoint (the ``colbert-ir/colbertv2.0`` layout, REFERENCE §4): the real
+    all-MiniLM-L6-v2 backbone under ``bert.`` plus a random ``linear.weight`` [dim, 384] in one
+    ``model.safetensors``, ``config.json`` naming ``HF_ColBERT``, no ``modules.json``, and an
+    ``artifact.metadata`` with non-default lengths (query 24, document 120)."""
+    from safetensors.torch import load_file, save_file
+
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    source = minilm_model_dir()
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    _write_json(dest / "config.json", {**config, "architectures": ["HF_ColBERT"]})
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        (dest / name).write_bytes((source / name).read_bytes())
+    torch.manual_seed(seed)
+    weights = {f"bert.{key}": value for key, value in load_file(str(source / "model.safetensors")).items()}
+    weights["linear.weight"] = torch.randn(dim, config["hidden_size"]) / config["hidden_size"] ** 0.5
+    save_file(weights, str(dest / "model.safetensors"))
+    metadata = {
+        "query_token_id": "[unused0]",
+        "doc_token_id": "[unused1]",
+        "query_maxlen": 24,
+        "doc_maxlen": 120,
+        "attend_to_mask_tokens": False,
+        "mask_punctuation": True,
+        "dim": dim,
+        "similarity": "cosine",
+    }
+    _write_json(dest / "artifact.metadata", metadata)
+    return dest
 
 
 # --- PyLate reference (subprocess) -----------------------------------------------------------------

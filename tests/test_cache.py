@@ -198,7 +198,7 @@ def test_key_depends_on_every_input():
     base = cache_key(FakeEncoder(), texts, is_query=True)
     variants = [
         cache_key(FakeEncoder(fingerprint="e" * 64), texts, is_query=True),
-        cache_key(FakeEncoder(document_length=300), texts, is_query=True),
+        cache_key(FakeEncoder(query_prefix="[q] "), texts, is_query=True),
         cache_key(FakeEncoder(), texts, is_query=False),
         cache_key(FakeEncoder(), texts[::-1], is_query=True),
         cache_key(FakeEncoder(), texts[:-1], is_query=True),
@@ -209,6 +209,11 @@ def test_key_depends_on_every_input():
     ]
     assert len({base, *variants}) == len(variants) + 1
     assert cache_key(FakeEncoder(), list(texts), is_query=True) == base
+    # a setting of the other side only does not touch an entry (a query prompt keeps the corpus's)
+    assert cache_key(FakeEncoder(document_length=300), texts, is_query=True) == base
+    docs = cache_key(FakeEncoder(), texts, is_query=False)
+    assert cache_key(FakeEncoder(document_length=300), texts, is_query=False) != docs
+    assert cache_key(FakeEncoder(query_prompt="q: "), texts, is_query=False) == docs
     # canonical JSON: the order in which settings are listed does not matter
     a, b = FakeEncoder(x=1, y=2), FakeEncoder(y=2, x=1)
     assert list(a.settings()) != list(b.settings())
@@ -218,7 +223,7 @@ def test_key_depends_on_every_input():
 def test_different_inputs_get_different_entries(tmp_path):
     texts = make_texts(6)
     encode_cached(FakeEncoder(), texts, is_query=True, cache_dir=tmp_path)
-    other = FakeEncoder(document_length=300)
+    other = FakeEncoder(query_length=64)  # a query-side setting: queries embed differently
     encode_cached(other, texts, is_query=True, cache_dir=tmp_path)
     assert len(other.calls) == 1  # no false hit on the first entry
     assert len(cache_info(tmp_path)) == 2

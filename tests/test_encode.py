@@ -112,6 +112,24 @@ def test_loads_pylate_saved_checkpoint(name, pylate_reference):
     _assert_parity(ours, pylate_reference["embeddings"][(name, "resaved")], TEXTS)
 
 
+@needs_pylate
+@pytest.mark.pylate
+def test_stanford_checkpoint_parity_with_pylate(stanford_checkpoint):
+    """A Stanford ColBERT layout (HF_ColBERT, artifact.metadata, projection in the backbone's file)
+    encodes as PyLate 1.6.0 converts it: same token counts, max abs 1e-5 (float32 noise)."""
+    texts = [*TEXTS, "[unused0] and [unused1] typed in a text", "UNUSED0 upper case"]
+    jobs = [{"checkpoint": str(stanford_checkpoint), "texts": texts, "is_query": q} for q in (True, False)]
+    reference = pylate_encode(jobs)
+    encoder = load_encoder(stanford_checkpoint)
+    settings = encoder.settings()
+    assert (settings["query_prefix"], settings["document_prefix"]) == ("[unused0]", "[unused1]")
+    assert (settings["query_length"], settings["document_length"], settings["dim"]) == (24, 120, 96)
+    for is_query, ref in zip((True, False), reference, strict=True):
+        _assert_parity(
+            encoder.encode(texts, is_query=is_query, batch_size=8, show_progress=False), ref, texts
+        )
+
+
 def test_colbert_settings_and_shapes(ettin_like_checkpoint, bert_checkpoint):
     ettin = load_encoder(ettin_like_checkpoint)
     assert isinstance(ettin, ColBERTEncoder) and ettin.multi_vector
@@ -187,6 +205,50 @@ def test_dense_parity_with_sentence_transformers(minilm_dense_model):
         expected = st_encode(texts, batch_size=8, convert_to_numpy=True)
         assert ours.vectors.shape == expected.shape and list(ours.lengths) == [1] * len(texts)
         assert np.abs(ours.vectors - expected).max() <= PARITY_TOL
+
+
+def test_prompted_dense_model_equals_sentence_transformers(minilm_dense_model, tmp_path):
+    """Prompts in config_sentence_transformers.json (bge / arctic-embed style) apply as
+    ``encode_query`` / ``encode_document`` apply them; a caller's query prompt (``--query-prompt``)
+    as ``encode(..., prompt=...)`` does. 1e-5, float32 noise; recorded in the settings."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = Path(shutil.copytree(minilm_dense_model, tmp_path / "prompted"))
+    config = json.loads((folder / "config_sentence_transformers.json").read_text())
+    prompts = {"query": "Represent this sentence for searching relevant passages: ", "document": "passage: "}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps({**config, "prompts": prompts}))
+    reference = SentenceTransformer(str(folder), device="cpu")
+    texts = TEXTS[::3]
+    encoder = load_encoder(folder)
+    assert (encoder.settings()["query_prompt"], encoder.settings()["document_prompt"]) == tuple(
+        prompts.values()
+    )
+    for is_query, expected in (
+        (True, reference.encode_query(texts, batch_size=8)),
+        (False, reference.encode_document(texts, batch_size=8)),
+    ):
+        ours = encoder.encode(texts, is_query=is_query, batch_size=8, show_progress=False)
+        assert np.abs(ours.vectors - expected).max() <= PARITY_TOL
+    mine = "Query for retrieval: "
+    overridden = load_encoder(folder, query_prompt=mine)
+    assert overridden.settings()["query_prompt"] == mine and overridden.fingerprint == encoder.fingerprint
+    assert overridden.settings() != encoder.settings()  # so a cache keyed on settings misses
+    ours = overridden.encode(texts, is_query=True, batch_size=8, show_progress=False)
+    assert np.abs(ours.vectors - reference.encode(texts, prompt=mine, batch_size=8)).max() <= PARITY_TOL
+
+
+def test_colbert_prompts_per_side(bert_checkpoint):
+    """A ColBERT model's prompt (PyLate: ``default_prompt_name``, both sides) can be set per side; the
+    query side with a prompt equals encoding the prompted text without one."""
+    plain = load_encoder(bert_checkpoint)
+    assert plain.settings()["query_prompt"] == plain.settings()["document_prompt"] == ""
+    prompted = load_encoder(bert_checkpoint, query_prompt="search: ")
+    text = ["what causes fever"]
+    a = prompted.encode(text, is_query=True, show_progress=False)
+    b = plain.encode(["search: " + text[0]], is_query=True, show_progress=False)
+    assert np.array_equal(a.vectors, b.vectors)
+    c = prompted.encode(text, is_query=False, show_progress=False)  # documents keep no prompt
+    assert np.array_equal(c.vectors, plain.encode(text, is_query=False, show_progress=False).vectors)
 
 
 def test_bfloat16_close_to_float32(ettin_like_checkpoint):

@@ -92,10 +92,13 @@ def test_minilm_scifact_reproduces_published_ndcg_and_the_stored_baseline(
 
 
 @needs_scifact
-def test_card_metrics_equal_pylate_evaluator(ettin_like_checkpoint, tmp_path):
-    """`--scoring pylate` card metrics equal PyLate's evaluator to 1e-6 (float32 score noise)."""
+@pytest.mark.parametrize("checkpoint", ["ettin_like_checkpoint", "stanford_checkpoint"])
+def test_card_metrics_equal_pylate_evaluator(checkpoint, request, tmp_path):
+    """`--scoring pylate` card metrics equal PyLate's evaluator to 1e-6 (float32 score noise), for a
+    PyLate checkpoint and a Stanford ColBERT one."""
     from pylate import evaluation, models
 
+    ettin_like_checkpoint = request.getfixturevalue(checkpoint)
     data = _small_beir(tmp_path / "data" / "NanoSciFact", n_docs=200, n_queries=12, split="train")
     [result] = evaluate(
         str(ettin_like_checkpoint),

@@ -32,13 +32,20 @@ COLBERT_OVERRIDES = frozenset(
         "do_query_expansion",
         "attend_to_expansion_tokens",
         "skiplist_words",
-        "prompt",
+        "prompt",  # both sides' prompt (PyLate's encode(prompt=...)), below the per-side ones
+        "query_prompt",
+        "document_prompt",
         "do_lower_case",
     }
 )
-DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case"})
+DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case", "query_prompt", "document_prompt"})
 OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "name", "attn_implementation"})
 _OVERRIDES_FILE = Path("<overrides>")
+# settings that change only one side's embeddings: a query-side change keeps the corpus's cache entry
+QUERY_ONLY = frozenset(
+    {"query_prefix", "query_length", "do_query_expansion", "attend_to_expansion_tokens", "query_prompt"}
+)
+DOCUMENT_ONLY = frozenset({"document_prefix", "document_length", "skiplist_words", "document_prompt"})
 
 _LEGACY_POOLING = {  # sentence-transformers < 6 writes one boolean per mode
     "cls": "pooling_mode_cls_token",
@@ -78,9 +85,18 @@ class LoadOptions:
         )
 
 
-def _settings(config: Any) -> dict[str, Any]:
-    """``asdict(config)`` as JSON values (tuples as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+class _EncoderConfig:
+    """What both configs answer: their settings as JSON values, and the prompt of a side."""
+
+    query_prompt: str
+    document_prompt: str
+
+    def settings(self) -> dict[str, Any]:
+        """``asdict(config)`` as JSON values (tuples as lists): what caches are keyed on."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # type: ignore[call-overload]
+
+    def prompt(self, is_query: bool) -> str:
+        return self.query_prompt if is_query else self.document_prompt
 
 
 def _do_lower_case(layout: Layout, overrides: Mapping[str, Any]) -> bool:
@@ -90,9 +106,10 @@ def _do_lower_case(layout: Layout, overrides: Mapping[str, Any]) -> bool:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ColBERTConfig:
+class ColBERTConfig(_EncoderConfig):
     """PyLate 1.6 ``ColBERT`` settings (REFERENCE §4); ``attend_to_expansion_tokens`` is the
-    effective value (False without query expansion)."""
+    effective value (False without query expansion). The prompts default to the one PyLate applies
+    to both sides (``prompts[default_prompt_name]``)."""
 
     encoder: Literal["colbert"] = "colbert"
     pipeline_version: int = PIPELINE_VERSION
@@ -104,29 +121,33 @@ class ColBERTConfig:
     attend_to_expansion_tokens: bool
     skiplist_words: tuple[str, ...]
     do_lower_case: bool
-    prompt: str
+    query_prompt: str
+    document_prompt: str
     strip: bool = True
     normalize: bool = True
     dim: int
     dtype: str
 
-    def settings(self) -> dict[str, Any]:
-        return _settings(self)
-
     @classmethod
     def from_checkpoint(
         cls, layout: Layout, overrides: Mapping[str, Any], *, dim: int, dtype: str
     ) -> ColBERTConfig:
-        """``config_sentence_transformers.json`` and ``sentence_bert_config.json`` of ``layout``,
-        ``overrides`` on top; ``dim`` is the last Dense layer's width."""
-        file = layout.folder / "config_sentence_transformers.json"
-        cfg = {**read_json_object(file, required=False), **overrides}
+        """``config_sentence_transformers.json`` (a Stanford checkpoint: ``artifact.metadata``, read as
+        PyLate does) and ``sentence_bert_config.json`` of ``layout``, ``overrides`` on top; ``dim`` is
+        the last Dense layer's width."""
+        if layout.stanford:
+            file = layout.folder / "artifact.metadata"
+            cfg = {**_stanford_settings(read_json_object(file, required=False)), **overrides}
+        else:
+            file = layout.folder / "config_sentence_transformers.json"
+            cfg = {**read_json_object(file, required=False), **overrides}
         prompts = typed(cfg, "prompts", dict, {}, file)
         prompt_name = typed(cfg, "default_prompt_name", str, None, file)
         skiplist = typed(cfg, "skiplist_words", (list, tuple), PUNCTUATION, file)
         if not all(isinstance(w, str) for w in skiplist):
             raise InputError("expected a list of strings", file=str(file), field="skiplist_words")
         expansion = typed(cfg, "do_query_expansion", bool, True, file)
+        both = typed(cfg, "prompt", str, (prompts.get(prompt_name) or "") if prompt_name else "", file)
         return cls(
             query_prefix=typed(cfg, "query_prefix", str, "[Q] ", file),
             document_prefix=typed(cfg, "document_prefix", str, "[D] ", file),
@@ -137,16 +158,34 @@ class ColBERTConfig:
             and expansion,
             skiplist_words=tuple(skiplist),
             do_lower_case=_do_lower_case(layout, overrides),
-            prompt=typed(cfg, "prompt", str, (prompts.get(prompt_name) or "") if prompt_name else "", file),
+            query_prompt=typed(cfg, "query_prompt", str, both, file),
+            document_prompt=typed(cfg, "document_prompt", str, both, file),
             dim=dim,
             dtype=dtype,
         )
 
 
+def _stanford_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """PyLate 1.6's reading of a Stanford ``artifact.metadata``: prefixes from ``query_token_id`` /
+    ``doc_token_id`` (``[unused0]`` / ``[unused1]`` when absent), lengths from ``query_maxlen`` /
+    ``doc_maxlen``, attend-to-expansion from ``attend_to_mask_tokens``; the rest PyLate's defaults
+    (query expansion on, punctuation skiplist, no prompt)."""
+    names = {
+        "query_prefix": "query_token_id",
+        "document_prefix": "doc_token_id",
+        "query_length": "query_maxlen",
+        "document_length": "doc_maxlen",
+        "attend_to_expansion_tokens": "attend_to_mask_tokens",
+    }
+    out = {"query_prefix": "[unused0]", "document_prefix": "[unused1]"}
+    out |= {ours: metadata[theirs] for ours, theirs in names.items() if metadata.get(theirs) is not None}
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
-class DenseConfig:
+class DenseConfig(_EncoderConfig):
     """sentence-transformers settings of a Transformer + Pooling [+ Dense] [+ Normalize] model, with
-    the prompts ``encode_query`` / ``encode_document`` apply."""
+    the prompts ``encode_query`` / ``encode_document`` apply (or the caller's)."""
 
     encoder: Literal["dense"] = "dense"
     pipeline_version: int = PIPELINE_VERSION
@@ -159,12 +198,6 @@ class DenseConfig:
     strip: bool = True
     dim: int
     dtype: str
-
-    def settings(self) -> dict[str, Any]:
-        return _settings(self)
-
-    def prompt(self, is_query: bool) -> str:
-        return self.query_prompt if is_query else self.document_prompt
 
     @classmethod
     def from_checkpoint(
@@ -197,8 +230,11 @@ class DenseConfig:
         default_name = typed(st_cfg, "default_prompt_name", str, None, st_file)
         default = prompts.get(default_name, "") if default_name else ""
         doc_name = next((n for n in ("document", "passage", "corpus") if n in prompts), None)
-        query_prompt = prompts.get("query", default) or ""
-        document_prompt = (prompts[doc_name] if doc_name else default) or ""
+        given = {**st_cfg, **overrides}
+        query_prompt = typed(given, "query_prompt", str, prompts.get("query", default) or "", st_file)
+        document_prompt = typed(
+            given, "document_prompt", str, (prompts[doc_name] if doc_name else default) or "", st_file
+        )
         if (query_prompt or document_prompt) and cfg.get("include_prompt", True) is False:
             raise InputError(
                 "include_prompt=false with a prompt is not supported", file=str(file), field="include_prompt"

@@ -99,10 +99,62 @@ def files_fingerprint(folders: Iterable[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-def resolve_checkpoint(path_or_id: str | Path) -> Path:
-    """A local folder as is; otherwise a Hugging Face Hub id fetched with ``snapshot_download``."""
+_SNAPSHOT = re.compile(r"models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/(?P<sha>[0-9a-f]{40})/?$")
+# folder names that say nothing about the model: a result is filed under the parent's name instead
+GENERIC_FOLDER_NAMES = frozenset(
+    {
+        "model",
+        "models",
+        "checkpoint",
+        "checkpoints",
+        "final",
+        "best",
+        "output",
+        "outputs",
+        "snapshot",
+        "weights",
+    }
+)
+_TITLE = re.compile(r"^# +([\w.\-/]+)\s*$", re.M)
+_USAGE = re.compile(
+    r"(?:SentenceTransformer|ColBERT)\(\s*(?:model_name_or_path\s*=\s*)?[\"']([\w.-]+/[\w.-]+)[\"']"
+)
+
+
+def hub_snapshot(folder: Path) -> tuple[str, str] | None:
+    """(Hub id, commit sha) when ``folder`` is a Hugging Face cache snapshot
+    (``.../models--org--name/snapshots/<sha>``), else None."""
+    match = _SNAPSHOT.search(Path(folder).absolute().as_posix())
+    return (f"{match['org']}/{match['name']}", match["sha"]) if match else None
+
+
+def checkpoint_name(folder: Path) -> str:
+    """The name a local checkpoint's results are filed under: its Hub id when it is a Hub snapshot;
+    else what its own model card says (the README's title when it is a single word, or the Hub id
+    of its usage example); else the folder's name, or its parent's when that name is generic
+    (``model``, ``checkpoint``, ...)."""
+    folder = Path(folder).resolve()
+    if snapshot := hub_snapshot(folder):
+        return snapshot[0]
+    readme = folder / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        body = text.split("---", 2)[2] if text.startswith("---") and text.count("---") >= 2 else text
+        for pattern in (_TITLE, _USAGE):
+            if match := pattern.search(body):
+                return match.group(1)
+    if folder.name.lower() in GENERIC_FOLDER_NAMES and folder.parent.name:
+        return folder.parent.name
+    return folder.name
+
+
+def resolve_checkpoint(path_or_id: str | Path, revision: str | None = None) -> Path:
+    """A local folder as is; otherwise a Hugging Face Hub id fetched with ``snapshot_download`` at
+    ``revision`` (a branch, tag or commit; default the main branch)."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
+        if revision is not None:
+            raise InputError("a revision applies to a Hub id, not to a local folder", file=str(path))
         return path
     text = str(path_or_id)
     if (
@@ -117,7 +169,7 @@ def resolve_checkpoint(path_or_id: str | Path) -> Path:
 
         ignore = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "flax_model*", "tf_model*", "*.ot"]
         with hub_access():
-            return Path(snapshot_download(repo_id=text, ignore_patterns=ignore))
+            return Path(snapshot_download(repo_id=text, revision=revision, ignore_patterns=ignore))
     except Exception as e:  # offline, unknown repo, network: the Hub raises many types
         raise HarnessError(
             f"cannot fetch model '{text}' from the Hugging Face Hub{hub_state()} ({type(e).__name__}: {e}). "

@@ -3,6 +3,9 @@
 PyLate ColBERT: Transformer, Dense... (one vector per token). sentence-transformers: Transformer,
 Pooling, [Dense...], [Normalize] (one vector per text). Module types come from a fixed list of
 ``sentence_transformers.`` / ``pylate.`` classes; nothing named in a file is ever imported.
+Stanford ColBERT (``colbert-ir/colbertv2.0``, ``answerai-colbert-small-v1``): no ``modules.json``,
+``config.json`` names the architecture ``HF_ColBERT``; one weights file holds the BERT backbone
+(under ``bert.``) and the projection ``linear.weight``; ``artifact.metadata`` the ColBERT settings.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Layout:
     folder: Path
     kind: Literal["colbert", "dense"]
     modules: tuple[tuple[str, Path], ...]
+    stanford: bool = False  # a Stanford ColBERT checkpoint: the projection lives in the backbone's file
 
     @property
     def backbone_dir(self) -> Path:
@@ -49,9 +53,11 @@ def read_layout(folder: Path) -> Layout:
     """Parse and check ``folder/modules.json``; InputError naming the file otherwise."""
     modules_file = folder / "modules.json"
     if not modules_file.is_file():
+        if is_stanford_colbert(folder):
+            return Layout(folder, "colbert", (("transformer", folder),), stanford=True)
         raise InputError(
-            "modules.json is missing: not a PyLate or sentence-transformers checkpoint "
-            "(Stanford ColBERT checkpoints are not supported)",
+            "modules.json is missing, and config.json does not name the HF_ColBERT architecture: not a "
+            "PyLate, sentence-transformers or Stanford ColBERT checkpoint",
             file=str(modules_file),
         )
     entries = read_json(modules_file)
@@ -71,6 +77,13 @@ def read_layout(folder: Path) -> Layout:
             file=str(modules_file),
         )
     return Layout(folder, kind, modules)
+
+
+def is_stanford_colbert(folder: Path) -> bool:
+    """Whether ``folder/config.json`` names the ``HF_ColBERT`` architecture (what PyLate checks)."""
+    config = read_json(folder / "config.json", required=False)
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    return isinstance(architectures, list) and architectures[:1] == ["HF_ColBERT"]
 
 
 def _module(entry: object, file: Path, index: int) -> tuple[str, str]:

@@ -87,8 +87,46 @@ class DenseLayer(nn.Module):
         return layer
 
 
+def stanford_projection(folder: Path, width: int) -> DenseLayer:
+    """A Stanford ColBERT checkpoint's projection as PyLate's ``Dense.from_stanford_weights`` makes
+    it: ``linear.weight`` [dim, width] from the backbone's weights file, no bias, identity."""
+    safetensors_file, bin_file = folder / "model.safetensors", folder / "pytorch_model.bin"
+    file = safetensors_file if safetensors_file.is_file() else bin_file
+    try:
+        if file is safetensors_file:
+            from safetensors import safe_open
+
+            with safe_open(str(file), framework="pt", device="cpu") as f:
+                weight = f.get_tensor("linear.weight") if "linear.weight" in set(f.keys()) else None
+        else:
+            weight = torch.load(file, map_location="cpu", weights_only=True).get("linear.weight")
+    except FileNotFoundError:
+        raise InputError(
+            "no weights file (model.safetensors or pytorch_model.bin)", file=str(folder)
+        ) from None
+    except Exception as e:  # corrupt or unsafe file
+        raise InputError(f"cannot read weights: {e}", file=str(file)) from e
+    if weight is None:
+        raise InputError(
+            "the projection of a Stanford ColBERT checkpoint is missing",
+            file=str(file),
+            field="linear.weight",
+        )
+    if weight.ndim != 2 or weight.shape[1] != width:
+        raise InputError(
+            f"shape {tuple(weight.shape)} does not project the backbone's width {width}",
+            file=str(file),
+            field="linear.weight",
+        )
+    linear = nn.Linear(width, weight.shape[0], bias=False)
+    linear.weight.data.copy_(weight)
+    return DenseLayer(linear, nn.Identity(), False, None)
+
+
 def load_dense_layers(layout: Layout, width: int) -> list[DenseLayer]:
     """The Dense modules of ``layout`` in order; ``width`` is the backbone's output width."""
+    if layout.stanford:
+        return [stanford_projection(layout.folder, width)]
     layers = []
     for folder in layout.dirs("dense"):
         layers.append(DenseLayer.load(folder, width))

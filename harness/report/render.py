@@ -72,7 +72,7 @@ def leaderboard_html(
             label = f'<tr class="group"><th colspan="{ncols}">{esc(group)}</th></tr>'
             body.append(f'<tbody data-group="{esc(group)}">{label}')
             for r in table.rows_of(group):
-                name = esc(r.model_id) + (
+                name = esc(r.model_id + r.version) + (
                     ' <span class="pub" title="published figure">†</span>' if r.published else ""
                 )
                 cells = [f'<td data-sort="{esc(r.model_id)}">{name}</td>']

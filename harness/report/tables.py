@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.models import find_model
 from harness.report.catalogue import (
     DEFAULT_SIZE_GROUPS,
     FAMILIES,
@@ -46,10 +47,16 @@ class Row:
     parameters: int | None = None
     throughput: float | None = None  # document tokens encoded per second
     summary: float | None = None  # headline score: Mean, else Reported AVG, else the only dataset
+    revision: str | None = None  # the Hub commit the row's results were made with ("mixed": several)
+
+    @property
+    def version(self) -> str:
+        """`` @abc1234`` for a known commit, empty otherwise."""
+        return f" @{self.revision[:7]}" if self.revision else ""
 
     @property
     def label(self) -> str:
-        return self.model_id + (" †" if self.published else "")
+        return self.model_id + self.version + (" †" if self.published else "")
 
 
 @dataclass
@@ -106,8 +113,12 @@ def leaderboard_tables(
                 avg = next((r for r in tasks.values() if is_average_only(r)), None)
                 cells.append(Cell(avg.main_score, digits) if avg else Cell(None))
             models = [r.model for r in tasks.values()]
-            group = next((m["size_group"] for m in models if m.get("size_group")), None)
+            info = find_model(model_id)  # the registry's size and group, so a model sits in one group
+            group = (info and info.size_group) or next(
+                (m["size_group"] for m in models if m.get("size_group")), None
+            )
             parameters = next((m["parameters"] for m in models if m.get("parameters")), None)
+            parameters = parameters or (info and info.parameters)
             headline = cells[len(datasets) :] if len(datasets) > 1 else cells
             table.rows.append(
                 Row(
@@ -118,6 +129,7 @@ def leaderboard_tables(
                     parameters,
                     _throughput(tasks.values()),
                     next((c.value for c in headline if c.value is not None), None),
+                    _revision(models),
                 )
             )
         ordered = []
@@ -131,6 +143,12 @@ def leaderboard_tables(
         table.rows = ordered
         tables.append(table)
     return tables
+
+
+def _revision(models: Iterable[dict]) -> str | None:
+    """The one Hub commit of a row's results, "mixed" when they differ, None when unknown."""
+    known = {m["revision"] for m in models if m.get("revision")}
+    return known.pop() if len(known) == 1 else ("mixed" if known else None)
 
 
 def _or(value: float | None, default: float) -> float:
