@@ -130,6 +130,25 @@ def test_stanford_checkpoint_parity_with_pylate(stanford_checkpoint):
         )
 
 
+def test_stanford_checkpoint_from_a_bin_file(stanford_checkpoint, tmp_path):
+    """An older Stanford checkpoint ships pytorch_model.bin (read with weights_only=True): the same
+    embeddings as its safetensors twin; without artifact.metadata, PyLate's fallbacks apply."""
+    folder = Path(shutil.copytree(stanford_checkpoint, tmp_path / "bin"))
+    torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    texts = TEXTS[:12]
+    a = load_encoder(folder).encode(texts, is_query=False, show_progress=False)
+    b = load_encoder(stanford_checkpoint).encode(texts, is_query=False, show_progress=False)
+    assert np.array_equal(a.offsets, b.offsets) and np.abs(a.vectors - b.vectors).max() <= PARITY_TOL
+    (folder / "artifact.metadata").unlink()
+    settings = load_encoder(folder).settings()
+    assert (settings["query_prefix"], settings["query_length"], settings["document_length"]) == (
+        "[unused0]",
+        32,
+        180,
+    )
+
+
 def test_colbert_settings_and_shapes(ettin_like_checkpoint, bert_checkpoint):
     ettin = load_encoder(ettin_like_checkpoint)
     assert isinstance(ettin, ColBERTEncoder) and ettin.multi_vector
