@@ -346,6 +346,10 @@ def encode_to_shards(
     """
     digest = _texts_digest(texts)
     key = _key(encoder, digest, is_query)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        manifest = json.loads((Path(out_dir) / MANIFEST).read_text("utf-8"))
+        if "shard_chars" not in manifest:  # an entry made before shards closed by characters
+            shard_chars = None
     job = _Job(encoder, texts, is_query, key, digest, Path(out_dir), shard_size, shard_chars)
     indices = list(range(job.n_shards)) if shard_indices is None else [int(i) for i in shard_indices]
     for i in indices:

@@ -291,7 +291,8 @@ def check(
         test=test,
         n_resamples=n_resamples,
         seed=seed,
-        fail_on=tuple(v for v in FAILING_VERDICTS if v in fail_on),
+        # failing on inconclusive drops fails on the significant ones too
+        fail_on=("regression", "inconclusive") if "inconclusive" in fail_on else ("regression",),
         allow_missing=allow_missing,
     )
 

@@ -293,6 +293,7 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="pass even when the candidate lacks a task of the baseline",
     )
+    p.add_argument("--fail-on-missing", action="store_true", help=argparse.SUPPRESS)  # now the default
     p.add_argument("--json", type=Path, help="also write the report as JSON")
     p.add_argument("--junit", type=Path, help="also write the report as JUnit XML")
     p.set_defaults(func=_cmd_check)

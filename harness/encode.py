@@ -209,7 +209,10 @@ class ColBERTEncoder(_TransformerEncoder):
             raise InputError(
                 f"prefix token {prefix!r} is not in the tokenizer/embeddings; PyLate would add it with a "
                 "random embedding, which cannot be reproduced (load and save it with PyLate once)",
-                file=str(self.folder / "config_sentence_transformers.json"),
+                file=str(
+                    self.folder
+                    / ("artifact.metadata" if self.layout.stanford else "config_sentence_transformers.json")
+                ),
                 field=field,
             )
         return int(token_id)

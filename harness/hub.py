@@ -9,14 +9,17 @@ at once with the caller's local-folder advice.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
+import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
 _TRUE = ("1", "ON", "YES", "TRUE")
 PROBE_SECONDS = 3.0
+PROBE_TTL_SECONDS = 300.0  # a probe's answer is trusted this long (a notebook outlives a network glitch)
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+_probed: dict[str, tuple[float, bool]] = {}
 
 
 def hub_offline() -> bool:
@@ -27,16 +30,25 @@ def hub_offline() -> bool:
     return any(f in _TRUE for f in flags) or bool(hc.HF_HUB_OFFLINE)
 
 
-@functools.cache
 def hub_reachable() -> bool:
-    """Whether the Hub endpoint (``HF_ENDPOINT``, default huggingface.co) accepts a TCP connection."""
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    port = url.port or (443 if url.scheme == "https" else 80)
+    """Whether the Hub endpoint (``HF_ENDPOINT``, default huggingface.co) accepts a TCP connection;
+    assumed when a proxy is configured (the libraries go through it, a direct probe would not)."""
+    if any(os.environ.get(var) for var in _PROXY_VARS):
+        return True
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    when, answer = _probed.get(endpoint, (-PROBE_TTL_SECONDS, False))
+    if time.monotonic() - when < PROBE_TTL_SECONDS:
+        return answer
+    url = urlparse(endpoint)
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=PROBE_SECONDS):
-            return True
+        with socket.create_connection(
+            (url.hostname or "", url.port or (443 if url.scheme == "https" else 80)), timeout=PROBE_SECONDS
+        ):
+            answer = True
     except OSError:
-        return False
+        answer = False
+    _probed[endpoint] = (time.monotonic(), answer)
+    return answer
 
 
 def hub_state() -> str:

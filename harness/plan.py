@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.checkpoints.config import DTYPES
+from harness.checkpoints.files import hub_snapshot
 from harness.encode import load_encoder
 from harness.errors import InputError, positive_int
 from harness.models import find_model, find_model_by_hub_id
@@ -169,7 +170,10 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
     if not isinstance(model, str):
         return model
     source, info = model, None
-    if not Path(model).expanduser().is_dir():
+    if Path(model).expanduser().is_dir():  # a folder; a Hub snapshot of a registered model is that model
+        snapshot = hub_snapshot(Path(model).expanduser())
+        info = find_model_by_hub_id(snapshot[0]) if snapshot else None
+    else:
         info = find_model(model) or find_model_by_hub_id(model)
         source = info.hub_id if info else model
     given = {
@@ -186,7 +190,7 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         device=settings.device,
         dtype=settings.dtype,
         trust_remote_code=settings.trust_remote_code,
-        revision=settings.revision or (info.revision if info else None),
+        revision=settings.revision or (info.revision if info and source != model else None),
         **overrides,
     )
 
@@ -203,9 +207,10 @@ def load_first_stage(settings: EvalSettings) -> Retriever | None:
         return None
     if source.lower() == BM25_MODEL_ID:
         return BM25Retriever(show_progress=settings.show_progress)
-    if Path(source).is_file():
-        return RunFileRetriever(Path(source), read_trec_run(Path(source)))
-    if Path(source).suffix.lower() in RUN_FILE_SUFFIXES or source.startswith((".", "/", "~")):
+    path = Path(source).expanduser()
+    if path.is_file():
+        return RunFileRetriever(path, read_trec_run(path))
+    if path.suffix.lower() in RUN_FILE_SUFFIXES and not path.is_dir():
         raise InputError("run file not found", file=source)
     first = load_encoder(
         source, device=settings.device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code

@@ -300,8 +300,9 @@ def load_result(path: Path) -> Result:
 
 def load_results(paths: list[Path]) -> list[Result]:
     """Load files and every ``*.json`` under given folders, sorted by path. In a folder, a JSON file
-    that is not a results file (an object without ``schema_version``, such as a ``harness check``
-    report) is skipped with a note; a results file that does not validate is an error."""
+    that is not a results file (an object with neither ``schema_version`` nor ``model`` and
+    ``task``, such as a ``harness check`` report) is skipped with a note; a results file that does
+    not validate, a damaged one included, is an error."""
     out = []
     for path in map(Path, paths):
         if not path.is_dir():
@@ -309,7 +310,7 @@ def load_results(paths: list[Path]) -> list[Result]:
             continue
         for file in sorted(path.rglob("*.json")):
             data = _read_json(file)
-            if isinstance(data, dict) and "schema_version" not in data:
+            if isinstance(data, dict) and not ({"schema_version", "model", "task"} & set(data)):
                 log.warning("%s: not a results file (no schema_version), skipped", file)
                 continue
             out.append(result_from_dict(data, str(file)))

@@ -28,7 +28,7 @@ from harness.data import (
     load_beir_hf,
     load_beir_tree,
 )
-from harness.hub import hub_offline
+from harness.hub import hub_offline, hub_reachable, hub_state
 from harness.tasks import Task, TaskGroup
 from harness.types import Dataset, HarnessError
 
@@ -109,10 +109,10 @@ def _load(name: str, split: str, local: Path | None, cache_dir: Path | None) -> 
             ]
         except HubUnavailableError as e:
             hub_error = e
-    if hub_offline():
+    if hub_offline() or not hub_reachable():
         raise hub_error or HarnessError(
-            f"BEIR/{name} is only distributed as a zip and the Hub is in offline mode: pass --data-dir DIR "
-            f"with {layout}"
+            f"BEIR/{name} is only distributed as a zip and there is no network{hub_state()}: pass "
+            f"--data-dir DIR with {layout}"
         )
     try:
         folder = download_beir_zip(name, downloads)

@@ -256,3 +256,12 @@ def test_check_reports_beside_results_are_not_results(base_scores, tmp_path, cap
     (folder / "broken.json").write_text('{"schema_version": 1}')
     with pytest.raises(InputError, match="broken.json"):
         load_results([folder])
+
+
+def test_failing_on_inconclusive_keeps_failing_on_regressions(base_scores):
+    report = check(
+        [make_result("a", "t", {"s": scores(base_scores)})],
+        [make_result("b", "t", {"s": scores(base_scores - 0.2)})],
+        fail_on=("inconclusive",),
+    )
+    assert report.tasks[0].verdict == "regression" and report.exit_code == 1

@@ -223,3 +223,22 @@ def test_prompt_flags_are_recorded_and_key_the_cache(bert_checkpoint, tmp_path):
     assert prompted.timings["sources"]["encode_queries_s"] == "measured"
     assert len([p for p in (tmp_path / "cache").iterdir() if len(p.name) == 64]) == 3
     assert prompted.subsets[0].per_query != plain.subsets[0].per_query
+
+
+@needs_scifact
+def test_a_local_snapshot_of_a_registered_model_is_that_model(bert_checkpoint, tmp_path):
+    """A Hub-cache snapshot folder of a registered model files under the registry's name, with the
+    snapshot's commit, as loading it by Hub id would (one leaderboard row, not two)."""
+    snapshot = tmp_path / "hub" / "models--colbert-ir--colbertv2.0" / "snapshots" / ("e" * 40)
+    shutil.copytree(bert_checkpoint, snapshot)
+    _small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
+    [result] = evaluate(
+        str(snapshot),
+        ["mini"],
+        data_dir=tmp_path / "data",
+        output_dir=None,
+        cache_dir=None,
+        show_progress=False,
+    )
+    assert (result.model["id"], result.model["revision"]) == ("ColBERTv2", "e" * 40)
+    assert result.model["size_group"] == "Large Models (>100M)"

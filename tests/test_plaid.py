@@ -647,12 +647,16 @@ def test_leftovers_of_killed_builds_are_removed(tmp_path: Path, corpus: TokenEmb
     index removes it when its process is gone, and leaves a live build's folder alone."""
     import os
 
-    dead = tmp_path / ".idx.tmp-999999999-deadbeef"  # no such process
-    live = tmp_path / f".idx.tmp-{os.getppid()}-cafe"  # a live process (this one's parent)
-    other = tmp_path / ".other.tmp-999999999-beef"  # another index's: not ours to judge
-    for folder in (dead, live, other):
+    from harness.plaid.build import _build_tag
+
+    host = _build_tag().rsplit("-", 1)[0]
+    dead = tmp_path / f".idx.tmp-{host}-999999999-deadbeef"  # no such process on this host
+    live = tmp_path / f".idx.tmp-{host}-{os.getppid()}-cafe"  # a live process (this one's parent)
+    remote = tmp_path / ".idx.tmp-otherhost-999999999-beef"  # another host's: only by age
+    other = tmp_path / f".other.tmp-{host}-999999999-beef"  # another index's: not ours to judge
+    for folder in (dead, live, remote, other):
         folder.mkdir()
         (folder / "codes-g0.npy").write_bytes(b"half")
     build_index(split(corpus, 300), tmp_path / "idx", n_centroids=16, show_progress=False)
-    assert not dead.exists() and live.exists() and other.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "idx"])
+    assert not dead.exists() and live.exists() and remote.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, remote.name, other.name, "idx"])

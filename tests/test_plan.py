@@ -214,3 +214,14 @@ def test_messages_say_where_in_the_users_terms(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "exit codes: 0 success; 1 `harness check` found a failure" in capsys.readouterr().out
+
+
+def test_first_stage_model_folder_by_absolute_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A model folder given by an absolute path is a model, not a missing run file."""
+    seen = []
+    monkeypatch.setattr(
+        "harness.plan.load_encoder", lambda source, **kw: seen.append(source) or NeverEncoder()
+    )
+    (tmp_path / "dense-model").mkdir()
+    load_first_stage(EvalSettings(first_stage=str(tmp_path / "dense-model")))
+    assert seen == [str(tmp_path / "dense-model")]

@@ -42,10 +42,10 @@ DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case", "query_prompt", 
 OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "name", "attn_implementation"})
 _OVERRIDES_FILE = Path("<overrides>")
 # settings that change only one side's embeddings: a query-side change keeps the corpus's cache entry
-QUERY_ONLY = frozenset(
-    {"query_prefix", "query_length", "do_query_expansion", "attend_to_expansion_tokens", "query_prompt"}
-)
-DOCUMENT_ONLY = frozenset({"document_prefix", "document_length", "skiplist_words", "document_prompt"})
+# (not the prefixes: both are added to the one tokenizer, so either changes how the other side's
+# texts that spell it are cut)
+QUERY_ONLY = frozenset({"query_length", "do_query_expansion", "attend_to_expansion_tokens", "query_prompt"})
+DOCUMENT_ONLY = frozenset({"document_length", "skiplist_words", "document_prompt"})
 
 _LEGACY_POOLING = {  # sentence-transformers < 6 writes one boolean per mode
     "cls": "pooling_mode_cls_token",

@@ -115,37 +115,40 @@ GENERIC_FOLDER_NAMES = frozenset(
         "weights",
     }
 )
-_TITLE = re.compile(r"^# +([\w.\-/]+)\s*$", re.M)
+_TITLE = re.compile(r"# +([\w.\-/]+)")
 _USAGE = re.compile(
     r"(?:SentenceTransformer|ColBERT)\(\s*(?:model_name_or_path\s*=\s*)?[\"']([\w.-]+/[\w.-]+)[\"']"
 )
 
 
 def hub_snapshot(folder: Path) -> tuple[str, str] | None:
-    """(Hub id, commit sha) when ``folder`` is a Hugging Face cache snapshot
+    """(Hub id, commit sha) when ``folder`` (links resolved) is a Hugging Face cache snapshot
     (``.../models--org--name/snapshots/<sha>``), else None."""
-    match = _SNAPSHOT.search(Path(folder).absolute().as_posix())
+    match = _SNAPSHOT.search(Path(folder).resolve().as_posix())
     return (f"{match['org']}/{match['name']}", match["sha"]) if match else None
 
 
 def checkpoint_name(folder: Path) -> str:
     """The name a local checkpoint's results are filed under: its Hub id when it is a Hub snapshot;
-    else what its own model card says (the README's title when it is a single word, or the Hub id
-    of its usage example); else the folder's name, or its parent's when that name is generic
-    (``model``, ``checkpoint``, ...)."""
+    else its model card's title (the README's first heading, when it is one word); else the folder's
+    name; a generic one (``model``, ``checkpoint``, ...) gives way to the Hub id of the card's usage
+    example, else to the parent folder's name. (A usage example can name a base model, so it is
+    trusted only when the folder says nothing.)"""
     folder = Path(folder).resolve()
     if snapshot := hub_snapshot(folder):
         return snapshot[0]
     readme = folder / "README.md"
-    if readme.is_file():
-        text = readme.read_text(encoding="utf-8", errors="replace")
-        body = text.split("---", 2)[2] if text.startswith("---") and text.count("---") >= 2 else text
-        for pattern in (_TITLE, _USAGE):
-            if match := pattern.search(body):
-                return match.group(1)
-    if folder.name.lower() in GENERIC_FOLDER_NAMES and folder.parent.name:
-        return folder.parent.name
-    return folder.name
+    card = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+    if card.startswith("---") and card.count("---") >= 2:
+        card = card.split("---", 2)[2]  # past the YAML front matter
+    first_heading = next((line for line in card.splitlines() if line.startswith("# ")), "")
+    if title := _TITLE.fullmatch(first_heading.strip()):
+        return title.group(1)
+    if folder.name.lower() not in GENERIC_FOLDER_NAMES:
+        return folder.name
+    if usage := _USAGE.search(card):
+        return usage.group(1)
+    return folder.parent.name or folder.name
 
 
 def resolve_checkpoint(path_or_id: str | Path, revision: str | None = None) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -230,19 +231,26 @@ def _train(
 STALE_BUILD_SECONDS = 24 * 3600.0  # a build folder whose writer cannot be asked is stale after this
 
 
+def _build_tag() -> str:
+    """``<host>-<pid>``: who is writing a temp folder (hosts sharing a cache see each other's)."""
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
 def _remove_stale_builds(out_dir: Path) -> None:
-    """Delete the temp / trash folders of killed builds of ``out_dir`` (``.<name>.tmp-<pid>-<id>``,
-    ``.<name>.old-<pid>-<id>``): those whose process is gone, or, when that cannot be told (another
-    naming), older than a day. A folder of a live build is left alone."""
+    """Delete the temp / trash folders of killed builds of ``out_dir``
+    (``.<name>.tmp-<host>-<pid>-<id>``, ``.<name>.old-...``): on this host those whose process is
+    gone; any other (another host's, another naming) only once older than a day. A folder of a
+    live build on this host is left alone."""
+    host, pid_now = _build_tag().rsplit("-", 1)
     for path in out_dir.parent.glob(f".{out_dir.name}.*-*"):
         kind, _, rest = path.name[len(out_dir.name) + 2 :].partition("-")
         if kind not in ("tmp", "old") or not path.is_dir():
             continue
-        pid = rest.split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid():
-            stale = not _alive(int(pid))
+        parts = rest.split("-")
+        if len(parts) >= 3 and parts[0] == host and parts[1].isdigit():
+            stale = parts[1] != pid_now and not _alive(int(parts[1]))
         else:
-            stale = pid != str(os.getpid()) and time.time() - path.stat().st_mtime > STALE_BUILD_SECONDS
+            stale = time.time() - path.stat().st_mtime > STALE_BUILD_SECONDS
         if stale:
             shutil.rmtree(path, ignore_errors=True)
             log.info("removed the leftover of a killed PLAID build: %s", path)
@@ -294,10 +302,10 @@ def build_index(
         codec, build = _train(source, (n_docs, n_tokens, dim), settings, centroids, show_progress)
     else:
         build = {"nbits": codec.nbits, "n_centroids": len(codec.centroids), "codec": "given"}
+    _remove_stale_builds(out_dir)  # first: leftovers may be what fills the disk
     packed = (codec.packed_width + codec.code_dtype.itemsize) * n_tokens + 8 * (n_docs + 1)
     require_free_space(out_dir.parent, packed + codec.centroids.nbytes, "the PLAID index")
-    _remove_stale_builds(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex}"
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{_build_tag()}-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     try:
         paths = save_codec(tmp, codec)
@@ -317,7 +325,7 @@ def build_index(
         )
         write_timings(tmp, {"build_seconds": time.perf_counter() - started})
         if out_dir.exists():
-            trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex}"
+            trash = out_dir.parent / f".{out_dir.name}.old-{_build_tag()}-{uuid.uuid4().hex}"
             os.replace(out_dir, trash)
             os.replace(tmp, out_dir)
             shutil.rmtree(trash)
@@ -325,7 +333,7 @@ def build_index(
             os.replace(tmp, out_dir)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(exc):
+        if is_disk_full(exc) or isinstance(exc, DiskFullError):  # the temp folder is gone: name its parent
             raise DiskFullError(out_dir.parent, "while building the PLAID index") from exc
         raise
     return PlaidIndex.open(out_dir, verify=False, max_memory_bytes=max_memory_bytes)

@@ -277,6 +277,8 @@ class RunFileRetriever:
         if not listed:
             raise InputError(f"names none of the {len(queries)} queries of this dataset", file=str(self.path))
         doc_ids = {d for docs in listed for d in docs}
+        if not doc_ids:
+            raise InputError("lists no documents for this dataset's queries", file=str(self.path))
         unknown = sum(d not in position for d in doc_ids)
         if unknown == len(doc_ids):
             raise InputError(
