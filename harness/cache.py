@@ -201,8 +201,9 @@ def _open_shard(job: _Job, index: int, *, check_sha: bool) -> tuple[TokenEmbeddi
     return TokenEmbeddings(vectors, offsets, input_tokens), meta
 
 
-def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -> float:
-    """Encode and write shard ``index``; return the encoder's seconds (also kept in the sidecar)."""
+def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -> tuple[float, int | None]:
+    """Encode and write shard ``index``; return the encoder's seconds and input tokens (also kept in
+    the sidecar)."""
     files = _ShardFiles.of(job.folder, index)
     start, stop = job.span(index)
     started = time.perf_counter()
@@ -233,7 +234,7 @@ def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -
         "offsets_sha256": npy(files.offsets, offsets),
     }
     write_json_atomic(files.sidecar, meta, indent=1, sort_keys=True)
-    return seconds
+    return seconds, emb.input_tokens
 
 
 def estimate_bytes(encoder: Encoder, texts: Sequence[str], is_query: bool) -> int:
@@ -319,8 +320,23 @@ def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -
     if todo:  # before hours of encoding: will it fit?
         needed = sum(estimate_bytes(job.encoder, job.texts[slice(*job.span(i))], job.is_query) for i in todo)
         require_free_space(job.folder, needed, "the embedding cache")
-    bar = tqdm(todo, desc="shards", unit="shard", disable=not show_progress or len(todo) < 2)
-    return {i: _encode_shard(job, i, batch_size, show_progress) for i in bar}
+    # one shard: the encoder's own bar (tokens); several: one bar over their texts, with tokens/s
+    side = "queries" if job.is_query else "documents"
+    total = sum(stop - start for start, stop in map(job.span, todo))
+    seconds: dict[int, float] = {}
+    tokens, started = 0, time.perf_counter()
+    with tqdm(
+        total=total,
+        desc=f"{job.encoder.name}: {side}",
+        unit="text",
+        disable=not show_progress or len(todo) < 2,
+    ) as bar:
+        for i in todo:
+            seconds[i], shard_tokens = _encode_shard(job, i, batch_size, show_progress and len(todo) == 1)
+            tokens += shard_tokens or 0
+            bar.update(job.span(i)[1] - job.span(i)[0])
+            bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f} tok/s")
+    return seconds
 
 
 def encode_to_shards(

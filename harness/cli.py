@@ -49,6 +49,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument(
+        "--max-memory",
+        default="4GiB",
+        help="activations one encoder batch may take, e.g. 4GiB, 512MB (default 4GiB): batches of "
+        "long documents are cut below it; a text that alone exceeds it is refused before any work",
+    )
+    p.add_argument(
+        "--attention",
+        choices=["auto", "blockwise", "sdpa", "eager"],
+        default="auto",
+        help="attention kernel: blockwise = memory linear in length (ModernBERT, BERT); sdpa / eager = "
+        "transformers' own; auto (default) = blockwise where supported, else sdpa",
+    )
+    p.add_argument(
         "--scoring",
         choices=["masked", "pylate"],
         help="MaxSim mode (default: pylate for NanoBEIR so card numbers reproduce, masked elsewhere)",
@@ -78,6 +91,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from harness.attention import NAME as BLOCKWISE_ATTENTION
     from harness.run import EvalSettings, default_cache_dir, evaluate
 
     settings = EvalSettings(
@@ -107,6 +121,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         query_prompt=args.query_prompt,
         document_prompt=args.document_prompt,
         revision=args.revision,
+        max_memory=args.max_memory,
+        attention={"auto": None, "blockwise": BLOCKWISE_ATTENTION}.get(args.attention, args.attention),
     )
     results = evaluate(args.model, args.tasks, settings)
     print(summary_table(results))

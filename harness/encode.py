@@ -12,15 +12,19 @@ Both reproduce their reference library's encoding exactly, with torch + transfor
   lowercase if ``do_lower_case`` -> tokenize truncated to ``max_seq_length`` -> backbone -> pooling
   (mean / cls / max / mean_sqrt_len) -> Dense layers -> L2-normalise if a Normalize module is present.
 
-Speed: texts are tokenised once, sorted by token count (longest first) and cut into batches of at most
-``batch_size`` texts and ``max_tokens_per_batch`` padded tokens; outputs go straight to their final rows,
-so input order is restored without per-text copies. Output is always float32, with the number of tokens
-the backbone read (``TokenEmbeddings.input_tokens``). Checkpoint files and settings: ``harness.checkpoints``.
+Speed and memory: texts are tokenised once, sorted by token count (longest first) and cut into batches
+of at most ``batch_size`` texts and ``max_tokens_per_batch`` padded tokens, and never more padded tokens
+than ``max_memory`` holds at :meth:`activation_bytes_per_token` (a text that alone would exceed it is
+an error at load time); attention is :mod:`harness.attention`'s, linear in memory, where the
+architecture allows. Outputs go straight to their final rows, so input order is restored without
+per-text copies. Output is always float32, with the number of tokens the backbone read
+(``TokenEmbeddings.input_tokens``). Checkpoint files and settings: ``harness.checkpoints``.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from harness import attention
 from harness.checkpoints import (
     ColBERTConfig,
     DenseConfig,
@@ -43,6 +48,9 @@ from harness.checkpoints.files import checkpoint_name, files_fingerprint, hub_sn
 from harness.checkpoints.modules import DenseLayer, load_backbone, load_dense_layers
 from harness.errors import InputError
 from harness.types import TokenEmbeddings
+from harness.units import format_size
+
+log = logging.getLogger(__name__)
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 assert set(TORCH_DTYPES) == set(DTYPES)
@@ -88,6 +96,67 @@ class _TransformerEncoder:
         dtype = TORCH_DTYPES[self.config.dtype]
         self.dense = nn.Sequential(*dense).to(device=device, dtype=dtype).eval()
         self.device = torch.device(device)
+        # what transformers runs: harness.attention's "harness_blockwise", or e.g. "sdpa"
+        self.attention = str(getattr(backbone.config, "_attn_implementation", None) or "default")
+        self._check_lengths()
+
+    def _longest_text(self) -> tuple[int, str, str]:
+        """The most tokens one text can have, the setting that says so (with its flag) and what
+        lowers it."""
+        raise NotImplementedError
+
+    def _check_lengths(self) -> None:
+        """Before any work: a text of the longest allowed length must be positionable by the backbone
+        (absolute position embeddings: an error; rotary beyond the trained length: a warning) and
+        must fit ``max_memory`` alone."""
+        width, setting, remedy = self._longest_text()
+        config = self.model.config
+        limit = _absolute_position_limit(self.model)
+        if limit is not None and width > limit:
+            raise InputError(
+                f"{width} tokens, but {config.model_type} has absolute position embeddings for {limit} "
+                f"tokens, the longest text it can encode: {remedy}",
+                file=str(self.layout.backbone_dir / "config.json"),
+                field=setting,
+            )
+        trained = getattr(config, "max_position_embeddings", None)
+        if limit is None and trained and width > trained:
+            log.warning(
+                "%s: %s is %d tokens, longer than the model was trained for (max_position_embeddings "
+                "%d); its rotary positions extrapolate",
+                self.name,
+                setting,
+                width,
+                trained,
+            )
+        needed = width * self.activation_bytes_per_token(width)
+        if needed > self.options.max_memory:
+            raise InputError(
+                f"one text of {width} tokens ({setting}) needs about {format_size(needed)} of "
+                f"activations, above the {format_size(self.options.max_memory)} allowed: "
+                f"raise it, or {remedy}",
+                field="--max-memory",
+            )
+
+    def activation_bytes_per_token(self, width: int) -> int:
+        """A conservative estimate of the bytes one padded token of a batch ``width`` tokens wide
+        needs in the forward (measured 1.1-2x below it: tests/test_long.py): hidden states and the
+        attention's q/k/v/output (16 x hidden), the feed-forward's input width three times (GLU:
+        ModernBERT's is 2 x intermediate), the Dense layers' outputs; with a library attention also a
+        mask row (bool) and a row of scores per head (the math kernel's worst case); for short
+        batches on harness.attention, a row of its band mask."""
+        config = self.model.config
+        hidden = int(config.hidden_size)
+        ffn = int(getattr(config, "intermediate_size", 4 * hidden))
+        ffn *= 1 if getattr(config, "model_type", "") == "bert" else 2
+        dense = sum(layer.linear.out_features for layer in self.dense)
+        floats = 16 * hidden + 3 * ffn + 2 * dense
+        if self.attention != attention.NAME:
+            floats += width * (1 + int(getattr(config, "num_attention_heads", 1)))
+        elif width <= attention.DENSE_LOCAL_UP_TO:
+            floats += width // 4 + 1  # a row of the short batches' band mask (bool)
+        itemsize = torch.finfo(TORCH_DTYPES[self.config.dtype]).bits // 8
+        return max(itemsize, 4) * floats
 
     @property
     def folder(self) -> Path:
@@ -98,8 +167,9 @@ class _TransformerEncoder:
         return self.config.dim
 
     def settings(self) -> dict[str, Any]:
-        """Everything that changes the embeddings: ``asdict`` of the config."""
-        return self.config.settings()
+        """Everything that changes the embeddings: ``asdict`` of the config, and the attention
+        implementation (paths agree to ~1e-6, not bit for bit)."""
+        return {**self.config.settings(), "attention": self.attention}
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -141,8 +211,10 @@ class _TransformerEncoder:
         show_progress: bool,
         forward: Forward,
         pad_id: int,
+        side: str,
     ) -> TokenEmbeddings:
-        """Batch, call ``forward`` per batch, place the rows.
+        """Batch, call ``forward`` per batch, place the rows; the progress bar counts tokens (rate
+        and ETA hold for texts of any length) under ``side`` ("queries" / "documents").
 
         ``widths[i]``: padded width text i needs (its input tokens); ``counts[i]``: rows it emits
         (known before the forward).
@@ -150,13 +222,20 @@ class _TransformerEncoder:
         offsets = np.zeros(len(ids_list) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         vectors = np.empty((int(offsets[-1]), self.dim), np.float32)
+        longest = int(widths.max()) if len(widths) else 1
+        fits = self.options.max_memory // self.activation_bytes_per_token(longest)
+        budget = max(1, min(self.options.max_tokens_per_batch, fits))
         with (
             torch.inference_mode(),
             tqdm(
-                total=len(ids_list), desc=f"encode {self.name}", disable=not show_progress, unit="text"
+                total=int(widths.sum()),
+                desc=f"{self.name}: {side}",
+                disable=not show_progress,
+                unit="tok",
+                unit_scale=True,
             ) as bar,
         ):
-            for batch in plan_batches(widths, batch_size, self.options.max_tokens_per_batch):
+            for batch in plan_batches(widths, batch_size, budget):
                 width = int(widths[batch].max())
                 lengths = np.array([len(ids_list[i]) for i in batch], np.int64)
                 ids = np.full((len(batch), width), pad_id, np.int64)
@@ -167,7 +246,7 @@ class _TransformerEncoder:
                 starts_in_batch = np.cumsum(batch_counts) - batch_counts
                 dest = np.repeat(offsets[batch] - starts_in_batch, batch_counts) + np.arange(len(rows))
                 vectors[dest] = rows.numpy()
-                bar.update(len(batch))
+                bar.update(int(widths[batch].sum()))
         return TokenEmbeddings(vectors, offsets, int(widths.sum()))
 
 
@@ -199,6 +278,12 @@ class ColBERTEncoder(_TransformerEncoder):
         self._skiplist = np.array(
             sorted({int(tok.convert_tokens_to_ids(w)) for w in config.skiplist_words}), np.int64
         )
+
+    def _longest_text(self) -> tuple[int, str, str]:
+        c = self.config
+        if c.query_length > c.document_length:
+            return c.query_length, "query_length (--query-length)", "lower --query-length"
+        return c.document_length, "document_length (--document-length)", "lower --document-length"
 
     def _prefix_id(self, prefix: str, field: str) -> int | None:
         if not prefix:
@@ -262,7 +347,8 @@ class ColBERTEncoder(_TransformerEncoder):
             rows = self.dense(hidden[keep.to(hidden.device)]).float()
             return torch.nn.functional.normalize(rows, p=2, dim=1).cpu()
 
-        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id)
+        side = "queries" if is_query else "documents"
+        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, side)
 
 
 class DenseEncoder(_TransformerEncoder):
@@ -275,6 +361,10 @@ class DenseEncoder(_TransformerEncoder):
         super().__init__(**kwargs)
         tok = self.tokenizer
         self._pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
+
+    def _longest_text(self) -> tuple[int, str, str]:
+        file = self.layout.backbone_dir / "sentence_bert_config.json"
+        return self.config.max_seq_length, f"max_seq_length ({file})", "lower max_seq_length there"
 
     def encode(
         self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
@@ -292,7 +382,17 @@ class DenseEncoder(_TransformerEncoder):
             return (torch.nn.functional.normalize(pooled, p=2, dim=-1) if c.normalize else pooled).cpu()
 
         counts = np.ones(len(ids_list), np.int64)
-        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id)
+        side = "queries" if is_query else "documents"
+        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, side)
+
+
+def _absolute_position_limit(model: nn.Module) -> int | None:
+    """Tokens a backbone with learned absolute positions can place (BERT: 512; RoBERTa counts from
+    ``padding_idx + 1``), None for relative / rotary positions (ModernBERT)."""
+    table = getattr(getattr(model, "embeddings", None), "position_embeddings", None)
+    if not isinstance(table, nn.Embedding):
+        return None
+    return table.num_embeddings - (table.padding_idx + 1 if table.padding_idx is not None else 0)
 
 
 def _pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:

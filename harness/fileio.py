@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import HarnessError, InputError
+from harness.units import format_size
 
 TEMP_SUFFIX = ".tmp"
 
@@ -98,15 +99,9 @@ def require_free_space(folder: Path, needed: int, what: str) -> None:
     """DiskFullError before any work when ``folder``'s device has less than ``needed`` bytes free."""
     free = free_bytes(folder)
     if free < needed:
-        raise DiskFullError(folder, f"for {what}: about {_size(needed)} needed, {_size(free)} free")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+        raise DiskFullError(
+            folder, f"for {what}: about {format_size(needed)} needed, {format_size(free)} free"
+        )
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> str:

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.checkpoints.config import DTYPES
+from harness.attention import NAME as BLOCKWISE_ATTENTION
+from harness.checkpoints.config import DEFAULT_MAX_MEMORY, DTYPES
 from harness.checkpoints.files import hub_snapshot
 from harness.encode import load_encoder
 from harness.errors import InputError, positive_int
@@ -35,11 +36,13 @@ from harness.retrieve.maxsim import SCORINGS
 from harness.runfile import read_trec_run
 from harness.tasks import Task, resolve_tasks
 from harness.types import Encoder
+from harness.units import parse_size
 
 BM25_MODEL_ID = "bm25"
 CARD_DEPTH = 100  # PyLate's evaluator ranks the top 100 (max of its k values)
 TREC_DEPTH = 1000  # BEIR ranks the top 1000
 INDEXES = ("exact", "plaid")
+ATTENTIONS = (None, BLOCKWISE_ATTENTION, "sdpa", "eager")
 RUN_FILE_SUFFIXES = (".trec", ".run", ".txt", ".tsv")  # a --first-stage with these is a file, never a Hub id
 
 
@@ -99,11 +102,17 @@ class EvalSettings:
     query_prompt: str | None = None
     document_prompt: str | None = None
     revision: str | None = None  # a Hub model's branch, tag or commit (None: a registered pin, else main)
+    # activations one encoder batch may take (bytes, or a size such as "4GiB"); batches are cut below it
+    max_memory: int | str = DEFAULT_MAX_MEMORY
+    # transformers attention implementation; None: harness.attention's where supported, else the default
+    attention: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "output_dir", "cache_dir"):  # notebooks pass strings
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        object.__setattr__(self, "max_memory", parse_size(self.max_memory, "--max-memory"))
+        _choice(self.attention, ATTENTIONS, "--attention")
         _positive(self.batch_size, "--batch-size")
         _choice(self.dtype, DTYPES, "--dtype")
         _choice(self.scoring, (None, *SCORINGS), "--scoring")
@@ -183,16 +192,39 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         "query_prompt": settings.query_prompt,
         "document_prompt": settings.document_prompt,
     }
+    length = settings.document_length
+    if info and length is not None and info.overrides.get("document_length") not in (None, length):
+        info = find_model_by_hub_id(info.hub_id) or info  # another length than the variant's: the base model
     overrides = {**(info.overrides if info else {}), **({"name": info.name} if info else {})}
     overrides |= {key: value for key, value in given.items() if value is not None}
-    return load_encoder(
+    encoder = load_encoder(
         source,
         device=settings.device,
         dtype=settings.dtype,
         trust_remote_code=settings.trust_remote_code,
         revision=settings.revision or (info.revision if info and source != model else None),
         **overrides,
+        **_run_options(settings),
     )
+    if (
+        length is not None
+        and settings.model_name is None
+        and not (info and "document_length" in info.overrides)
+    ):
+        # a length asked for on the command line names the variant, as the card's "(4k)" / "(32k)" rows
+        # do, so its results file and leaderboard row stay apart from the model's default length
+        encoder.name = f"{encoder.name} ({length_label(length)})"
+    return encoder
+
+
+def length_label(tokens: int) -> str:
+    """``4096`` -> ``"4k"``, ``32768`` -> ``"32k"``, ``3000`` -> ``"3000 tokens"``."""
+    return f"{tokens // 1024}k" if tokens % 1024 == 0 else f"{tokens} tokens"
+
+
+def _run_options(settings: EvalSettings) -> dict[str, Any]:
+    """The load options every encoder of a run shares (memory budget, attention)."""
+    return {"max_memory": settings.max_memory, "attn_implementation": settings.attention}
 
 
 def _embedder(encoder: Encoder, settings: EvalSettings) -> Embedder:
@@ -213,7 +245,11 @@ def load_first_stage(settings: EvalSettings) -> Retriever | None:
     if path.suffix.lower() in RUN_FILE_SUFFIXES and not path.is_dir():
         raise InputError("run file not found", file=source)
     first = load_encoder(
-        source, device=settings.device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code
+        source,
+        device=settings.device,
+        dtype=settings.dtype,
+        trust_remote_code=settings.trust_remote_code,
+        **_run_options(settings),
     )
     return ExactRetriever(_embedder(first, settings), scoring="masked")
 

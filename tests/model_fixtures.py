@@ -168,11 +168,21 @@ def _write_colbert(
     return dest
 
 
-def build_ettin_like_checkpoint(dest_dir: str | Path, vocab_size: int = 4096, seed: int = 0) -> Path:
+def build_ettin_like_checkpoint(
+    dest_dir: str | Path,
+    vocab_size: int = 4096,
+    seed: int = 0,
+    *,
+    hidden: int = 256,
+    intermediate: int = 384,
+    layers: int = 7,
+    heads: int = 4,
+) -> Path:
     """Random-init ettin-encoder-17m look-alike ColBERT (REFERENCE §4); returns ``dest_dir``.
 
     ``vocab_size=50368`` gives the real model's parameter count (about 17M) for benchmarks; the default
     keeps tests fast. [Q]/[D] add two rows to the embedding matrix, as in the real checkpoint.
+    ``hidden=384, intermediate=576, layers=10, heads=6`` is the 32m model's shape.
     """
     from transformers import ModernBertConfig, ModernBertModel
 
@@ -181,10 +191,10 @@ def build_ettin_like_checkpoint(dest_dir: str | Path, vocab_size: int = 4096, se
     ids = tokenizer.convert_tokens_to_ids
     config = ModernBertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=384,
-        num_hidden_layers=7,
-        num_attention_heads=4,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
         local_attention=128,
         global_attn_every_n_layers=3,
         global_rope_theta=160000.0,
@@ -201,7 +211,7 @@ def build_ettin_like_checkpoint(dest_dir: str | Path, vocab_size: int = 4096, se
     )
     backbone = ModernBertModel(config)
     dense = [
-        {"in_features": 256, "out_features": 512, "bias": False, "use_residual": False},
+        {"in_features": hidden, "out_features": 512, "bias": False, "use_residual": False},
         {"in_features": 512, "out_features": 48, "bias": False, "use_residual": False},
     ]
     for cfg in dense:
@@ -401,7 +411,8 @@ def pylate_encode(jobs: list[dict], timeout: float = 600) -> list[list[np.ndarra
 
     A job is ``{"checkpoint": str, "texts": [...], "is_query": bool, "batch_size": int}`` plus optional
     ``"resave": str`` (save the loaded model there first, then encode the re-loaded copy) and
-    ``"repeat": int`` (encode that many times, report seconds of the last run in ``jobs[i]["seconds"]``).
+    ``"repeat": int`` (encode that many times, report seconds of the last run in ``jobs[i]["seconds"]``)
+    and ``"document_length": int`` (PyLate's constructor argument).
     """
     with tempfile.TemporaryDirectory() as tmp:
         spec, out = Path(tmp) / "jobs.json", Path(tmp) / "out.npz"
@@ -439,10 +450,11 @@ def _pylate_main(spec_path: str, out_path: str) -> None:
     arrays: dict[str, np.ndarray] = {}
     loaded: dict[tuple[str, str | None], object] = {}
     for i, job in enumerate(jobs):
-        key = (job["checkpoint"], job.get("resave"))
+        key = (job["checkpoint"], job.get("resave"), job.get("document_length"))
         if key not in loaded:
             torch.manual_seed(0)
-            model = models.ColBERT(model_name_or_path=job["checkpoint"], device="cpu")
+            lengths = {"document_length": job["document_length"]} if job.get("document_length") else {}
+            model = models.ColBERT(model_name_or_path=job["checkpoint"], device="cpu", **lengths)
             if job.get("resave"):
                 model.save(job["resave"])
                 model = models.ColBERT(model_name_or_path=job["resave"], device="cpu")

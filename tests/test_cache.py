@@ -41,6 +41,8 @@ class FakeEncoder:
     which is how a killed run is simulated.
     """
 
+    name = "fake"
+
     def __init__(self, fingerprint: str = "f" * 64, fail_after: int | None = None, **extra: Any) -> None:
         self.fingerprint = fingerprint
         self.extra = extra

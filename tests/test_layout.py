@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "harness"
 # The dependency order of docs/DESIGN.md: a module may import only modules above it.
 ORDER = [
     "harness.errors",
+    "harness.units",
     "harness.hashing",
     "harness.fileio",
     "harness.hub",
@@ -26,6 +27,7 @@ ORDER = [
     "harness.plugins",
     "harness.tasks",
     "harness.models",
+    "harness.attention",
     "harness.checkpoints.files",
     "harness.checkpoints.layout",
     "harness.checkpoints.config",

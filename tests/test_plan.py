@@ -132,8 +132,17 @@ def test_first_stage_model_gets_the_runs_loading_options(
 ) -> None:
     seen = {}
     monkeypatch.setattr("harness.plan.load_encoder", lambda source, **kw: seen.update(kw) or NeverEncoder())
-    load_first_stage(EvalSettings(first_stage="org/dense-model", trust_remote_code=True, dtype="bfloat16"))
-    assert seen == {"device": "cpu", "dtype": "bfloat16", "trust_remote_code": True}
+    settings = EvalSettings(
+        first_stage="org/dense-model", trust_remote_code=True, dtype="bfloat16", max_memory="1GiB"
+    )
+    load_first_stage(settings)
+    assert seen == {
+        "device": "cpu",
+        "dtype": "bfloat16",
+        "trust_remote_code": True,
+        "max_memory": 1024**3,
+        "attn_implementation": None,
+    }
     with pytest.raises(InputError, match=r"bad\.trec:1: .*score"):  # a run file is read and checked up front
         (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 x tag\n")
         load_first_stage(EvalSettings(first_stage=str(tmp_path / "bad.trec")))

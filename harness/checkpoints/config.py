@@ -16,9 +16,11 @@ from typing import Any, Literal
 from harness.checkpoints.files import positive, read_json_object, typed
 from harness.checkpoints.layout import Layout
 from harness.errors import InputError
+from harness.units import parse_size
 
 PIPELINE_VERSION = 1  # bump when an encoder change alters embeddings, so caches keyed on settings miss
-DEFAULT_MAX_TOKENS_PER_BATCH = 16384
+DEFAULT_MAX_TOKENS_PER_BATCH = 16384  # padded tokens a batch aims at (speed); memory bounds it below
+DEFAULT_MAX_MEMORY = 4 * 1024**3  # bytes of activations a batch may take (--max-memory)
 PUNCTUATION = tuple("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")  # string.punctuation, PyLate's default skiplist
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -39,7 +41,7 @@ COLBERT_OVERRIDES = frozenset(
     }
 )
 DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case", "query_prompt", "document_prompt"})
-OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "name", "attn_implementation"})
+OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "max_memory", "name", "attn_implementation"})
 _OVERRIDES_FILE = Path("<overrides>")
 # settings that change only one side's embeddings: a query-side change keeps the corpus's cache entry
 # (not the prefixes: both are added to the one tokenizer, so either changes how the other side's
@@ -67,20 +69,27 @@ def check_overrides(kind: str, overrides: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How a model is run, not what it computes: the name results are stored under, the padded-token
-    budget of a batch, the transformers attention implementation (None: the library's default)."""
+    """How a model is run, not what it computes: the name results are stored under, the padded
+    tokens a batch aims at, the bytes of activations a batch may take (``max_memory``: batches are
+    cut below it, and a text that alone would exceed it is an error at load time), and the
+    transformers attention implementation (None: :mod:`harness.attention` where supported)."""
 
     name: str | None = None
     max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH
+    max_memory: int = DEFAULT_MAX_MEMORY
     attn_implementation: str | None = None
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any]) -> LoadOptions:
         given = {k: v for k, v in overrides.items() if k in OPTION_OVERRIDES}
         budget = typed(given, "max_tokens_per_batch", int, DEFAULT_MAX_TOKENS_PER_BATCH, _OVERRIDES_FILE)
+        memory = given.get("max_memory", DEFAULT_MAX_MEMORY)
+        memory = parse_size(memory, "max_memory") if isinstance(memory, str) else memory
+        memory = typed({"max_memory": memory}, "max_memory", int, DEFAULT_MAX_MEMORY, _OVERRIDES_FILE)
         return cls(
             name=given.get("name"),
             max_tokens_per_batch=positive(budget, "max_tokens_per_batch", _OVERRIDES_FILE),
+            max_memory=positive(memory, "max_memory", _OVERRIDES_FILE),
             attn_implementation=given.get("attn_implementation"),
         )
 

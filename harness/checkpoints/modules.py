@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import attention
 from harness.checkpoints.files import load_weights, positive, read_json_object, typed
 from harness.checkpoints.layout import Layout
 from harness.errors import InputError
@@ -135,12 +136,27 @@ def load_dense_layers(layout: Layout, width: int) -> list[DenseLayer]:
 
 
 def load_backbone(folder: Path, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None):
-    """transformers AutoModel (eval mode) + AutoTokenizer from ``folder`` (default attention, like PyLate)."""
-    from transformers import AutoModel, AutoTokenizer
+    """transformers AutoModel (eval mode) + AutoTokenizer from ``folder``.
+
+    ``attn_implementation`` None: :mod:`harness.attention`'s memory-linear attention where the
+    architecture is one it supports, else the library's default (what PyLate gets); a name forces one.
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     if not (folder / "config.json").is_file():
         raise InputError("backbone config is missing", file=str(folder / "config.json"))
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if attn_implementation is None:
+        try:
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        except Exception as e:  # a config transformers cannot read: say which file
+            raise InputError(
+                f"cannot read the backbone config: {_first_line(e)}", file=str(folder / "config.json")
+            ) from e
+        if attention.supports(config):
+            attn_implementation = attention.register()
+    elif attn_implementation == attention.NAME:
+        attention.register()
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     try:
