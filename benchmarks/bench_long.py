@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ def child_one(model: Path, length: int, attention: str, out: Path, profile: bool
     """Encode one ``length``-token document; print seconds / RSS as JSON, save the vectors."""
     from harness.encode import load_encoder
     from tests.model_fixtures import scifact_texts
-    from tests.test_long import long_texts
+    from tests.test_long import long_texts, peak_rss
 
     # the library path's batches need more than the default --max-memory from 16k tokens on
     memory = {} if attention == "blockwise" else {"max_memory": 64 * 1024**3}
@@ -53,13 +52,13 @@ def child_one(model: Path, length: int, attention: str, out: Path, profile: bool
     # length 512: short documents, 1000 SciFact abstracts in batches (does the kernel cost anything there?)
     texts = scifact_texts(1000) if length == 512 else long_texts([length + 200], encoder.tokenizer)
     timers = _layer_timers(encoder.model) if profile else None
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss() / 1024**2
     seconds = float("inf")
     for _ in range(2 if length == 512 else 1):  # short batches: best of two (seconds each, noisy)
         start = time.perf_counter()
         emb = encoder.encode(texts, is_query=False, show_progress=False)
         seconds = min(seconds, time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss() / 1024**2
     np.save(out, emb.vectors)
     facts = {"seconds": seconds, "peak_mb": peak, "loaded_mb": before, "tokens": emb.input_tokens}
     if timers is not None:

@@ -19,8 +19,9 @@ interfaces as ``"harness_blockwise"``, keeps the mask as one key-padding row per
 Both compute the same softmax over the same keys as the default path (masked keys have weight 0
 there), so embeddings agree to float rounding (tests: 1e-5). Used for the architectures in
 ``SUPPORTED`` (bidirectional encoders whose only mask is padding [+ a sliding window]); others keep
-their default. A padding query attends to itself in the local layers so no row is empty (an empty
-softmax is NaN, and NaN values poison every later layer's sums even at weight 0).
+their default. A query with no key in its window (padding far from any text: a query's expansion
+tokens) gets 0, as torch's SDPA gives the default path for a fully masked row (torch >= 2.5); those
+rows are outputs when PyLate expands queries, so they must match too.
 """
 
 from __future__ import annotations
@@ -44,25 +45,23 @@ DENSE_LOCAL_UP_TO = 512
 @dataclass(frozen=True)
 class KeyMask:
     """What a layer needs to know instead of a ``T x T`` mask: which keys are real (``[B, T]`` bool,
-    None when no text is padded), the half window of a sliding-window layer (None: global) and the
-    sequence length."""
+    None when no text is padded), the half window of a sliding-window layer (None: global), the
+    sequence length and the device of the model's tensors."""
 
     valid: torch.Tensor | None
     window: int | None = None
     length: int = 0
+    device: torch.device | None = None
 
     @functools.cached_property
     def band(self) -> torch.Tensor:
-        """``[B|1, 1, T, T]`` bool: the window over real keys, each query keeping itself; built once
-        per forward and shared by its sliding-window layers (short batches only)."""
+        """``[B|1, 1, T, T]`` bool: the window over real keys; built once per forward and shared by
+        its sliding-window layers (short batches only)."""
         assert self.window is not None and self.length > 0
-        device = None if self.valid is None else self.valid.device
-        positions = torch.arange(self.length, device=device)
+        positions = torch.arange(self.length, device=self.device)
         allowed = (positions[None, :] - positions[:, None]).abs() <= self.window
         if self.valid is not None:
-            allowed = (allowed[None] & self.valid[:, None, :]) | torch.eye(
-                self.length, dtype=torch.bool, device=device
-            )
+            allowed = allowed[None] & self.valid[:, None, :]
         return allowed.reshape(-1, 1, self.length, self.length)
 
 
@@ -71,13 +70,17 @@ def _mask(
     attention_mask: torch.Tensor | None = None,
     local_size: int | None = None,
     kv_length: int = 0,
+    device: torch.device | None = None,
     **_: Any,
 ) -> KeyMask:
-    """Mask interface: transformers passes the 2D padding mask (bool) and, for sliding-window layers,
-    ``local_size`` = ``config.sliding_window`` (the inclusive half window)."""
+    """Mask interface: transformers passes the 2D padding mask (bool), the key length, the device
+    and, for sliding-window layers, ``local_size`` = ``config.sliding_window`` (the inclusive half
+    window)."""
     valid = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
     length = kv_length or (attention_mask.shape[-1] if attention_mask is not None else 0)
-    return KeyMask(valid, local_size, length)
+    if device is None and attention_mask is not None:
+        device = attention_mask.device
+    return KeyMask(valid, local_size, length, device)
 
 
 def _attention(
@@ -91,7 +94,11 @@ def _attention(
     **_: Any,
 ) -> tuple[torch.Tensor, None]:
     """Attention interface: ``query``/``key``/``value`` ``[B, H, T, D]`` -> output ``[B, T, H, D]``."""
-    mask = attention_mask if isinstance(attention_mask, KeyMask) else KeyMask(None)
+    if attention_mask is not None and not isinstance(attention_mask, KeyMask):
+        raise TypeError(
+            f"{NAME} takes the masks of its own mask function, got {type(attention_mask).__name__}"
+        )
+    mask = attention_mask or KeyMask(None, device=query.device)
     length = query.shape[2]
     if mask.window is not None and mask.window < length - 1 and length <= DENSE_LOCAL_UP_TO:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.band, scale=scaling)
@@ -127,8 +134,7 @@ def _local_attention(
     positions = torch.arange(span, device=query.device)
     offset = positions[None, :] - window - positions[:block, None]  # key minus query position
     band = offset.abs() <= window  # [block, span]: same for every block
-    own = offset == 0  # a query's own position: keeps padding rows non-empty
-    allowed = (band[None, None] & real_spans[:, :, None, :]) | own[None, None]  # [B, n, block, span]
+    allowed = band[None, None] & real_spans[:, :, None, :]  # [B, n, block, span]
     # blocks as batch rows ([B*n, H, ., D]): 4-D inputs take torch's fused (flash) kernel
     q = F.pad(query, (0, 0, 0, padded - t)).reshape(b, h, n_blocks, block, d).transpose(1, 2)
     k, v = (x.transpose(1, 2).reshape(b * n_blocks, h, span, d) for x in spans)

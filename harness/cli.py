@@ -91,7 +91,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from harness.attention import NAME as BLOCKWISE_ATTENTION
     from harness.run import EvalSettings, default_cache_dir, evaluate
 
     settings = EvalSettings(
@@ -122,7 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         document_prompt=args.document_prompt,
         revision=args.revision,
         max_memory=args.max_memory,
-        attention={"auto": None, "blockwise": BLOCKWISE_ATTENTION}.get(args.attention, args.attention),
+        attention=args.attention,
     )
     results = evaluate(args.model, args.tasks, settings)
     print(summary_table(results))

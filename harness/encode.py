@@ -143,18 +143,21 @@ class _TransformerEncoder:
         needs in the forward (measured 1.1-2x below it: tests/test_long.py): hidden states and the
         attention's q/k/v/output (16 x hidden), the feed-forward's input width three times (GLU:
         ModernBERT's is 2 x intermediate), the Dense layers' outputs; with a library attention also a
-        mask row (bool) and a row of scores per head (the math kernel's worst case); for short
-        batches on harness.attention, a row of its band mask."""
+        mask row (bool) and two rows of scores per head (eager: scores and softmax); on
+        harness.attention's sliding windows, a band-mask row and the blocks' key/value spans."""
         config = self.model.config
         hidden = int(config.hidden_size)
         ffn = int(getattr(config, "intermediate_size", 4 * hidden))
         ffn *= 1 if getattr(config, "model_type", "") == "bert" else 2
         dense = sum(layer.linear.out_features for layer in self.dense)
         floats = 16 * hidden + 3 * ffn + 2 * dense
+        window = getattr(config, "sliding_window", None)
         if self.attention != attention.NAME:
-            floats += width * (1 + int(getattr(config, "num_attention_heads", 1)))
-        elif width <= attention.DENSE_LOCAL_UP_TO:
-            floats += width // 4 + 1  # a row of the short batches' band mask (bool)
+            floats += width * (1 + 2 * int(getattr(config, "num_attention_heads", 1)))
+        elif window:
+            span = attention.LOCAL_BLOCK + 2 * int(window)
+            floats += min(width, attention.DENSE_LOCAL_UP_TO) // 4 + 1  # a band-mask row (short batches)
+            floats += 2 * hidden * span // attention.LOCAL_BLOCK + span // 4  # key/value spans, block mask
         itemsize = torch.finfo(TORCH_DTYPES[self.config.dtype]).bits // 8
         return max(itemsize, 4) * floats
 

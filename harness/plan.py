@@ -43,6 +43,7 @@ CARD_DEPTH = 100  # PyLate's evaluator ranks the top 100 (max of its k values)
 TREC_DEPTH = 1000  # BEIR ranks the top 1000
 INDEXES = ("exact", "plaid")
 ATTENTIONS = (None, BLOCKWISE_ATTENTION, "sdpa", "eager")
+ATTENTION_ALIASES = {"auto": None, "blockwise": BLOCKWISE_ATTENTION}  # the --attention spellings
 RUN_FILE_SUFFIXES = (".trec", ".run", ".txt", ".tsv")  # a --first-stage with these is a file, never a Hub id
 
 
@@ -112,6 +113,7 @@ class EvalSettings:
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "max_memory", parse_size(self.max_memory, "--max-memory"))
+        object.__setattr__(self, "attention", ATTENTION_ALIASES.get(self.attention, self.attention))
         _choice(self.attention, ATTENTIONS, "--attention")
         _positive(self.batch_size, "--batch-size")
         _choice(self.dtype, DTYPES, "--dtype")
@@ -193,9 +195,18 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         "document_prompt": settings.document_prompt,
     }
     length = settings.document_length
-    if info and length is not None and info.overrides.get("document_length") not in (None, length):
-        info = find_model_by_hub_id(info.hub_id) or info  # another length than the variant's: the base model
-    overrides = {**(info.overrides if info else {}), **({"name": info.name} if info else {})}
+    variant_length = info.overrides.get("document_length") if info else None
+    name = info.name if info else None
+    if info and length is not None and variant_length not in (None, length):
+        # another length than the variant's: the base entry where there is one, named for this length
+        base = find_model_by_hub_id(info.hub_id)
+        info, name = (
+            (base, base.name)
+            if base
+            else (info, info.name.removesuffix(f" ({length_label(variant_length)})"))
+        )
+    overrides = {**(info.overrides if info else {}), **({"name": name} if name else {})}
+    overrides |= {key: value for key, value in _run_options(settings).items() if value is not None}
     overrides |= {key: value for key, value in given.items() if value is not None}
     encoder = load_encoder(
         source,
@@ -204,13 +215,8 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         trust_remote_code=settings.trust_remote_code,
         revision=settings.revision or (info.revision if info and source != model else None),
         **overrides,
-        **_run_options(settings),
     )
-    if (
-        length is not None
-        and settings.model_name is None
-        and not (info and "document_length" in info.overrides)
-    ):
+    if length is not None and settings.model_name is None and variant_length != length:
         # a length asked for on the command line names the variant, as the card's "(4k)" / "(32k)" rows
         # do, so its results file and leaderboard row stay apart from the model's default length
         encoder.name = f"{encoder.name} ({length_label(length)})"

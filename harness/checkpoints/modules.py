@@ -146,7 +146,7 @@ def load_backbone(folder: Path, dtype: torch.dtype, trust_remote_code: bool, att
     if not (folder / "config.json").is_file():
         raise InputError("backbone config is missing", file=str(folder / "config.json"))
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if attn_implementation is None:
+    if attn_implementation in (None, attention.NAME):
         try:
             config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         except Exception as e:  # a config transformers cannot read: say which file
@@ -155,8 +155,12 @@ def load_backbone(folder: Path, dtype: torch.dtype, trust_remote_code: bool, att
             ) from e
         if attention.supports(config):
             attn_implementation = attention.register()
-    elif attn_implementation == attention.NAME:
-        attention.register()
+        elif attn_implementation == attention.NAME:
+            raise InputError(
+                f"blockwise attention supports {sorted(attention.SUPPORTED)} encoders, not "
+                f"{getattr(config, 'model_type', '?')!r}: use --attention auto or sdpa",
+                field="--attention",
+            )
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     try:
