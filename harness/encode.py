@@ -214,10 +214,10 @@ class _TransformerEncoder:
         show_progress: bool,
         forward: Forward,
         pad_id: int,
-        side: str,
+        is_query: bool,
     ) -> TokenEmbeddings:
         """Batch, call ``forward`` per batch, place the rows; the progress bar counts tokens (rate
-        and ETA hold for texts of any length) under ``side`` ("queries" / "documents").
+        and ETA hold for texts of any length) under "queries" or "documents".
 
         ``widths[i]``: padded width text i needs (its input tokens); ``counts[i]``: rows it emits
         (known before the forward).
@@ -232,7 +232,7 @@ class _TransformerEncoder:
             torch.inference_mode(),
             tqdm(
                 total=int(widths.sum()),
-                desc=f"{self.name}: {side}",
+                desc=f"{self.name}: {'queries' if is_query else 'documents'}",
                 disable=not show_progress,
                 unit="tok",
                 unit_scale=True,
@@ -350,8 +350,7 @@ class ColBERTEncoder(_TransformerEncoder):
             rows = self.dense(hidden[keep.to(hidden.device)]).float()
             return torch.nn.functional.normalize(rows, p=2, dim=1).cpu()
 
-        side = "queries" if is_query else "documents"
-        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, side)
+        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, is_query)
 
 
 class DenseEncoder(_TransformerEncoder):
@@ -385,8 +384,7 @@ class DenseEncoder(_TransformerEncoder):
             return (torch.nn.functional.normalize(pooled, p=2, dim=-1) if c.normalize else pooled).cpu()
 
         counts = np.ones(len(ids_list), np.int64)
-        side = "queries" if is_query else "documents"
-        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, side)
+        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, is_query)
 
 
 def _absolute_position_limit(model: nn.Module) -> int | None:
