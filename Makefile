@@ -1,4 +1,5 @@
 # Two entry points (see README): `make evaluate` runs the main job, `make test` runs the tests.
+# Both install the package with its [test] and [ray] extras (Ray: --executor ray and its tests).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
@@ -8,7 +9,7 @@ ARGS   ?=
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,ray]'
 	$(PY) -m pip install -q --no-deps pylate==1.6.0
 	touch $@
 

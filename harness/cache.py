@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from harness.checkpoints.config import DOCUMENT_ONLY, QUERY_ONLY
 from harness.errors import InputError, positive_int
+from harness.executor import Executor, LocalExecutor
 from harness.fileio import TEMP_SUFFIX, require_free_space, write_atomic, write_json_atomic
 from harness.hashing import file_sha256, framed_sha256, texts_sha256
 from harness.types import Encoder, Texts, TokenEmbeddings
@@ -55,6 +56,7 @@ DEFAULT_SHARD_SIZE = 4096
 DEFAULT_SHARD_CHARS = 1 << 18
 # A temp file older than this cannot belong to a live writer (writing one shard takes seconds).
 STALE_TMP_SECONDS = 3600.0
+LOCAL = LocalExecutor()
 
 
 class _BadShard(Exception):
@@ -159,19 +161,29 @@ class _Job:
     def span(self, index: int) -> tuple[int, int]:
         return int(self.bounds[index]), int(self.bounds[index + 1])
 
+    def open(self, index: int, *, check_sha: bool) -> tuple[TokenEmbeddings, dict[str, Any]]:
+        """Shard ``index`` verified and memory-mapped, with its sidecar (or _BadShard)."""
+        return _open_shard(self.folder, self.key, index, *self.span(index), check_sha=check_sha)
 
-def _open_shard(job: _Job, index: int, *, check_sha: bool) -> tuple[TokenEmbeddings, dict[str, Any]]:
-    """Verify shard ``index`` against its sidecar and return it memory-mapped with the sidecar, or
-    raise _BadShard."""
-    files = _ShardFiles.of(job.folder, index)
-    start, stop = job.span(index)
+    def task(self, index: int, batch_size: int, show_progress: bool) -> ShardTask:
+        start, stop = self.span(index)
+        texts = list(self.texts[start:stop])
+        return ShardTask(self.key, self.folder, index, start, texts, self.is_query, batch_size, show_progress)
+
+
+def _open_shard(
+    folder: Path, key: str, index: int, start: int, stop: int, *, check_sha: bool
+) -> tuple[TokenEmbeddings, dict[str, Any]]:
+    """Verify shard ``index`` (texts ``start:stop`` of entry ``key``) against its sidecar and return
+    it memory-mapped with the sidecar, or raise _BadShard."""
+    files = _ShardFiles.of(folder, index)
     if not files.sidecar.exists():
         if files.vectors.exists() or files.offsets.exists():
             raise _BadShard(f"{files.sidecar}: no sidecar next to the arrays")
         raise _BadShard(f"{files.sidecar}: missing", missing=True)
     try:
         meta = json.loads(files.sidecar.read_text("utf-8"))
-        expected = {"key": job.key, "index": index, "start": start, "stop": stop}
+        expected = {"key": key, "index": index, "start": start, "stop": stop}
         for name, value in expected.items():
             if meta[name] != value:
                 raise _BadShard(f"{files.sidecar}: {name} is {meta[name]!r}, expected {value!r}")
@@ -201,18 +213,43 @@ def _open_shard(job: _Job, index: int, *, check_sha: bool) -> tuple[TokenEmbeddi
     return TokenEmbeddings(vectors, offsets, input_tokens), meta
 
 
-def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -> tuple[float, int | None]:
-    """Encode and write shard ``index``; return the encoder's seconds and input tokens (also kept in
-    the sidecar)."""
-    files = _ShardFiles.of(job.folder, index)
-    start, stop = job.span(index)
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to write: everything a worker needs, the texts included (only this shard's)."""
+
+    key: str
+    folder: Path
+    index: int
+    start: int
+    texts: list[str]
+    is_query: bool
+    batch_size: int
+    show_progress: bool
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.texts)
+
+
+def write_shard(encoder: Encoder, task: ShardTask) -> tuple[float | None, int | None]:
+    """Encode and write shard ``task.index``; return the encoder's seconds and input tokens (also kept
+    in the sidecar). Leftover temp files of this shard (a killed writer's) are removed first, and a
+    shard that already verifies (a worker lost after writing it) is kept: (None, its tokens)."""
+    files = _ShardFiles.of(task.folder, task.index)
+    _remove_temps(task.folder, [files.sidecar.stem + "."], None)
+    if files.sidecar.exists():
+        with contextlib.suppress(_BadShard):
+            part, _ = _open_shard(task.folder, task.key, task.index, task.start, task.stop, check_sha=True)
+            return None, part.input_tokens
     started = time.perf_counter()
-    emb = job.encoder.encode(
-        job.texts[start:stop], is_query=job.is_query, batch_size=batch_size, show_progress=show_progress
+    emb = encoder.encode(
+        task.texts, is_query=task.is_query, batch_size=task.batch_size, show_progress=task.show_progress
     )
     seconds = time.perf_counter() - started
-    if len(emb) != stop - start:
-        raise ValueError(f"encoder returned {len(emb)} embeddings for {stop - start} texts (shard {index})")
+    if len(emb) != len(task.texts):
+        raise ValueError(
+            f"encoder returned {len(emb)} embeddings for {len(task.texts)} texts (shard {task.index})"
+        )
     vectors = np.ascontiguousarray(emb.vectors, dtype=np.float32)
     offsets = np.ascontiguousarray(emb.offsets, dtype=np.int64)
 
@@ -222,11 +259,11 @@ def _encode_shard(job: _Job, index: int, batch_size: int, show_progress: bool) -
     # The sidecar goes last. A stale one left in place is harmless: its checksums no longer verify.
     meta = {
         "format": FORMAT,
-        "key": job.key,
-        "index": index,
-        "start": start,
-        "stop": stop,
-        "n_texts": stop - start,
+        "key": task.key,
+        "index": task.index,
+        "start": task.start,
+        "stop": task.stop,
+        "n_texts": len(task.texts),
         "input_tokens": emb.input_tokens,
         "encode_seconds": seconds,
         "vectors_shape": list(vectors.shape),
@@ -301,18 +338,18 @@ def _check_manifest(job: _Job) -> None:
     write_json_atomic(path, manifest, indent=1, sort_keys=True)
 
 
-def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -> dict[int, float]:
-    """Encode the shards of ``indices`` that are missing or do not verify; return their encoder
-    seconds by shard."""
+def _fill(
+    job: _Job, indices: list[int], batch_size: int, show_progress: bool, executor: Executor
+) -> dict[int, float | None]:
+    """Encode, through ``executor``, the shards of ``indices`` that are missing or do not verify;
+    return their encoder seconds by shard (None: a lost worker had written it already)."""
     job.folder.mkdir(parents=True, exist_ok=True)
     _check_manifest(job)
-    # Our shards' temp files are ours to clean whatever their age; others' only once surely stale.
-    _remove_temps(job.folder, [_ShardFiles.of(job.folder, i).sidecar.stem + "." for i in indices], None)
-    _remove_temps(job.folder, [""], STALE_TMP_SECONDS)
+    _remove_temps(job.folder, [""], STALE_TMP_SECONDS)  # a shard's own are removed by its writer
     todo = []
     for i in indices:
         try:
-            _open_shard(job, i, check_sha=True)
+            job.open(i, check_sha=True)
         except _BadShard as exc:
             if not exc.missing:
                 log.warning("bad cache shard, re-encoding: %s", exc)
@@ -320,21 +357,20 @@ def _fill(job: _Job, indices: list[int], batch_size: int, show_progress: bool) -
     if todo:  # before hours of encoding: will it fit?
         needed = sum(estimate_bytes(job.encoder, job.texts[slice(*job.span(i))], job.is_query) for i in todo)
         require_free_space(job.folder, needed, "the embedding cache")
-    # one shard: the encoder's own bar (tokens); several: one bar over their texts, with tokens/s
+    # one shard in this process: the encoder's own bar (tokens); else one bar over texts, with tokens/s
+    own_bar = show_progress and len(todo) == 1 and executor.in_process
     side = "queries" if job.is_query else "documents"
     total = sum(stop - start for start, stop in map(job.span, todo))
-    seconds: dict[int, float] = {}
+    seconds: dict[int, float | None] = {}
     tokens, started = 0, time.perf_counter()
+    tasks = [job.task(i, batch_size, own_bar) for i in todo]
     with tqdm(
-        total=total,
-        desc=f"{job.encoder.name}: {side}",
-        unit="text",
-        disable=not show_progress or len(todo) < 2,
+        total=total, desc=f"{job.encoder.name}: {side}", unit="text", disable=not show_progress or own_bar
     ) as bar:
-        for i in todo:
-            seconds[i], shard_tokens = _encode_shard(job, i, batch_size, show_progress and len(todo) == 1)
+        for task, (shard_seconds, shard_tokens) in executor.map(job.encoder, write_shard, tasks):
+            seconds[task.index] = shard_seconds
             tokens += shard_tokens or 0
-            bar.update(job.span(i)[1] - job.span(i)[0])
+            bar.update(len(task.texts))
             bar.set_postfix_str(f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f} tok/s")
     return seconds
 
@@ -350,6 +386,7 @@ def encode_to_shards(
     batch_size: int = 32,
     show_progress: bool = True,
     shard_indices: Iterable[int] | None = None,
+    executor: Executor = LOCAL,
 ) -> list[Path]:
     """Make sure shards ``shard_indices`` (default: all) of ``texts`` exist and verify in ``out_dir``.
 
@@ -371,7 +408,7 @@ def encode_to_shards(
     for i in indices:
         if not 0 <= i < job.n_shards:
             raise InputError(f"shard {i} out of range [0, {job.n_shards})", field="shard_indices")
-    _fill(job, indices, batch_size, show_progress)
+    _fill(job, indices, batch_size, show_progress, executor)
     return [_ShardFiles.of(job.folder, i).sidecar for i in indices]
 
 
@@ -399,6 +436,7 @@ def _ensure_entry(
     batch_size: int,
     shard_size: int,
     show_progress: bool,
+    executor: Executor,
 ) -> tuple[list[TokenEmbeddings], CacheUse]:
     """Encode whatever the entry of ``texts`` under ``cache_dir`` lacks; return its shards, memory-mapped,
     in text order, all of one dim (shapes rechecked, not hashes: ``_fill`` has just verified them)."""
@@ -412,16 +450,18 @@ def _ensure_entry(
         manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
         layout = (max(1, int(manifest["shard_size"])), manifest.get("shard_chars"))
     job = _Job(encoder, texts, is_query, key, digest, folder, *layout)
-    measured = _fill(job, list(range(job.n_shards)), batch_size, show_progress)
-    parts, carried = [], []
+    encoded = _fill(job, list(range(job.n_shards)), batch_size, show_progress, executor)
+    parts, measured, carried = [], [], []
     for i in range(job.n_shards):
         try:
-            part, meta = _open_shard(job, i, check_sha=False)
+            part, meta = job.open(i, check_sha=False)
         except _BadShard as exc:  # changed under our feet between verify and load
             raise RuntimeError(f"cache shard changed while loading: {exc}") from exc
         parts.append(part)
-        if i not in measured:
-            carried.append(meta.get("encode_seconds"))
+        if encoded.get(i) is not None:
+            measured.append(encoded[i])
+        else:  # read back, or written by a worker lost before it reported: the sidecar's seconds
+            (measured if i in encoded else carried).append(meta.get("encode_seconds"))
     # A shard of zero-token texts may come back as [0, 0]; only shards with rows fix the dim.
     dims = {p.dim for p in parts if len(p.vectors)} or {max((p.dim for p in parts), default=0)}
     if len(dims) > 1:
@@ -431,7 +471,7 @@ def _ensure_entry(
         p if len(p.vectors) else TokenEmbeddings(np.zeros((0, dim), np.float32), p.offsets, p.input_tokens)
         for p in parts
     ]
-    seconds = None if None in carried else sum(measured.values()) + sum(carried)
+    seconds = None if None in measured + carried else sum(measured) + sum(carried)
     return shards, CacheUse(len(measured), len(carried), seconds)
 
 
@@ -444,20 +484,24 @@ def encode_entry(
     batch_size: int = 32,
     shard_size: int = DEFAULT_SHARD_SIZE,
     show_progress: bool = True,
+    executor: Executor = LOCAL,
 ) -> tuple[list[TokenEmbeddings], CacheUse]:
     """The embeddings of ``texts`` in text order, as the cache entry's verified, memory-mapped shards
     under ``cache_dir/<cache_key(...)>/`` (``cache_dir`` None: one in-memory pack, nothing cached),
     and where they came from (:class:`CacheUse`).
 
     A hit never calls ``encoder.encode``; it hashes each shard file once. ``shard_size`` only applies
-    when the entry is created; an existing entry keeps its layout.
+    when the entry is created; an existing entry keeps its layout. ``executor`` encodes the missing
+    shards (``harness.executor``; without a cache, only in this process).
     """
     if cache_dir is None:
+        if not executor.in_process:
+            raise InputError("a remote executor writes into the embedding cache: give one", field="cache_dir")
         texts = list(texts) if isinstance(texts, Texts) else texts  # encoders get what they always got
         started = time.perf_counter()
         out = encoder.encode(texts, is_query=is_query, batch_size=batch_size, show_progress=show_progress)
         return [out], CacheUse(1, 0, time.perf_counter() - started)
-    return _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress)
+    return _ensure_entry(encoder, texts, is_query, cache_dir, batch_size, shard_size, show_progress, executor)
 
 
 def pack(shards: Sequence[TokenEmbeddings]) -> TokenEmbeddings:

@@ -46,8 +46,18 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="split to evaluate (default: the task's evaluation split)")
     p.add_argument("--output", type=Path, default=Path("results"), help="results folder (default results/)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device the encoder runs on: cpu (default), cuda, cuda:1; with --executor ray, "
+        "cuda means one worker per GPU of the cluster",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="encoder weights and activations (default float32, what card numbers use; recorded)",
+    )
     p.add_argument(
         "--max-memory",
         default="4GiB",
@@ -83,6 +93,29 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--cache-dir", type=Path, help="embedding cache (default $HARNESS_CACHE_DIR or ~/.cache/...)"
     )
     p.add_argument("--no-cache", action="store_true", help="encode cold and keep nothing")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where encoding runs: local (default, this process) or ray (workers that each hold the "
+        "model; shards land in the cache; needs the [ray] extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="ray: the cluster to join ('auto': the running one; default: start a local one)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="ray: CPU workers (default: one per two CPUs); on --device cuda, GPUs to use (default all)",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=4096,
+        help="texts per embedding-cache shard, the unit of work on Ray (default 4096; an existing "
+        "cache entry keeps its own)",
+    )
     p.add_argument("--overwrite", action="store_true", help="recompute even when a matching result exists")
     p.add_argument("--save-run", action="store_true", help="also write TREC run files under <output>/runs/")
     p.add_argument("--trust-remote-code", action="store_true")
@@ -122,6 +155,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         revision=args.revision,
         max_memory=args.max_memory,
         attention=args.attention,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        workers=args.workers,
+        shard_size=args.shard_size,
     )
     results = evaluate(args.model, args.tasks, settings)
     print(summary_table(results))

@@ -92,10 +92,9 @@ class _TransformerEncoder:
     ) -> None:
         self.name, self.layout, self.options = name, layout, options
         self.revision = revision  # the Hub commit the files came from (None: not a Hub snapshot)
-        self.model, self.tokenizer = backbone.to(device), tokenizer
-        dtype = TORCH_DTYPES[self.config.dtype]
-        self.dense = nn.Sequential(*dense).to(device=device, dtype=dtype).eval()
-        self.device = torch.device(device)
+        self.model, self.tokenizer = backbone, tokenizer
+        self.dense = nn.Sequential(*dense).to(dtype=TORCH_DTYPES[self.config.dtype]).eval()
+        self.to(device)
         # what transformers runs: harness.attention's "harness_blockwise", or e.g. "sdpa"
         self.attention = str(getattr(backbone.config, "_attn_implementation", None) or "default")
         self._check_lengths()
@@ -161,6 +160,23 @@ class _TransformerEncoder:
         itemsize = torch.finfo(TORCH_DTYPES[self.config.dtype]).bits // 8
         return max(itemsize, 4) * floats
 
+    def to(self, device: str | torch.device) -> _TransformerEncoder:
+        """Encode on ``device`` from now on; returns self. The weights move at the next ``encode``,
+        so a driver that only hands the encoder to Ray workers needs no GPU of its own."""
+        self.device = torch.device(device)
+        return self
+
+    def _place(self) -> None:
+        if next(self.model.parameters()).device != self.device:
+            self.model.to(self.device)
+            self.dense.to(self.device)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled in another process (a Ray worker): register the attention kernel there too."""
+        self.__dict__.update(state)
+        if self.attention == attention.NAME:
+            attention.register()
+
     @property
     def folder(self) -> Path:
         return self.layout.folder
@@ -170,9 +186,10 @@ class _TransformerEncoder:
         return self.config.dim
 
     def settings(self) -> dict[str, Any]:
-        """Everything that changes the embeddings: ``asdict`` of the config, and the attention
-        implementation (paths agree to ~1e-6, not bit for bit)."""
-        return {**self.config.settings(), "attention": self.attention}
+        """Everything that changes the embeddings: ``asdict`` of the config, the attention
+        implementation and, off the CPU, the device kind (both agree to ~1e-6, not bit for bit)."""
+        device = {} if self.device.type == "cpu" else {"device": self.device.type}
+        return {**self.config.settings(), "attention": self.attention, **device}
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -202,8 +219,14 @@ class _TransformerEncoder:
         return enc["input_ids"]
 
     def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=ids.to(self.device), attention_mask=attention.to(self.device))
+        out = self.model(input_ids=self._on_device(ids), attention_mask=self._on_device(attention))
         return out[0]
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the model's device; to a GPU through pinned memory, without blocking."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def _run(
         self,
@@ -222,6 +245,7 @@ class _TransformerEncoder:
         ``widths[i]``: padded width text i needs (its input tokens); ``counts[i]``: rows it emits
         (known before the forward).
         """
+        self._place()
         offsets = np.zeros(len(ids_list) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         vectors = np.empty((int(offsets[-1]), self.dim), np.float32)

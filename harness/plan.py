@@ -15,11 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from harness.attention import NAME as BLOCKWISE_ATTENTION
+from harness.cache import DEFAULT_SHARD_SIZE
 from harness.checkpoints.config import DEFAULT_MAX_MEMORY, DTYPES
 from harness.checkpoints.files import hub_snapshot
 from harness.encode import load_encoder
 from harness.errors import InputError, positive_int
+from harness.executor import EXECUTORS, Executor, LocalExecutor, make_executor, require_ray
 from harness.models import find_model, find_model_by_hub_id
 from harness.plaid.params import check_nbits, default_search_settings
 from harness.results import result_filename
@@ -51,6 +55,17 @@ def default_cache_dir() -> Path:
     """``$HARNESS_CACHE_DIR`` or ``~/.cache/colbert-eval-harness``."""
     env = os.environ.get("HARNESS_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "colbert-eval-harness"
+
+
+def _check_device(device: str, executor: str) -> None:
+    """``--device``: a torch device; a local CUDA run needs a GPU here (Ray's workers bring theirs)."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        message = f"not a torch device: {device!r} (cpu, cuda, cuda:1, ...)"
+        raise InputError(message, field="--device") from exc
+    if kind == "cuda" and executor == "local" and not torch.cuda.is_available():
+        raise InputError("no CUDA device is visible to torch here", field="--device")
 
 
 def _positive(value: object, flag: str, *, optional: bool = False) -> None:
@@ -107,6 +122,12 @@ class EvalSettings:
     max_memory: int | str = DEFAULT_MAX_MEMORY
     # transformers attention implementation; None: harness.attention's where supported, else the default
     attention: str | None = None
+    # where the encode stage runs (harness.executor): "local", or "ray" (address None: a local cluster,
+    # "auto": the running one; workers: CPU actors, or the GPUs to use on CUDA)
+    executor: str = "local"
+    ray_address: str | None = None
+    workers: int | None = None
+    shard_size: int = DEFAULT_SHARD_SIZE  # texts per embedding-cache shard (the unit of work on Ray)
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "output_dir", "cache_dir"):  # notebooks pass strings
@@ -135,6 +156,18 @@ class EvalSettings:
         _positive(self.k, "--k", optional=True)
         _positive(self.document_length, "--document-length", optional=True)
         _positive(self.query_length, "--query-length", optional=True)
+        _choice(self.executor, EXECUTORS, "--executor")
+        _positive(self.workers, "--workers", optional=True)
+        _positive(self.shard_size, "--shard-size")
+        if self.executor == "ray":
+            require_ray()
+            if self.cache_dir is None:
+                message = "Ray workers write into the embedding cache: drop --no-cache"
+                raise InputError(message, field="--executor")
+        elif self.ray_address is not None or self.workers is not None:
+            flag = "--ray-address" if self.ray_address is not None else "--workers"
+            raise InputError("only with --executor ray", field=flag)
+        _check_device(self.device, self.executor)
         if self.first_stage is not None and not self.first_stage.strip():
             raise InputError("must name 'bm25', a TREC run file or a model", field="--first-stage")
 
@@ -233,11 +266,19 @@ def _run_options(settings: EvalSettings) -> dict[str, Any]:
     return {"max_memory": settings.max_memory, "attn_implementation": settings.attention}
 
 
-def _embedder(encoder: Encoder, settings: EvalSettings) -> Embedder:
-    return Embedder(encoder, settings.cache_dir, settings.batch_size, settings.show_progress)
+def load_executor(settings: EvalSettings) -> Executor:
+    """Where the run's encoding happens (``--executor``); the caller closes it."""
+    return make_executor(
+        settings.executor, address=settings.ray_address, workers=settings.workers, device=settings.device
+    )
 
 
-def load_first_stage(settings: EvalSettings) -> Retriever | None:
+def _embedder(encoder: Encoder, settings: EvalSettings, executor: Executor) -> Embedder:
+    s = settings
+    return Embedder(encoder, s.cache_dir, s.batch_size, s.show_progress, executor, s.shard_size)
+
+
+def load_first_stage(settings: EvalSettings, executor: Executor | None = None) -> Retriever | None:
     """The rerank first stage named by ``--first-stage``, loaded now: BM25, a TREC run file (read and
     checked), or a model (loaded with the run's device, dtype and ``trust_remote_code``)."""
     source = settings.first_stage
@@ -257,11 +298,16 @@ def load_first_stage(settings: EvalSettings) -> Retriever | None:
         trust_remote_code=settings.trust_remote_code,
         **_run_options(settings),
     )
-    return ExactRetriever(_embedder(first, settings), scoring="masked")
+    embedder = _embedder(first, settings, executor or LocalExecutor())
+    return ExactRetriever(embedder, scoring="masked", max_memory=settings.max_memory)
 
 
 def _retriever(
-    encoder: Encoder | None, task: Task, first_stage: Retriever | None, settings: EvalSettings
+    encoder: Encoder | None,
+    task: Task,
+    first_stage: Retriever | None,
+    settings: EvalSettings,
+    executor: Executor,
 ) -> Retriever:
     if encoder is None:
         return BM25Retriever(show_progress=settings.show_progress)
@@ -272,15 +318,16 @@ def _retriever(
         return RerankRetriever(
             first_stage,
             settings.first_stage or "",
-            _embedder(encoder, settings),
+            _embedder(encoder, settings, executor),
             settings.rerank_depth,
             scoring,
         )
     if settings.index == "plaid":
         return PlaidRetriever(
-            _embedder(encoder, settings), settings.plaid_nbits, _plaid_knobs(task, settings)
+            _embedder(encoder, settings, executor), settings.plaid_nbits, _plaid_knobs(task, settings)
         )
-    return ExactRetriever(_embedder(encoder, settings), scoring, settings.pylate_chunk_size)
+    embedder = _embedder(encoder, settings, executor)
+    return ExactRetriever(embedder, scoring, settings.pylate_chunk_size, settings.max_memory)
 
 
 def _depth(task: Task, settings: EvalSettings) -> int:
@@ -303,9 +350,11 @@ def plan_tasks(
     tasks: Sequence[Task],
     settings: EvalSettings,
     first_stage: Retriever | None = None,
+    executor: Executor | None = None,
 ) -> list[TaskPlan]:
     """One plan per task: split, depth, retriever and results file (``None`` without an output folder).
-    ``first_stage`` is :func:`load_first_stage`'s, for a model that reranks."""
+    ``first_stage`` is :func:`load_first_stage`'s, for a model that reranks; ``executor``
+    :func:`load_executor`'s (default: this process)."""
     if encoder is not None and (first_stage is None) != (settings.first_stage is None):
         raise ValueError("pass the first stage that settings.first_stage names (load_first_stage)")
     out = settings.output_dir
@@ -314,7 +363,7 @@ def plan_tasks(
             task=task,
             split=settings.split or task.eval_split,
             k=_depth(task, settings),
-            retriever=_retriever(encoder, task, first_stage, settings),
+            retriever=_retriever(encoder, task, first_stage, settings, executor or LocalExecutor()),
             output=out / result_filename(model_id, task.name) if out else None,
         )
         for task in tasks

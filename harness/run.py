@@ -11,6 +11,7 @@ stages, messages go to the ``harness`` logger, and the CLI shows the summary.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -28,6 +29,7 @@ from harness.plan import (
     TaskPlan,
     default_cache_dir,
     is_bm25,
+    load_executor,
     load_first_stage,
     load_model,
     plan_tasks,
@@ -59,11 +61,13 @@ def evaluate(
     """
     settings = (settings or EvalSettings()).replace(**overrides)
     resolved = resolve(tasks, settings)
-    first_stage = None if is_bm25(model) else load_first_stage(settings)  # a run file is checked now
-    encoder = load_model(model, settings)
-    record = model_record(encoder)
-    plans = plan_tasks(encoder, record["id"], resolved, settings, first_stage)
-    return [run_task(plan, record, settings) for plan in plans]
+    with contextlib.closing(load_executor(settings)) as executor:
+        # a run file is checked now
+        first_stage = None if is_bm25(model) else load_first_stage(settings, executor)
+        encoder = load_model(model, settings)
+        record = model_record(encoder)
+        plans = plan_tasks(encoder, record["id"], resolved, settings, first_stage, executor)
+        return [run_task(plan, record, settings) for plan in plans]
 
 
 def model_record(encoder: Encoder | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import mmap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
@@ -25,6 +26,7 @@ __all__ = [
     "InputError",
     "Qrels",
     "Run",
+    "ShardedEmbeddings",
     "Texts",
     "TokenEmbeddings",
     "consecutive_ranges",
@@ -168,11 +170,67 @@ class TokenEmbeddings:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Token rows ``start:stop`` in memory (:func:`read_rows`)."""
+        return read_rows(self.vectors, start, stop)
+
     def select(self, indices: Sequence[int] | np.ndarray) -> TokenEmbeddings:
         """A new in-memory float32 pack holding texts ``indices`` in that order."""
         rows, lengths = token_rows(self.offsets, np.asarray(indices, np.int64))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return TokenEmbeddings(np.asarray(self.vectors[rows], np.float32), offsets)
+
+
+class ShardedEmbeddings:
+    """Several packs (the embedding cache's memory-mapped shards) read as one, in order, without
+    loading them: global ``offsets`` (8 bytes a text) and :meth:`rows` read on demand, so resident
+    memory is what a consumer holds at once, whatever the corpus size."""
+
+    def __init__(self, shards: Sequence[TokenEmbeddings]) -> None:
+        self.shards = list(shards)
+        dims = {s.dim for s in self.shards if len(s.vectors)}
+        if len(dims) > 1:
+            raise ValueError(f"shards disagree on embedding dim: {sorted(dims)}")
+        self.dim = dims.pop() if dims else max((s.dim for s in self.shards), default=0)
+        lengths = [s.lengths for s in self.shards]
+        self.offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths) if lengths else [])])
+        self.offsets = self.offsets.astype(np.int64)
+        self._row_starts = np.cumsum([0] + [len(s.vectors) for s in self.shards])
+        self.input_tokens = sum_known(s.input_tokens for s in self.shards)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Token rows ``start:stop`` of the concatenation, in memory (:func:`read_rows` per shard)."""
+        first = int(np.searchsorted(self._row_starts, start, side="right")) - 1
+        parts = []
+        for i in range(max(first, 0), len(self.shards)):
+            base = int(self._row_starts[i])
+            if base >= stop:
+                break
+            lo, hi = max(start - base, 0), min(stop - base, len(self.shards[i].vectors))
+            if hi > lo:
+                parts.append(self.shards[i].rows(lo, hi))
+        if not parts:
+            return np.zeros((0, self.dim), np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def read_rows(vectors: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``vectors[start:stop]`` as an in-memory array. Rows of a memory-mapped .npy file (as
+    ``np.load(mmap_mode="r")`` returns it) are read with a plain file read, not through the map:
+    pages touched through a map stay in this process's resident memory until the map is closed."""
+    if isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) and vectors.filename:
+        row = vectors.shape[1]
+        count = max(stop - start, 0) * row
+        offset = vectors.offset + start * row * vectors.itemsize
+        return np.fromfile(vectors.filename, vectors.dtype, count, offset=offset).reshape(-1, row)
+    return np.asarray(vectors[start:stop])
 
 
 def id_ranks(ids: Sequence[str]) -> np.ndarray:

@@ -284,6 +284,32 @@ def test_bfloat16_close_to_float32(ettin_like_checkpoint):
         assert (a.vectors * b.vectors).sum(axis=1).min() >= 0.999
 
 
+def test_the_device_is_part_of_the_settings_and_weights_move_at_first_encode(bert_checkpoint):
+    """``to(device)`` only records the device (a Ray driver hands the encoder on without a GPU); the
+    device kind joins the settings, and so the cache key, off the CPU only (existing keys stay)."""
+    encoder = load_encoder(bert_checkpoint)
+    assert "device" not in encoder.settings()
+    encoder.to("meta")  # a device every torch has: nothing moves until encode
+    assert encoder.settings()["device"] == "meta"
+    assert next(encoder.model.parameters()).device.type == "cpu"
+    encoder.to("cpu")
+    assert "device" not in encoder.settings()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (CI has none)")
+def test_cuda_float32_equals_cpu(ettin_like_checkpoint, bert_checkpoint):
+    """fp32 on a GPU against the CPU: same token counts, max abs 1e-5 (GEMM kernels differ, TF32 off)."""
+    for checkpoint in (ettin_like_checkpoint, bert_checkpoint):
+        cpu = load_encoder(checkpoint)
+        gpu = load_encoder(checkpoint, device="cuda")
+        assert gpu.settings()["device"] == "cuda"
+        for is_query in (True, False):
+            a = cpu.encode(TEXTS, is_query=is_query, show_progress=False)
+            b = gpu.encode(TEXTS, is_query=is_query, show_progress=False)
+            assert np.array_equal(a.offsets, b.offsets)
+            assert np.abs(a.vectors - b.vectors).max() <= 1e-5
+
+
 # ------------------------------------------------------------------------------ loading and errors
 
 

@@ -34,6 +34,7 @@ ORDER = [
     "harness.checkpoints.modules",
     "harness.checkpoints",
     "harness.encode",
+    "harness.executor",
     "harness.cache",
     "harness.plaid.params",
     "harness.plaid.kernels",

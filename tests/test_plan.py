@@ -37,11 +37,34 @@ from tests.test_run import _small_beir, needs_scifact
         ("index", "hnsw", "--index"),
         ("scoring", "sum", "--scoring"),
         ("dtype", "int8", "--dtype"),
+        ("executor", "dask", "--executor"),
+        ("workers", 0, "--workers"),
+        ("workers", 2, "--workers"),  # without --executor ray
+        ("ray_address", "auto", "--ray-address"),  # without --executor ray
+        ("shard_size", 0, "--shard-size"),
+        ("device", "gpu0", "--device"),
     ],
 )
 def test_bad_settings_name_their_flag(field: str, value: object, flag: str) -> None:
     with pytest.raises(InputError, match=f"^{flag}: "):
         EvalSettings(**{field: value})
+
+
+def test_ray_and_cuda_settings_are_checked_before_any_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import torch
+
+    with pytest.raises(InputError, match="^--executor: Ray workers write into the embedding cache"):
+        EvalSettings(executor="ray", cache_dir=None)
+    if not torch.cuda.is_available():  # a local CUDA run needs a GPU here; Ray's workers bring theirs
+        with pytest.raises(InputError, match="^--device: no CUDA device is visible"):
+            EvalSettings(device="cuda")
+        assert EvalSettings(device="cuda:1", executor="ray").device == "cuda:1"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "ray" else real(n, *a))
+    with pytest.raises(InputError, match=r"^--executor: ray is not installed: pip install .*\[ray\]"):
+        EvalSettings(executor="ray")
 
 
 class NeverEncoder:

@@ -335,3 +335,86 @@ def test_empty_corpus_and_queries() -> None:
     assert s.shape == i.shape == (len(queries), 0)
     s, i = exact_search(empty, docs, 5, show_progress=False)
     assert s.shape == i.shape == (0, 5)
+
+
+# ------------------------------------------------------------- streaming shards under a budget
+
+
+class BulkEncoder:
+    """A fast stand-in model for big corpora: text ``"d<i>"`` -> 128 seeded unit vectors of dim 64
+    (queries ``"q<i>"``: 16)."""
+
+    name, multi_vector, revision, fingerprint = "bulk", True, None, "b" * 64
+
+    def settings(self) -> dict:
+        return {"dim": 64}
+
+    def parameter_count(self) -> int:
+        return 0
+
+    def encode(self, texts, *, is_query, batch_size=32, show_progress=True) -> TokenEmbeddings:
+        n = 16 if is_query else 128
+        arrays = []
+        for text in texts:
+            v = np.random.default_rng(int(text[1:])).standard_normal((n, 64), np.float32)
+            arrays.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+        return TokenEmbeddings.from_list(arrays, 64)
+
+
+def bulk_texts(n_docs: int, n_queries: int):
+    from harness.types import Texts
+
+    docs = Texts([f"doc{i}" for i in range(n_docs)], [f"d{i}" for i in range(n_docs)])
+    return Texts([f"q{i}" for i in range(n_queries)], [f"q{10**9 + i}" for i in range(n_queries)]), docs
+
+
+_STREAM_SCRIPT = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from harness.retrieve.stages import Embedder, ExactRetriever
+from tests.test_long import peak_rss
+from tests.test_retrieve import BulkEncoder, bulk_texts
+cache, budget, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+queries, docs = bulk_texts(int(sys.argv[4]), 20)
+docs.tie_keys, queries.sha256, docs.sha256  # computed before the measurement: the dataset's, not ours
+retriever = ExactRetriever(Embedder(BulkEncoder(), cache, show_progress=False), max_memory=budget)
+Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+base = int(status["VmRSS"].split()[0]) * 1024
+ranking, _ = retriever.search(queries, docs, 100)
+np.save(out / "scores.npy", ranking.scores)
+np.save(out / "indices.npy", ranking.indices)
+print(json.dumps({"base": base, "peak": peak_rss()}))
+"""
+
+
+def test_exact_search_streams_a_corpus_ten_times_its_memory_budget(tmp_path):
+    """640 MB of cached token embeddings searched under --max-memory 64MB: peak RSS grows by less
+    than the budget (measured in a subprocess) and the ranking equals the in-RAM search's."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from harness.cache import encode_entry, pack
+
+    budget, n_docs = 64 * 2**20, 20_500
+    queries, docs = bulk_texts(n_docs, 20)
+    encoder = BulkEncoder()
+    shards, _ = encode_entry(encoder, docs, is_query=False, cache_dir=tmp_path / "cache", show_progress=False)
+    assert sum(s.vectors.nbytes for s in shards) >= 10 * budget
+    encode_entry(encoder, queries, is_query=True, cache_dir=tmp_path / "cache", show_progress=False)
+    root = Path(__file__).resolve().parents[1]
+    args = [str(tmp_path / "cache"), str(budget), str(tmp_path), str(n_docs)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _STREAM_SCRIPT, *args], cwd=root, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    memory = json.loads(proc.stdout.splitlines()[-1])
+    assert memory["peak"] - memory["base"] <= budget, memory
+
+    query_emb, _ = encode_entry(encoder, queries, is_query=True, cache_dir=None, show_progress=False)
+    in_ram = exact_search(pack(query_emb), pack(shards), 100, tie_keys=docs.tie_keys, show_progress=False)
+    assert np.array_equal(np.load(tmp_path / "scores.npy"), in_ram[0])
+    assert np.array_equal(np.load(tmp_path / "indices.npy"), in_ram[1])

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import InputError, positive_int
 from harness.ranking import check_depth, select_top, tie_keys_for
-from harness.types import TokenEmbeddings, consecutive_ranges
+from harness.types import ShardedEmbeddings, TokenEmbeddings, consecutive_ranges
 
 Scoring = Literal["masked", "pylate"]
 SCORINGS: tuple[str, ...] = ("masked", "pylate")
@@ -52,7 +52,7 @@ _MIN_DOC_TOKENS_PER_BLOCK = 1024
 
 def exact_search(
     queries: TokenEmbeddings,
-    docs: TokenEmbeddings,
+    docs: TokenEmbeddings | ShardedEmbeddings | Sequence[TokenEmbeddings],
     k: int,
     *,
     scoring: Scoring = "masked",
@@ -79,8 +79,12 @@ def exact_search(
 
     Working memory is about ``max_block_bytes`` whatever the corpus size (the corpus is scored
     in blocks of documents, queries in blocks if needed, with a running top-k), except that a
-    block always holds at least one query and one document.
+    block always holds at least one query and one document. ``docs`` may be the embedding cache's
+    shards (a sequence, or :class:`ShardedEmbeddings`): each block is then read from their files,
+    so the corpus is never resident; results are the same as for one in-memory pack.
     """
+    if not isinstance(docs, (TokenEmbeddings, ShardedEmbeddings)):
+        docs = ShardedEmbeddings(docs)
     dtype = _check_options(queries, docs, scoring, precision)
     k = check_depth(k)
     positive_int(pylate_chunk_size, "pylate_chunk_size")
@@ -166,7 +170,7 @@ def _maxsim_block(
 
 def _search(
     queries: TokenEmbeddings,
-    docs: TokenEmbeddings,
+    docs: TokenEmbeddings | ShardedEmbeddings,
     k: int,
     clamp: np.ndarray | None,
     tie_keys: np.ndarray,
@@ -200,7 +204,7 @@ def _search(
         top_s = np.full((qb - qa, 0), -np.inf, np.float32)
         top_i = np.zeros((qb - qa, 0), np.int64)
         for da, db in blocks:
-            d = _as_finite(docs.vectors[d_off[da] : d_off[db]], dtype, "docs")
+            d = _as_finite(docs.rows(int(d_off[da]), int(d_off[db])), dtype, "docs")
             block_clamp = None if clamp is None else clamp[da:db]
             s = _maxsim_block(q, q_lens[qa:qb], d, d_lens[da:db], block_clamp, buf).astype(np.float32)
             cat_s = np.concatenate([top_s, s], axis=1)
@@ -242,7 +246,9 @@ def _as_finite(vectors: np.ndarray, dtype: type, field: str) -> np.ndarray:
     return out
 
 
-def _check_options(queries: TokenEmbeddings, docs: TokenEmbeddings, scoring: str, precision: str) -> type:
+def _check_options(
+    queries: TokenEmbeddings, docs: TokenEmbeddings | ShardedEmbeddings, scoring: str, precision: str
+) -> type:
     """Validate the options shared by exact_search and rerank; return the accumulation dtype."""
     if queries.dim != docs.dim:
         raise InputError(f"query dim {queries.dim} != document dim {docs.dim}", field="dim")

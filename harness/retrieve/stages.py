@@ -27,12 +27,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness.cache import CacheUse, cache_key, encode_entry, pack
+from harness.cache import DEFAULT_SHARD_SIZE, LOCAL, CacheUse, cache_key, encode_entry, pack
 from harness.errors import InputError
+from harness.executor import Executor
 from harness.ranking import rank
 from harness.retrieve.bm25 import bm25_search
-from harness.retrieve.maxsim import exact_search, rerank
-from harness.types import Encoder, Run, Texts, TokenEmbeddings, sum_known
+from harness.retrieve.maxsim import DEFAULT_MAX_BLOCK_BYTES, exact_search, rerank
+from harness.types import Encoder, Run, ShardedEmbeddings, Texts, TokenEmbeddings, sum_known
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class Embedder:
     cache_dir: Path | None = None
     batch_size: int = 32
     show_progress: bool = True
+    executor: Executor = LOCAL  # where missing shards are encoded (harness.executor)
+    shard_size: int = DEFAULT_SHARD_SIZE  # texts per shard of a new cache entry
 
     def embed(self, texts: Sequence[str], *, is_query: bool) -> tuple[TokenEmbeddings, CacheUse]:
         """Embeddings of ``texts`` (cached) in one in-memory pack, and where they came from."""
@@ -134,7 +137,9 @@ class Embedder:
             is_query=is_query,
             cache_dir=self.cache_dir,
             batch_size=self.batch_size,
+            shard_size=self.shard_size,
             show_progress=self.show_progress,
+            executor=self.executor,
         )
 
 
@@ -145,29 +150,43 @@ def _scoring_settings(scoring: str, pylate_chunk_size: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ExactRetriever:
-    """Exact MaxSim over the whole corpus (``harness.retrieve.maxsim.exact_search``)."""
+    """Exact MaxSim over the whole corpus (``harness.retrieve.maxsim.exact_search``), streamed from
+    the embedding cache's shards: the corpus is never resident, and the scoring blocks take at most
+    half of ``max_memory`` (bytes; None: ``maxsim``'s default block)."""
 
     embedder: Embedder
     scoring: str = "masked"
     pylate_chunk_size: int = 50_000
+    max_memory: int | None = None
     method: str = field(default="exact", init=False)
 
     def settings(self) -> dict[str, Any]:
         return _scoring_settings(self.scoring, self.pylate_chunk_size)
 
     def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
-        encoded = self.embedder.embed_pair(queries, docs)
+        shards, doc_use = self.embedder.embed_shards(docs)
+        query_emb, query_use = self.embedder.embed(queries, is_query=True)
+        block = DEFAULT_MAX_BLOCK_BYTES if self.max_memory is None else self.max_memory // 2
         started = time.perf_counter()
         scores, indices = exact_search(
-            encoded.queries,
-            encoded.docs,
+            query_emb,
+            ShardedEmbeddings(shards),
             k,
             scoring=self.scoring,
             pylate_chunk_size=self.pylate_chunk_size,
+            max_block_bytes=min(block, DEFAULT_MAX_BLOCK_BYTES),
             tie_keys=docs.tie_keys,
             show_progress=self.embedder.show_progress,
         )
-        return Ranking(scores, indices), encoded.stats(time.perf_counter() - started)
+        stats = SearchStats(
+            encode_queries_s=query_use.encode_seconds,
+            encode_documents_s=doc_use.encode_seconds,
+            retrieve_s=time.perf_counter() - started,
+            query_tokens=query_emb.input_tokens,
+            document_tokens=sum_known(s.input_tokens for s in shards),
+            sources=encode_sources(query_use, doc_use),
+        )
+        return Ranking(scores, indices), stats
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,205 @@
+"""The Ray executor (harness.executor): same embeddings and metrics as a local run, a worker killed
+mid-shard replaced with nothing written twice or half, and a killed driver resumed from the cache.
+
+Every test starts real Ray processes on this machine (a local cluster, 2 CPUs); fp32 on CPU, so
+"the same" means bit for bit: each worker runs the driver's pickled encoder on the same kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cache import encode_entry, pack, write_shard
+from harness.encode import load_encoder
+from harness.executor import LocalExecutor, RayExecutor
+from harness.run import evaluate
+from tests.model_fixtures import scifact_texts
+from tests.test_run import SCIFACT, _small_beir
+
+ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not SCIFACT.exists(), reason=f"{SCIFACT} missing")
+
+
+class SlowEncoder:
+    """An encoder that drops a marker file (``<pid>-<n>``) and sleeps before each encode, so a test
+    can kill the worker process inside a shard."""
+
+    def __init__(self, inner, markers: Path, seconds: float) -> None:
+        self.inner, self.markers, self.seconds = inner, markers, seconds
+
+    def __getattr__(self, name):
+        if name == "inner":  # while unpickling
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def encode(self, texts, **kwargs):
+        (self.markers / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+        time.sleep(self.seconds)
+        return self.inner.encode(texts, **kwargs)
+
+
+def _entry_files(cache: Path) -> dict[str, tuple[int, int]]:
+    """Every shard sidecar of the cache: name -> (inode, mtime_ns)."""
+    return {
+        str(p.relative_to(cache)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in cache.glob("*/shard-*.json")
+    }
+
+
+def _scores(folder: Path) -> dict:
+    (path,) = folder.glob("*.json")
+    result = json.loads(path.read_text())
+    return {s["name"]: (s["card"], s["trec"]) for s in result["subsets"]}
+
+
+# -------------------------------------------------------------- a killed driver (its own cluster)
+
+
+def test_a_killed_driver_resumes_from_the_cached_shards(ettin_like_checkpoint, tmp_path):
+    data = _small_beir(tmp_path / "data" / "scismall", 200, 12)
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    command = [
+        *(sys.executable, "-m", "harness.cli", "evaluate", "--model", str(ettin_like_checkpoint)),
+        *("--tasks", "scismall", "--data-dir", str(data.parent), "--cache-dir", str(cache)),
+        *("--output", str(out), "--executor", "ray", "--workers", "2", "--shard-size", "8", "--quiet"),
+    ]
+    driver = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(_entry_files(cache)) < 4 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+    driver.kill()  # SIGKILL, the driver only
+    driver.wait()
+    time.sleep(2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(driver.pid, signal.SIGKILL)  # Ray's agents that outlive their raylet
+    before = _entry_files(cache)
+    assert not list(out.glob("*.json")), "killed before its results file"
+
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    after = _entry_files(cache)
+    documents = next(
+        m.parent.name for m in cache.glob("*/manifest.json") if not json.loads(m.read_text())["is_query"]
+    )
+    n_shards = json.loads((cache / documents / "manifest.json").read_text())["n_shards"]
+    done_before = [name for name in before if name.startswith(documents)]
+    encoded_now = [name for name in after if name.startswith(documents) and before.get(name) != after[name]]
+    assert all(after.get(name) == stamp for name, stamp in before.items())  # finished shards untouched
+    assert len(done_before) >= 4 and len(encoded_now) == n_shards - len(done_before)
+    assert not list(cache.glob("*/*.tmp"))
+    local = tmp_path / "local"
+    evaluate(str(ettin_like_checkpoint), ["scismall"], data_dir=data.parent, output_dir=local, cache_dir=None)
+    assert _scores(out) == _scores(local)
+
+
+# ------------------------------------------------------------------ one cluster for the others
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local cluster whose workers can import this repository (``tests`` included)."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+    )
+    yield
+    ray.shutdown()
+
+
+def test_ray_workers_give_the_local_embeddings_and_metrics(ray_cluster, ettin_like_checkpoint, tmp_path):
+    encoder = load_encoder(ettin_like_checkpoint)
+    texts = scifact_texts(96)
+    local, _ = encode_entry(encoder, texts, is_query=False, cache_dir=tmp_path / "local", shard_size=16)
+    executor = RayExecutor(workers=2)
+    try:
+        remote, use = encode_entry(
+            encoder, texts, is_query=False, cache_dir=tmp_path / "ray", shard_size=16, executor=executor
+        )
+        assert (use.encoded, use.cached) == (6, 0)
+        a, b = pack(remote), pack(local)
+        assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.vectors, b.vectors)  # bit for bit
+        assert a.input_tokens == b.input_tokens
+    finally:
+        executor.close()
+    assert ray.is_initialized()  # an executor leaves alone a cluster it did not start
+
+    data = _small_beir(tmp_path / "data" / "scismall", 120, 10)
+    common = {"data_dir": data.parent, "show_progress": False, "shard_size": 32, "output_dir": None}
+    here = evaluate(str(ettin_like_checkpoint), ["scismall"], cache_dir=tmp_path / "c2", **common)
+    on_ray = evaluate(
+        str(ettin_like_checkpoint),
+        ["scismall"],
+        executor="ray",
+        workers=2,
+        cache_dir=tmp_path / "c1",
+        **common,
+    )
+    assert on_ray[0].subsets == here[0].subsets
+    assert on_ray[0].settings["executor"] == "ray" and here[0].settings["executor"] == "local"
+
+
+def test_a_worker_killed_mid_shard_is_replaced(ray_cluster, ettin_like_checkpoint, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    encoder = SlowEncoder(load_encoder(ettin_like_checkpoint), markers, seconds=1.5)
+    texts = scifact_texts(96)
+    local, _ = encode_entry(encoder.inner, texts, is_query=False, cache_dir=tmp_path / "local", shard_size=16)
+    executor = RayExecutor(workers=2)
+    executor.start(encoder)
+    victim = executor.worker_pids()[0]
+
+    def kill_inside_a_shard() -> None:
+        deadline = time.monotonic() + 120
+        while not list(markers.glob(f"{victim}-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(victim, signal.SIGKILL)  # asleep inside encode: mid-shard
+
+    killer = threading.Thread(target=kill_inside_a_shard)
+    killer.start()
+    try:
+        shards, use = encode_entry(
+            encoder, texts, is_query=False, cache_dir=tmp_path / "cache", shard_size=16, executor=executor
+        )
+    finally:
+        killer.join()
+        executor.close()
+    assert executor.replaced == 1
+    assert use.encoded == 6
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert not list(entry.glob("*.tmp"))
+    assert len(list(entry.glob("shard-*.json"))) == 6
+    _, reuse = encode_entry(encoder.inner, texts, is_query=False, cache_dir=tmp_path / "cache", shard_size=16)
+    assert (reuse.encoded, reuse.cached) == (0, 6)  # every shard verifies
+    same = [np.array_equal(a.vectors, b.vectors) for a, b in zip(shards, local, strict=True)]
+    assert all(same), same  # same shards, same batches: bit for bit
+
+
+def test_a_shard_that_verifies_is_not_written_again(bert_checkpoint, tmp_path):
+    """A worker lost after writing its shard: the retry keeps the files (``write_shard``)."""
+    from harness.cache import _Job, cache_key
+
+    encoder = load_encoder(bert_checkpoint)
+    texts = scifact_texts(10)
+    encode_entry(encoder, texts, is_query=False, cache_dir=tmp_path, shard_size=4, executor=LocalExecutor())
+    key = cache_key(encoder, texts, is_query=False)
+    job = _Job(encoder, texts, False, key, "", tmp_path / key, 4, None)
+    before = _entry_files(tmp_path)
+    seconds, tokens = write_shard(encoder, job.task(1, 32, False))
+    sidecar = json.loads((tmp_path / key / "shard-00001.json").read_text())
+    assert seconds is None and tokens == sidecar["input_tokens"]
+    assert _entry_files(tmp_path) == before
