@@ -107,7 +107,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        help="ray: CPU workers (default: one per two CPUs); on --device cuda, GPUs to use (default all)",
+        help="ray: CPU workers (default: one per CPU); on --device cuda, GPUs to use (default all)",
     )
     p.add_argument(
         "--shard-size",

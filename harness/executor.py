@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from harness.errors import InputError, positive_int
+from harness.errors import HarnessError, InputError, positive_int
 from harness.types import Encoder
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,10 @@ class RayExecutor:
     """A pool of Ray actors holding one encoder (see the module docstring).
 
     ``address``: None starts a local cluster (stopped again by :meth:`close`), ``"auto"`` joins
-    the running one, else a cluster address. ``workers``: CPU actors (default: one per two CPUs of
-    the cluster, at least one), or on CUDA the number of GPUs to use (default: all). Each CPU actor
-    takes an equal share of the cluster's CPUs and runs that many torch threads.
+    the running one, else a cluster address. ``workers``: CPU actors (default: one per CPU of the
+    cluster: one-thread workers measured 1.11x a local run's wall time on 2 cores, one two-thread
+    worker 1.30x, benchmarks/bench_ray.py), or on CUDA the number of GPUs to use (default: all).
+    Each CPU actor takes an equal share of the cluster's CPUs and runs that many torch threads.
     """
 
     name = "ray"
@@ -161,7 +162,7 @@ class RayExecutor:
             self._actor_options = {"num_cpus": 1, "num_gpus": 1}
             self._worker_args = ("cuda", max(1, cpus // n))  # Ray makes each actor's GPU "cuda"
         else:
-            n = self.workers or max(1, cpus // 2)
+            n = self.workers or max(1, cpus)
             share = max(1, cpus // n)
             self._actor_options = {"num_cpus": share}
             self._worker_args = (None, share)
@@ -228,7 +229,10 @@ class RayExecutor:
                 queue.appendleft((position, item))
                 continue
             except ray.exceptions.RayTaskError as exc:  # the work raised: the run's own error
-                raise exc.as_instanceof_cause() from None
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, HarnessError):  # bad input: its own message, as a local run says it
+                    raise cause from None
+                raise exc.as_instanceof_cause() from None  # a bug: with the worker's traceback
             idle.append(actor)
             yield item, result
 

@@ -22,6 +22,7 @@ import pytest
 
 from harness.cache import encode_entry, pack, write_shard
 from harness.encode import load_encoder
+from harness.errors import InputError
 from harness.executor import LocalExecutor, RayExecutor
 from harness.run import evaluate
 from tests.model_fixtures import scifact_texts
@@ -203,3 +204,28 @@ def test_a_shard_that_verifies_is_not_written_again(bert_checkpoint, tmp_path):
     sidecar = json.loads((tmp_path / key / "shard-00001.json").read_text())
     assert seconds is None and tokens == sidecar["input_tokens"]
     assert _entry_files(tmp_path) == before
+
+
+class RefusingEncoder:
+    """An encoder whose every encode raises the harness's own error (a bad text, say)."""
+
+    name, multi_vector, revision, fingerprint = "refusing", True, None, "r" * 64
+
+    def settings(self) -> dict:
+        return {"dim": 8}
+
+    def parameter_count(self) -> int:
+        return 0
+
+    def encode(self, texts, **kwargs):
+        raise InputError("cannot encode this", field="text")
+
+
+def test_an_error_of_the_work_is_the_runs_error_not_a_lost_worker(ray_cluster, tmp_path):
+    executor = RayExecutor(workers=1)
+    try:
+        with pytest.raises(InputError, match="^text: cannot encode this$"):
+            encode_entry(RefusingEncoder(), ["a", "b"], is_query=False, cache_dir=tmp_path, executor=executor)
+    finally:
+        executor.close()
+    assert executor.replaced == 0
