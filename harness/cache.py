@@ -168,7 +168,8 @@ class _Job:
     def task(self, index: int, batch_size: int, show_progress: bool) -> ShardTask:
         start, stop = self.span(index)
         texts = list(self.texts[start:stop])
-        return ShardTask(self.key, self.folder, index, start, texts, self.is_query, batch_size, show_progress)
+        folder = self.folder.resolve()  # workers may run in another working directory
+        return ShardTask(self.key, folder, index, start, texts, self.is_query, batch_size, show_progress)
 
 
 def _open_shard(

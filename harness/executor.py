@@ -20,6 +20,7 @@ driver.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import pickle
@@ -122,7 +123,7 @@ class RayExecutor:
         self.address, self.workers, self.device, self.max_attempts = address, workers, device, max_attempts
         self._started_ray = False
         self._pool: list[Any] = []
-        self._pool_encoder: Encoder | None = None
+        self._pool_key: tuple[int, str, str] | None = None
         self._payload: Any = None
         self._actor_options: dict[str, Any] = {}
         self._worker_args: tuple[str | None, int] = (None, 1)
@@ -145,30 +146,36 @@ class RayExecutor:
         return ray
 
     def start(self, encoder: Encoder) -> None:
-        """Workers holding ``encoder``, unless they run already (``map`` calls it)."""
-        if self._pool_encoder is not encoder:
+        """Workers holding ``encoder`` as it is now, unless they run already (``map`` calls it): an
+        encoder changed since (settings, weights) gets a new pool, never a stale copy."""
+        key = (id(encoder), encoder.fingerprint, json.dumps(encoder.settings(), sort_keys=True, default=str))
+        if self._pool_key != key:
             self._start_pool(encoder)
+            self._pool_key = key
 
     def _start_pool(self, encoder: Encoder) -> None:
         """Actors for ``encoder`` (an earlier pool is stopped first: its actors hold the CPUs)."""
+        cuda = self.device.startswith("cuda")
+        if encoder.settings().get("device", "cpu") != ("cuda" if cuda else "cpu"):
+            # the cache key follows the encoder's settings: they must say where the workers encode
+            raise InputError(f"the encoder was not loaded for {self.device}", field="--device")
         ray = self._ray()
         self._stop_pool()
         resources = ray.cluster_resources()
-        cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
-        if self.device.startswith("cuda"):
+        cpus, gpus = float(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+        if cuda:
             if gpus == 0:
                 raise InputError("the Ray cluster has no GPU", field="--device")
             n = min(self.workers or gpus, gpus)
             self._actor_options = {"num_cpus": 1, "num_gpus": 1}
-            self._worker_args = ("cuda", max(1, cpus // n))  # Ray makes each actor's GPU "cuda"
+            self._worker_args = ("cuda", max(1, int(cpus) // n))  # Ray makes each actor's GPU "cuda"
         else:
-            n = self.workers or max(1, cpus)
-            share = max(1, cpus // n)
-            self._actor_options = {"num_cpus": share}
-            self._worker_args = (None, share)
+            n = self.workers or max(1, int(cpus))
+            # a fractional share when there are more workers than CPUs: every actor gets scheduled
+            self._actor_options = {"num_cpus": cpus / n}
+            self._worker_args = (None, max(1, int(cpus) // n))
         self._payload = ray.put(pickle.dumps(encoder, protocol=pickle.HIGHEST_PROTOCOL))
         self._pool = [self._new_actor() for _ in range(n)]
-        self._pool_encoder = encoder
         log.info("ray: %d workers (%s each) for %s", n, self._actor_options, encoder.name)
 
     def _new_actor(self) -> Any:
@@ -182,7 +189,7 @@ class RayExecutor:
 
             for actor in self._pool:
                 ray.kill(actor)
-        self._pool, self._pool_encoder, self._payload = [], None, None
+        self._pool, self._pool_key, self._payload = [], None, None
 
     def worker_pids(self) -> list[int]:
         """The process ids of the pool's live workers."""
@@ -206,35 +213,42 @@ class RayExecutor:
         attempts = collections.Counter[int]()
         idle = list(self._pool)
         running: dict[Any, tuple[Any, int, T]] = {}
-        while queue or running:
-            while queue and idle:
-                actor = idle.pop()
-                position, item = queue.popleft()
-                running[actor.run.remote(work, item)] = (actor, position, item)
-            (ref,), _ = ray.wait(list(running), num_returns=1)
-            actor, position, item = running.pop(ref)
-            try:
-                result = ray.get(ref)
-            except lost as exc:
-                attempts[position] += 1
-                if attempts[position] >= self.max_attempts:
-                    raise RuntimeError(
-                        f"item {position} lost its worker {attempts[position]} times; giving up: {exc}"
-                    ) from exc
-                log.warning("ray: a worker died on item %d (%s); retrying it on another", position, exc)
-                replacement = self._new_actor()
-                self._pool[self._pool.index(actor)] = replacement
-                self.replaced += 1
-                idle.append(replacement)
-                queue.appendleft((position, item))
-                continue
-            except ray.exceptions.RayTaskError as exc:  # the work raised: the run's own error
-                cause = getattr(exc, "cause", None)
-                if isinstance(cause, HarnessError):  # bad input: its own message, as a local run says it
-                    raise cause from None
-                raise exc.as_instanceof_cause() from None  # a bug: with the worker's traceback
-            idle.append(actor)
-            yield item, result
+        try:
+            while queue or running:
+                while queue and idle:
+                    actor = idle.pop()
+                    position, item = queue.popleft()
+                    running[actor.run.remote(work, item)] = (actor, position, item)
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                actor, position, item = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except lost as exc:
+                    if getattr(exc, "actor_init_failed", False):  # cannot load the model: no retry helps
+                        raise RuntimeError(f"a Ray worker could not start: {exc}") from exc
+                    attempts[position] += 1
+                    if attempts[position] >= self.max_attempts:
+                        raise RuntimeError(
+                            f"item {position} lost its worker {attempts[position]} times; giving up: {exc}"
+                        ) from exc
+                    log.warning("ray: a worker died on item %d (%s); retrying it on another", position, exc)
+                    ray.kill(actor)  # unreachable is not surely dead: it must not write on, nor hold a GPU
+                    replacement = self._new_actor()
+                    self._pool[self._pool.index(actor)] = replacement
+                    self.replaced += 1
+                    idle.append(replacement)
+                    queue.appendleft((position, item))
+                    continue
+                except ray.exceptions.RayTaskError as exc:  # the work raised: the run's own error
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, HarnessError):  # bad input: its own message, as a local run says
+                        raise cause from None
+                    raise exc.as_instanceof_cause() from None  # a bug: with the worker's traceback
+                idle.append(actor)
+                yield item, result
+        finally:
+            if running:  # stopped early (an error, or the consumer left): no worker may write on
+                self._stop_pool()
 
     def close(self) -> None:
         """Stop the workers, and the local cluster when this executor started it."""

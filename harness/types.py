@@ -225,7 +225,8 @@ def read_rows(vectors: np.ndarray, start: int, stop: int) -> np.ndarray:
     """``vectors[start:stop]`` as an in-memory array. Rows of a memory-mapped .npy file (as
     ``np.load(mmap_mode="r")`` returns it) are read with a plain file read, not through the map:
     pages touched through a map stay in this process's resident memory until the map is closed."""
-    if isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) and vectors.filename:
+    mapped = isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) and vectors.filename
+    if mapped and vectors.mode == "r" and vectors.ndim == 2 and vectors.flags.c_contiguous:
         row = vectors.shape[1]
         count = max(stop - start, 0) * row
         offset = vectors.offset + start * row * vectors.itemsize

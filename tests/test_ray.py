@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cache import encode_entry, pack, write_shard
+from harness.cache import cache_key, encode_entry, pack, write_shard
 from harness.encode import load_encoder
 from harness.errors import InputError
 from harness.executor import LocalExecutor, RayExecutor
@@ -160,6 +160,10 @@ def test_a_worker_killed_mid_shard_is_replaced(ray_cluster, ettin_like_checkpoin
     encoder = SlowEncoder(load_encoder(ettin_like_checkpoint), markers, seconds=1.5)
     texts = scifact_texts(96)
     local, _ = encode_entry(encoder.inner, texts, is_query=False, cache_dir=tmp_path / "local", shard_size=16)
+    entry = tmp_path / "cache" / cache_key(encoder, texts, is_query=False)
+    entry.mkdir(parents=True)
+    leftover = entry / "shard-00003.vectors.npy.4242-deadbeef.tmp"  # an earlier writer killed mid-write
+    leftover.write_bytes(b"\x93NUMPY half")
     executor = RayExecutor(workers=2)
     executor.start(encoder)
     victim = executor.worker_pids()[0]
@@ -181,8 +185,7 @@ def test_a_worker_killed_mid_shard_is_replaced(ray_cluster, ettin_like_checkpoin
         executor.close()
     assert executor.replaced == 1
     assert use.encoded == 6
-    (entry,) = (tmp_path / "cache").iterdir()
-    assert not list(entry.glob("*.tmp"))
+    assert not list(entry.glob("*.tmp"))  # the planted half-written file too
     assert len(list(entry.glob("shard-*.json"))) == 6
     _, reuse = encode_entry(encoder.inner, texts, is_query=False, cache_dir=tmp_path / "cache", shard_size=16)
     assert (reuse.encoded, reuse.cached) == (0, 6)  # every shard verifies
@@ -192,7 +195,7 @@ def test_a_worker_killed_mid_shard_is_replaced(ray_cluster, ettin_like_checkpoin
 
 def test_a_shard_that_verifies_is_not_written_again(bert_checkpoint, tmp_path):
     """A worker lost after writing its shard: the retry keeps the files (``write_shard``)."""
-    from harness.cache import _Job, cache_key
+    from harness.cache import _Job
 
     encoder = load_encoder(bert_checkpoint)
     texts = scifact_texts(10)
@@ -229,3 +232,21 @@ def test_an_error_of_the_work_is_the_runs_error_not_a_lost_worker(ray_cluster, t
     finally:
         executor.close()
     assert executor.replaced == 0
+
+
+def test_more_workers_than_cpus_all_get_scheduled(ray_cluster, bert_checkpoint, tmp_path):
+    """3 workers on a 2-CPU cluster take fractional shares (whole ones would leave one unscheduled
+    and its shard waiting forever)."""
+    encoder = load_encoder(bert_checkpoint)
+    texts = scifact_texts(24)
+    executor = RayExecutor(workers=3)
+    try:
+        shards, use = encode_entry(
+            encoder, texts, is_query=False, cache_dir=tmp_path, shard_size=4, executor=executor
+        )
+        assert len(executor.worker_pids()) == 3
+    finally:
+        executor.close()
+    assert use.encoded == 6
+    local = encoder.encode(texts[:4], is_query=False, show_progress=False)
+    assert np.array_equal(shards[0].vectors, local.vectors)
