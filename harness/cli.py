@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from harness import __version__
-from harness.types import HarnessError
+from harness.types import HarnessError, InputError
 
 DEFAULT_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
 
@@ -160,6 +160,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         shard_size=args.shard_size,
     )
+    if args.quiet and args.executor == "ray":
+        import ray  # noqa: F401  (it sets its loggers' levels when imported)
+
+        logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices
     results = evaluate(args.model, args.tasks, settings)
     print(summary_table(results))
     if args.output:
@@ -284,6 +288,36 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--title", default="Retrieval leaderboard")
     board.add_argument("--no-plots", action="store_true")
     board.set_defaults(func=_cmd_report_leaderboard)
+    table = kinds.add_parser(
+        "table",
+        help="the leaderboard's tables as CSV, LaTeX or markdown",
+        epilog="example: harness report table results/ results/published --format latex --out tables/",
+    )
+    table.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
+    table.add_argument("--format", choices=["csv", "latex", "markdown"], default="csv", help="(default csv)")
+    table.add_argument(
+        "--out", default="-", help="folder for one file per table (<benchmark>.csv|tex|md), or - (default)"
+    )
+    table.set_defaults(func=_cmd_report_table)
+
+
+def _cmd_report_table(args: argparse.Namespace) -> int:
+    from harness.fileio import write_text_atomic
+    from harness.report import TABLE_FORMATS, format_table, leaderboard_tables
+    from harness.results import load_results
+
+    tables = leaderboard_tables(load_results(args.results))
+    if not tables:
+        raise InputError("no results files there", field=" ".join(map(str, args.results)))
+    for table in tables:
+        text = format_table(table, args.format)
+        if args.out == "-":
+            print(f"# {table.family}\n{text}")
+        else:
+            path = Path(args.out) / f"{table.slug}.{TABLE_FORMATS[args.format]}"
+            write_text_atomic(path, text)
+            print(f"wrote {path}")
+    return 0
 
 
 def _cmd_report_card(args: argparse.Namespace) -> int:
@@ -391,16 +425,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="per-query CSV of a results file (TREC runs: evaluate --save-run)")
-    p.add_argument("result", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("results", type=Path, nargs="+", help="results files, or folders holding them")
+    p.add_argument("--out", required=True, help="CSV file to write, or - for standard output")
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from harness.export import write_per_query_csv
-    from harness.results import load_result
+    from harness.export import per_query_csv, write_per_query_csv
+    from harness.results import load_results
 
-    print(f"wrote {write_per_query_csv(load_result(args.result), args.out)}")
+    results = load_results(args.results)
+    if not results:
+        raise InputError("no results files there", field=" ".join(map(str, args.results)))
+    if args.out == "-":
+        sys.stdout.write(per_query_csv(results))
+    else:
+        print(f"wrote {write_per_query_csv(results, Path(args.out))} ({len(results)} results files)")
     return 0
 
 

@@ -298,12 +298,39 @@ def load_result(path: Path) -> Result:
     return result_from_dict(_read_json(Path(path)), str(path))
 
 
-def load_results(paths: list[Path]) -> list[Result]:
+class Results(list[Result]):
+    """Results files as loaded (a list), with a pandas view."""
+
+    def to_dataframe(self, *, wide: bool = False) -> Any:
+        """Long (default): one row per model x task x subset x convention x metric, columns
+        ``model, task, subset, convention, metric, value, published`` (``published``: the row comes
+        from a figure transcribed from a model card). ``wide=True``: one row per (model, published),
+        one column per task, the task's main score (the unweighted mean of its subsets' main metric).
+        """
+        import pandas as pd
+
+        if wide:
+            columns = ["model", "published", "task", "value"]
+            rows = [(r.model_id, r.published is not None, r.task_name, r.main_score) for r in self]
+            frame = pd.DataFrame(rows, columns=columns)
+            return frame.pivot_table(index=columns[:2], columns="task", values="value", aggfunc="last")
+        rows = [
+            (r.model_id, r.task_name, s.name, convention, metric, value, r.published is not None)
+            for r in self
+            for s in r.subsets
+            for convention in ("card", "trec")
+            for metric, value in (s.metrics(convention) or {}).items()
+        ]
+        columns = ["model", "task", "subset", "convention", "metric", "value", "published"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def load_results(paths: list[Path]) -> Results:
     """Load files and every ``*.json`` under given folders, sorted by path. In a folder, a JSON file
     that is not a results file (an object with neither ``schema_version`` nor ``model`` and
     ``task``, such as a ``harness check`` report) is skipped with a note; a results file that does
     not validate, a damaged one included, is an error."""
-    out = []
+    out = Results()
     for path in map(Path, paths):
         if not path.is_dir():
             out.append(load_result(path))

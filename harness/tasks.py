@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -40,6 +41,8 @@ from typing import Literal
 from harness.data import load_beir_tree
 from harness.plugins import load_plugins
 from harness.types import Dataset, HarnessError, InputError
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "harness.tasks"
 
@@ -149,12 +152,22 @@ def resolve_tasks(names: Iterable[str], data_dir: str | Path | None = None) -> l
             elif key in reg.groups:
                 found = [reg.tasks[m.lower()] for m in reg.groups[key].members]
             elif data_dir is not None and (Path(data_dir) / name).is_dir():
-                found = [folder_task(Path(data_dir) / name, name)]
+                found = [_registered_folder(name, data_dir) or folder_task(Path(data_dir) / name, name)]
             else:
                 raise InputError(_unknown_message(name, data_dir), field="--tasks")
             for task in found:
                 out.setdefault(task.name, task)
     return list(out.values())
+
+
+def _registered_folder(name: str, data_dir: str | Path) -> Task | None:
+    """The one registered task whose folder is called ``name`` (``scifact`` -> ``BEIR/scifact``), so
+    the same data always lands in the same table; None when no task, or several, have it."""
+    matches = [t for t in _registry().tasks.values() if t.folder_name == name]  # the loader reads that folder
+    if len(matches) != 1:
+        return None
+    log.info("%s: the registered task %s (its folder under %s)", name, matches[0].name, data_dir)
+    return matches[0]
 
 
 def folder_task(path: str | Path, name: str | None = None) -> Task:

@@ -94,3 +94,27 @@ def test_per_query_csv(tmp_path):
     expected = [(s.name, q, v) for s in subsets for q, v in s.per_query.items()]
     assert [(r["subset"], r["query_id"], float(r["score"])) for r in rows] == expected
     assert {(r["model"], r["task"], r["metric"]) for r in rows} == {("m", "LongEmbed/passkey", "ndcg@1")}
+
+
+def test_export_cli_takes_folders_and_writes_to_stdout(tmp_path, capsys):
+    """``harness export DIR --out -``: every results file of the folder, CSV on standard output;
+    ``--out FILE`` writes the same bytes."""
+    from harness.cli import main
+    from harness.results import save_result
+
+    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
+    for model, scores in (("a", {"q1": 0.5}), ("b", {"q1": 0.25, "q2": 1.0})):
+        subsets = [SubsetScores("T", len(scores), None, {"ndcg@10": 0.5}, scores)]
+        save_result(Result({"id": model}, task, {"method": "exact"}, subsets), tmp_path / "results")
+    assert main(["export", str(tmp_path / "results"), "--out", "-"]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [(r["model"], r["query_id"], float(r["score"])) for r in rows] == [
+        ("a", "q1", 0.5),
+        ("b", "q1", 0.25),
+        ("b", "q2", 1.0),
+    ]
+    assert not (tmp_path / "-").exists()
+    assert main(["export", str(tmp_path / "results"), "--out", str(tmp_path / "pq.csv")]) == 0
+    assert (tmp_path / "pq.csv").read_text() == text
+    assert main(["export", str(tmp_path / "empty"), "--out", "-"]) == 2

@@ -398,3 +398,66 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
         assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_test.png"))
     finally:
         driver.quit()
+
+
+# ------------------------------------------------------------------ DataFrames and table formats
+
+
+def test_dataframe_round_trip_equals_the_results_files(board, tmp_path):
+    """``load_results(...).to_dataframe()`` holds every metric of every subset as the files do;
+    ``wide=True`` holds each task's main score."""
+    from harness.results import load_results, save_result
+
+    results, *_ = board
+    for result in results:
+        save_result(result, tmp_path / ("published" if result.published else "runs"))
+    loaded = load_results([tmp_path])
+    long = loaded.to_dataframe()
+    expected = {
+        (r.model_id, r.task_name, s.name, convention, metric, r.published is not None): value
+        for r in results
+        for s in r.subsets
+        for convention in ("card", "trec")
+        for metric, value in s.metrics(convention).items()
+    }
+    keys = ["model", "task", "subset", "convention", "metric", "published"]
+    got = {tuple(row[k] for k in keys): row["value"] for row in long.to_dict("records")}
+    assert got == expected and len(long) == len(expected)
+    wide = loaded.to_dataframe(wide=True)
+    for r in results:
+        assert wide.loc[(r.model_id, r.published is not None), r.task_name] == r.main_score
+
+
+def test_report_table_formats_carry_the_leaderboard_numbers(board, tmp_path, capsys):
+    """CSV (full precision), LaTeX and markdown of every leaderboard table, against the tables' cells."""
+    import io
+
+    import pandas as pd
+
+    from harness.cli import main
+    from harness.results import save_result
+
+    results, *_ = board
+    folder = tmp_path / "results"
+    for result in results:
+        save_result(result, folder / ("published" if result.published else "runs"))
+    tables = report.leaderboard_tables(results, n_resamples=10)
+    assert main(["report", "table", str(folder), "--format", "csv", "--out", str(tmp_path / "csv")]) == 0
+    for table in tables:
+        frame = pd.read_csv(tmp_path / "csv" / f"{table.slug}.csv", index_col="model")
+        assert list(frame.index) == [row.label for row in table.rows]
+        for row in table.rows:
+            for column, cell in zip(table.columns, row.cells, strict=True):
+                value = frame.loc[row.label, column]
+                assert (math.isnan(value) and cell.value is None) or value == cell.value
+        latex = report.format_table(table, "latex")
+        assert latex.count("\\\\") - 1 == len(table.rows) and "\\toprule" in latex
+        assert all(cell.text() in latex for row in table.rows for cell in row.cells if cell.value is not None)
+        markdown = report.format_table(table, "markdown")
+        assert len(markdown.splitlines()) == 2 + len(table.rows)
+    capsys.readouterr()
+    assert main(["report", "table", str(folder), "--format", "csv"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"# {table.family}" in printed for table in tables)
+    first = printed.split("\n# ")[0].split("\n", 1)[1]  # the first table's CSV, after its "# family" line
+    assert len(pd.read_csv(io.StringIO(first), index_col="model")) == len(tables[0].rows)

@@ -22,7 +22,14 @@ from harness.report.catalogue import (
     size_group_for,
 )
 from harness.report.figures import leaderboard_figures
-from harness.report.render import leaderboard_html, leaderboard_markdown, render_leaderboard
+from harness.report.render import (
+    TABLE_FORMATS,
+    format_table,
+    leaderboard_html,
+    leaderboard_markdown,
+    render_leaderboard,
+    table_frame,
+)
 from harness.report.tables import Cell, Row, Table, leaderboard_tables
 
 __all__ = [
@@ -30,12 +37,14 @@ __all__ = [
     "AVERAGE_SUBSET",
     "DEFAULT_SIZE_GROUPS",
     "FAMILIES",
+    "TABLE_FORMATS",
     "Cell",
     "Row",
     "Table",
     "beir_card_columns",
     "card_model_index",
     "family",
+    "format_table",
     "is_average_only",
     "is_published",
     "leaderboard_figures",
@@ -50,4 +59,5 @@ __all__ = [
     "render_leaderboard",
     "render_model_card",
     "size_group_for",
+    "table_frame",
 ]

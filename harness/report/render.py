@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from harness.fileio import write_text_atomic
 from harness.report.figures import leaderboard_figures
@@ -22,6 +23,51 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     align = [":---"] + [":---:"] * (len(header) - 1)
     lines = [header, align, *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+TABLE_FORMATS = {"csv": "csv", "latex": "tex", "markdown": "md"}  # --format -> file suffix
+
+
+def table_frame(table: Table) -> Any:
+    """One leaderboard table as a pandas DataFrame: a row per model (index: its label, † for a
+    published figure), its size group, then the table's columns as floats (NaN: no result)."""
+    import pandas as pd
+
+    data = [[row.group] + [cell.value for cell in row.cells] for row in table.rows]
+    frame = pd.DataFrame(data, columns=["group", *table.columns], index=[row.label for row in table.rows])
+    frame.index.name = "model"
+    return frame
+
+
+def format_table(table: Table, fmt: str) -> str:
+    """``table`` as CSV (full precision), LaTeX (booktabs, the table's precision, best per group in
+    bold) or markdown (the leaderboard's own)."""
+    if fmt == "csv":
+        return table_frame(table).to_csv(lineterminator="\n")
+    if fmt == "markdown":
+        header = ["Model", "Group", *table.columns]
+        rows = [[r.label, r.group] + [bold(c.text(), c.bold) for c in r.cells] for r in table.rows]
+        return markdown_table(header, rows)
+    if fmt == "latex":
+        frame = table_frame(table).astype(object)
+        for i, row in enumerate(table.rows):
+            for j, cell in enumerate(row.cells):
+                text = "--" if cell.value is None else cell.text()
+                frame.iat[i, j + 1] = f"\\textbf{{{text}}}" if cell.bold and cell.value is not None else text
+        frame = frame.reset_index()  # "model" a column: one header line
+        for column in ("model", "group"):
+            frame[column] = frame[column].map(_latex_escape)
+        frame.columns = [_latex_escape(str(c)) for c in frame.columns]
+        return frame.to_latex(index=False, escape=False, column_format="ll" + "r" * len(table.columns))
+    raise ValueError(f"unknown table format {fmt!r}")
+
+
+_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"}
+_LATEX_SPECIAL |= {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
 
 
 def bold(text: str, on: bool) -> str:
