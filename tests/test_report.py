@@ -20,6 +20,7 @@ from harness import report
 from harness import stats as stats_mod
 from harness.report import catalogue
 from harness.results import Result, SubsetScores, load_results
+from harness.types import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"
@@ -461,3 +462,18 @@ def test_report_table_formats_carry_the_leaderboard_numbers(board, tmp_path, cap
     assert all(f"# {table.family}" in printed for table in tables)
     first = printed.split("\n# ")[0].split("\n", 1)[1]  # the first table's CSV, after its "# family" line
     assert len(pd.read_csv(io.StringIO(first), index_col="model")) == len(tables[0].rows)
+
+
+def test_a_card_for_a_model_with_beir_results_only(board):
+    """No NanoBEIR run: no model-index and no NanoBEIR section, the BEIR table with the model among
+    the published rows; a model with no results at all is an error."""
+    results, *_ = board
+    card = report.render_model_card(results, "run-large")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert "model-index" not in front and "metrics" not in front
+    assert "### NanoBEIR" not in card and "### **Results on BEIR**" in card
+    beir = card.split("### **Results on BEIR**")[1].split("###")[0]
+    assert any(line.lstrip("| *").startswith("run-large") for line in beir.splitlines())
+    assert "mxbai-edge-colbert-v0-17m" in card  # the published rows beside it
+    with pytest.raises(InputError, match="no results of model 'nobody'"):
+        report.render_model_card(results, "nobody")

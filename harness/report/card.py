@@ -139,12 +139,21 @@ def render_card_yaml(
     front_matter: Mapping[str, Any] | None = None,
 ) -> str:
     """The card's YAML front matter, ``---`` delimited: ``front_matter`` (default: the seed card's
-    keys and order) with ``metrics`` and ``model-index`` filled from the results."""
+    keys and order) with ``metrics`` and ``model-index`` filled from the results when the model has
+    NanoBEIR results (the card's model-index holds those only)."""
     header = dict(CARD_FRONT_MATTER if front_matter is None else front_matter)
-    header["metrics"] = [_metric_type(m, score_name) for m in CARD_METRICS]
-    header.update(card_model_index(results, model_name, display_name=display_name, score_name=score_name))
+    if _has_nanobeir(results, model_name):
+        header["metrics"] = [_metric_type(m, score_name) for m in CARD_METRICS]
+        header.update(card_model_index(results, model_name, display_name=display_name, score_name=score_name))
+    else:  # the placeholders would read as empty values
+        header = {k: v for k, v in header.items() if k not in ("metrics", "model-index")}
     body = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=10**6)
     return f"---\n{body}---\n"
+
+
+def _has_nanobeir(results: Sequence[Result], model_name: str) -> bool:
+    datasets = set(nanobeir_datasets())
+    return any(r.model_id == model_name and r.task_name in datasets for r in results)
 
 
 def nanobeir_markdown_table(results: Sequence[Result], model_name: str, *, decimals: int = 4) -> str:
@@ -226,15 +235,20 @@ def _card_table(rows: list[_CardRow], header: Sequence[str], decimals: int = 3) 
 
 
 def render_model_card(results: Sequence[Result], model_name: str, *, display_name: str | None = None) -> str:
-    """Markdown model card: YAML front matter, NanoBEIR table, BEIR and LongEmbed tables placing the
-    model among the published rows of its size group (best per group in bold, as the card does)."""
+    """Markdown model card for whatever benchmarks the model has: YAML front matter (model-index from
+    NanoBEIR), the NanoBEIR table, BEIR and LongEmbed tables placing the model among the published
+    rows of its size group (best per group in bold, as the card does). InputError when the results
+    hold nothing of the model."""
+    if not any(r.model_id == model_name for r in results):
+        raise InputError(f"no results of model {model_name!r} (ids are as stored in the results files)")
     name = display_name or model_name.rstrip("/").rsplit("/", 1)[-1]
     parts = [
         render_card_yaml(results, model_name, display_name=display_name),
         f"\n# {name}\n",
         "\n## Evaluation\n",
     ]
-    parts += ["\n### NanoBEIR\n\n", nanobeir_markdown_table(results, model_name)]
+    if _has_nanobeir(results, model_name):
+        parts += ["\n### NanoBEIR\n\n", nanobeir_markdown_table(results, model_name)]
     columns = beir_card_columns()
     beir = _card_rows(results, model_name, [t for _, t in columns], "BEIR")
     if any(r.highlight for r in beir):
