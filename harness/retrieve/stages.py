@@ -84,7 +84,7 @@ class Encoded:
     """Query and document embeddings of one search and where each came from."""
 
     queries: TokenEmbeddings
-    docs: TokenEmbeddings
+    docs: TokenEmbeddings | ShardedEmbeddings  # the cache's shards, read as one, for a streamed search
     queries_use: CacheUse
     docs_use: CacheUse
 
@@ -166,11 +166,12 @@ class ExactRetriever:
     def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
         shards, doc_use = self.embedder.embed_shards(docs)
         query_emb, query_use = self.embedder.embed(queries, is_query=True)
+        encoded = Encoded(query_emb, ShardedEmbeddings(shards), query_use, doc_use)
         block = DEFAULT_MAX_BLOCK_BYTES if self.max_memory is None else self.max_memory // 2
         started = time.perf_counter()
         scores, indices = exact_search(
-            query_emb,
-            ShardedEmbeddings(shards),
+            encoded.queries,
+            encoded.docs,
             k,
             scoring=self.scoring,
             pylate_chunk_size=self.pylate_chunk_size,
@@ -178,15 +179,7 @@ class ExactRetriever:
             tie_keys=docs.tie_keys,
             show_progress=self.embedder.show_progress,
         )
-        stats = SearchStats(
-            encode_queries_s=query_use.encode_seconds,
-            encode_documents_s=doc_use.encode_seconds,
-            retrieve_s=time.perf_counter() - started,
-            query_tokens=query_emb.input_tokens,
-            document_tokens=sum_known(s.input_tokens for s in shards),
-            sources=encode_sources(query_use, doc_use),
-        )
-        return Ranking(scores, indices), stats
+        return Ranking(scores, indices), encoded.stats(time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
