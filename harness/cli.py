@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import __version__
@@ -13,13 +15,55 @@ from harness.types import HarnessError, InputError
 DEFAULT_MODEL = "mixedbread-ai/mxbai-edge-colbert-v0-17m"
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs kept as written (the examples); every option's default appended to its help unless
+    the help already states it (or there is none to state: no value, a flag off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+            or isinstance(action, argparse._HelpAction | argparse._VersionAction)
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
+        return f"{text} (default: {shown})"
+
+
+def _command(
+    sub: argparse._SubParsersAction, name: str, help: str, examples: list[str], description: str = ""
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with its examples (each a command line, # comment)."""
+    lines = "\n".join(f"  {line}" for line in examples)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help[0].upper() + help[1:] + ".",
+        epilog=f"examples:\n{lines}",
+        formatter_class=_HelpFormatter,
+    )
+
+
 def _threshold(value: str) -> float | None | str:
     """--centroid-score-threshold: a float, 'none' (no pruning) or 'default' (by --k)."""
     return value if value == "default" else None if value.lower() == "none" else float(value)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a model on tasks and write one results file per task")
+    p = _command(
+        sub,
+        "evaluate",
+        "evaluate a model on tasks and write one results file per task",
+        [
+            "harness evaluate   # mxbai-edge-colbert-v0-17m on NanoBEIR (Hub), results/ + model card",
+            "harness evaluate --model ./my-colbert --tasks scifact --data-dir ../shared/data/beir",
+            "harness evaluate --model bm25 --tasks BEIR/scifact BEIR/nfcorpus --output results/bm25",
+            "harness evaluate --model ./my-colbert --tasks BEIR/msmarco --index plaid --executor ray",
+        ],
+    )
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -38,14 +82,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--tasks",
         nargs="+",
         default=["NanoBEIR"],
-        help="task names, groups (NanoBEIR, BEIR, BEIR-card, LongEmbed) or BEIR folders under --data-dir",
+        help="task names, groups (NanoBEIR, BEIR, BEIR-card, LongEmbed: see 'harness tasks') or BEIR "
+        "folders under --data-dir (a folder named as a registered dataset is that task)",
     )
     p.add_argument(
         "--data-dir", type=Path, help="folder holding datasets as <name>/ (looked at before the Hub)"
     )
     p.add_argument("--split", help="split to evaluate (default: the task's evaluation split)")
-    p.add_argument("--output", type=Path, default=Path("results"), help="results folder (default results/)")
-    p.add_argument("--batch-size", type=int, default=32)
+    _output_option(p, Path("results"), "results folder: one JSON file per model and task")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per encoder batch, at most")
     p.add_argument(
         "--device",
         default="cpu",
@@ -76,7 +121,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         choices=["masked", "pylate"],
         help="MaxSim mode (default: pylate for NanoBEIR so card numbers reproduce, masked elsewhere)",
     )
-    p.add_argument("--index", choices=["exact", "plaid"], default="exact")
+    p.add_argument(
+        "--index",
+        choices=["exact", "plaid"],
+        default="exact",
+        help="retrieval: exact MaxSim over every document, or a PLAID compressed index",
+    )
     p.add_argument("--nbits", type=int, default=4, help="PLAID residual bits: 1, 2 or 4 (default 4)")
     p.add_argument("--n-probe", type=int, help="PLAID: centroids probed per query token (default by --k)")
     p.add_argument(
@@ -87,7 +137,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n-full-scores", type=int, help="PLAID: stage-3 candidates kept (default by --k)")
     p.add_argument("--first-stage", help="rerank mode: 'bm25', a TREC run file, or a dense model")
-    p.add_argument("--rerank-depth", type=int, default=100)
+    p.add_argument("--rerank-depth", type=int, default=100, help="rerank mode: first-stage hits rescored")
     p.add_argument("--k", type=int, help="ranking depth (default 100 for card tasks, 1000 for trec)")
     p.add_argument(
         "--cache-dir", type=Path, help="embedding cache (default $HARNESS_CACHE_DIR or ~/.cache/...)"
@@ -118,9 +168,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="recompute even when a matching result exists")
     p.add_argument("--save-run", action="store_true", help="also write TREC run files under <output>/runs/")
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run Python code shipped with a Hub model (off: such a model is refused)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the final summary (no bars, no notes)")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _output_option(p: argparse.ArgumentParser, default: Path | None, help: str, **kw) -> None:
+    """``--output`` (the one spelling of an output folder or file; ``--out`` still accepted)."""
+    p.add_argument("--output", type=Path, default=default, help=help, **kw)
+    p.add_argument("--out", dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -164,12 +224,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         import ray  # noqa: F401  (it sets its loggers' levels when imported)
 
         logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results = evaluate(args.model, args.tasks, settings)
-    print(summary_table(results))
-    if args.output:
-        print(f"results: {args.output}/")
+    print(summary_table(results, started))
     _write_card_if_nanobeir(results, args.output)
+    print(_results_line(results, args.output))
     return 0
+
+
+def _results_line(results: list, output: Path) -> str:
+    """Where the results went: the file of a single task, else the folder and how many files."""
+    from harness.results import result_filename
+
+    if len(results) == 1:
+        return f"results: {output / result_filename(results[0].model_id, results[0].task_name)}"
+    return f"results: {output}/ ({len(results)} files)"
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -191,6 +260,7 @@ def _log_to_terminal(*, quiet: bool) -> None:
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # every tqdm bar, ours and the libraries' (also in Ray workers)
         import datasets
         import huggingface_hub.utils
         import transformers
@@ -200,17 +270,20 @@ def _log_to_terminal(*, quiet: bool) -> None:
         huggingface_hub.utils.disable_progress_bars()
 
 
-def summary_table(results: list) -> str:
-    """Plain-text table: task, convention:metric, score, queries, seconds."""
+def summary_table(results: list, started: str = "") -> str:
+    """Plain-text table: task, metric (convention), score, queries, seconds; a result made before
+    ``started`` (ISO time: a finished results file this run reused) says "reused" for its seconds."""
     from harness.console import plain_table
+    from harness.metrics import metric_label
 
+    conventions = {"card": "card", "trec": "trec_eval"}
     rows = [
         (
             r.task_name,
-            f"{r.task['convention']}:{r.task['main_metric']}",
+            f"{metric_label(r.task['main_metric'])} ({conventions[r.task['convention']]})",
             f"{r.main_score:.4f}",
             str(sum(s.n_queries for s in r.subsets)),
-            f"{(r.timings.get('total_s') or 0):.1f}",
+            "reused" if r.created < started else f"{(r.timings.get('total_s') or 0):.1f}",
         )
         for r in results
     ]
@@ -235,22 +308,54 @@ def _write_card_if_nanobeir(results: list, output: Path | None) -> None:
 
 
 def _add_tasks(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tasks", help="list registered tasks and groups")
+    p = _command(
+        sub,
+        "tasks",
+        "list registered tasks (convention, metric, split, published size) and groups with members",
+        ["harness tasks", "harness tasks --group NanoBEIR"],
+    )
+    p.add_argument("--group", help="only this group's tasks")
     p.set_defaults(func=_cmd_tasks)
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from harness.tasks import list_groups, list_tasks
+    from harness.console import plain_table
+    from harness.tasks import get_task, list_groups, list_tasks
 
-    for task in list_tasks():
-        print(f"{task.name:32s} {task.convention:5s} {task.main_metric:8s} split={task.eval_split}")
-    for name, members in list_groups().items():
-        print(f"group {name}: {len(members)} tasks")
+    groups = list_groups()
+    if args.group:
+        match = next((g for g in groups if g.lower() == args.group.lower()), None)
+        if match is None:
+            raise InputError(f"unknown group (known: {', '.join(groups)})", field="--group")
+        groups = {match: groups[match]}
+        tasks = [get_task(name) for name in groups[match]]
+    else:
+        tasks = list_tasks()
+
+    def size(n: int | None) -> str:
+        return "-" if n is None else f"{n:,}"
+
+    rows = [
+        (t.name, t.convention, t.main_metric, t.eval_split, size(t.n_queries), size(t.n_documents))
+        for t in tasks
+    ]
+    print(plain_table(("task", "convention", "metric", "split", "queries", "documents"), rows))
+    for name, members in groups.items():
+        print(f"\ngroup {name} ({len(members)} tasks): {', '.join(members)}")
+    print(
+        "\nsizes: the evaluation split as published (- where not recorded); "
+        "any BEIR-layout folder under --data-dir is a task too"
+    )
     return 0
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list registered models (evaluate --model <name> loads one)")
+    p = _command(
+        sub,
+        "models",
+        "list registered models (evaluate --model <name> loads one at its pinned revision)",
+        ["harness models", "harness evaluate --model GTE-ModernColBERT-v1 --tasks NanoBEIR"],
+    )
     p.set_defaults(func=_cmd_models)
 
 
@@ -273,30 +378,97 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_results(sub: argparse._SubParsersAction) -> None:
+    p = _command(
+        sub,
+        "results",
+        "list what results files or folders hold: model, task, main metric and score, when",
+        ["harness results results/", "harness results results/ results/published"],
+    )
+    p.add_argument("paths", nargs="+", type=Path, help="results files or folders (searched recursively)")
+    p.set_defaults(func=_cmd_results)
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from harness.console import plain_table
+    from harness.metrics import metric_label
+    from harness.results import load_results
+
+    results = load_results(args.paths)
+    if not results:
+        raise InputError("no results files there", field=" ".join(map(str, args.paths)))
+    rows = [
+        (
+            r.model_id + (" †" if r.published else ""),
+            r.task_name,
+            f"{metric_label(r.task['main_metric'])} ({r.task['convention']})",
+            f"{r.main_score:.4f}",
+            str(sum(s.n_queries for s in r.subsets)),
+            r.retrieval.get("method", "-"),
+            r.created[:10],
+        )
+        for r in sorted(results, key=lambda r: (r.model_id, r.task_name, r.created))
+    ]
+    print(plain_table(("model", "task", "metric", "score", "queries", "retrieval", "created"), rows))
+    models = len({r.model_id for r in results})
+    print(f"{len(results)} results files, {models} models; † published figures (transcribed, not run)")
+    return 0
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="model-card markdown or a leaderboard page from results files")
+    p = sub.add_parser(
+        "report",
+        help="model card, leaderboard page or tables from results files",
+        description="Reports from results files: a model card, a leaderboard page with figures, or "
+        "the leaderboard's tables as CSV / LaTeX / markdown.",
+        formatter_class=_HelpFormatter,
+        epilog="examples:\n"
+        "  harness report card results/ results/published --model mxbai-edge-colbert-v0-17m\n"
+        "  harness report leaderboard results/ results/published --output reports/\n"
+        "  harness report table results/ results/published --format latex --output tables/",
+    )
     kinds = p.add_subparsers(dest="kind", required=True)
-    card = kinds.add_parser("card", help="model-index YAML + NanoBEIR/BEIR/LongEmbed tables for one model")
+    card = _command(
+        kinds,
+        "card",
+        "model-index YAML + NanoBEIR/BEIR/LongEmbed tables for one model, in the model card's format",
+        [
+            "harness report card results/ results/published --model mxbai-edge-colbert-v0-17m",
+            "harness report card results/ --model my-colbert --display-name 'My ColBERT' --output card.md",
+        ],
+    )
     card.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
     card.add_argument("--model", required=True, help="model id as stored in the results files")
     card.add_argument("--display-name", help="name shown in the card (default: last part of --model)")
-    card.add_argument("--out", type=Path, help="write here instead of printing")
+    _output_option(card, None, "markdown file to write (default: print it)")
     card.set_defaults(func=_cmd_report_card)
-    board = kinds.add_parser("leaderboard", help="markdown + static HTML page + plots")
-    board.add_argument("results", nargs="+", type=Path)
-    board.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports/)")
-    board.add_argument("--title", default="Retrieval leaderboard")
-    board.add_argument("--no-plots", action="store_true")
+    board = _command(
+        kinds,
+        "leaderboard",
+        "leaderboard as markdown + one self-contained HTML page + figures (PNG, SVG)",
+        [
+            "harness report leaderboard results/ results/published",
+            "harness report leaderboard results/ --output site/ --title 'Edge ColBERT models' --no-plots",
+        ],
+    )
+    board.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
+    _output_option(board, Path("reports"), "folder for leaderboard.md, leaderboard.html and the figures")
+    board.add_argument("--title", default="Retrieval leaderboard", help="page title")
+    board.add_argument("--no-plots", action="store_true", help="tables only (no figures)")
     board.set_defaults(func=_cmd_report_leaderboard)
-    table = kinds.add_parser(
+    table = _command(
+        kinds,
         "table",
-        help="the leaderboard's tables as CSV, LaTeX or markdown",
-        epilog="example: harness report table results/ results/published --format latex --out tables/",
+        "the leaderboard's tables as CSV, LaTeX or markdown",
+        [
+            "harness report table results/ results/published --format latex --output tables/",
+            "harness report table results/ --format markdown   # to standard output",
+        ],
     )
     table.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
-    table.add_argument("--format", choices=["csv", "latex", "markdown"], default="csv", help="(default csv)")
-    table.add_argument(
-        "--out", default="-", help="folder for one file per table (<benchmark>.csv|tex|md), or - (default)"
+    table.add_argument("--format", choices=["csv", "latex", "markdown"], default="csv", help="table format")
+    _output_option(
+        table, Path("-"), "folder for one file per table (<benchmark>.csv|tex|md), or - for stdout"
     )
     table.set_defaults(func=_cmd_report_table)
 
@@ -311,10 +483,10 @@ def _cmd_report_table(args: argparse.Namespace) -> int:
         raise InputError("no results files there", field=" ".join(map(str, args.results)))
     for table in tables:
         text = format_table(table, args.format)
-        if args.out == "-":
+        if str(args.output) == "-":
             print(f"# {table.family}\n{text}")
         else:
-            path = Path(args.out) / f"{table.slug}.{TABLE_FORMATS[args.format]}"
+            path = args.output / f"{table.slug}.{TABLE_FORMATS[args.format]}"
             write_text_atomic(path, text)
             print(f"wrote {path}")
     return 0
@@ -326,9 +498,9 @@ def _cmd_report_card(args: argparse.Namespace) -> int:
     from harness.results import load_results
 
     text = render_model_card(load_results(args.results), args.model, display_name=args.display_name)
-    if args.out:
-        write_text_atomic(args.out, text)
-        print(f"wrote {args.out}")
+    if args.output:
+        write_text_atomic(args.output, text)
+        print(f"wrote {args.output}")
     else:
         print(text)
     return 0
@@ -339,16 +511,22 @@ def _cmd_report_leaderboard(args: argparse.Namespace) -> int:
     from harness.results import load_results
 
     md, html = render_leaderboard(
-        load_results(args.results), args.out, title=args.title, plots=not args.no_plots
+        load_results(args.results), args.output, title=args.title, plots=not args.no_plots
     )
     print(f"wrote {md} and {html}")
     return 0
 
 
 def _add_check(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "check",
-        help="regression gate: candidate results vs a baseline (exit 1 on regression)",
+        "regression gate: candidate results vs a baseline (exit 1 on regression)",
+        [
+            "harness check --baseline results/main --candidate results/pr",
+            "harness check --baseline base/ --candidate new/ --abs-tol 0.01 --tolerance BEIR/nq=0.02 "
+            "--junit gate.xml",
+        ],
         description="Compare candidate results with a baseline, task by task, with paired tests. Exit "
         "codes: 0 the gate passes; 1 a task regressed (or is inconclusive with --fail-on inconclusive, "
         "or is missing from the candidate without --allow-missing); 2 bad input or usage, including "
@@ -364,9 +542,14 @@ def _add_check(sub: argparse._SubParsersAction) -> None:
         "--tolerance", action="append", default=[], metavar="TASK=DROP", help="per-task allowed drop"
     )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    p.add_argument("--test", choices=["permutation", "t"], default="permutation")
-    p.add_argument("--resamples", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--test",
+        choices=["permutation", "t"],
+        default="permutation",
+        help="paired test over per-query scores: sign-flip permutation or paired t-test",
+    )
+    p.add_argument("--resamples", type=int, default=10000, help="permutation test: random sign flips")
+    p.add_argument("--seed", type=int, default=0, help="seed of the permutation test's flips")
     p.add_argument(
         "--fail-on",
         choices=["regression", "inconclusive"],
@@ -424,9 +607,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="per-query CSV of a results file (TREC runs: evaluate --save-run)")
+    p = _command(
+        sub,
+        "export",
+        "per-query scores of results files as CSV (TREC run files: evaluate --save-run)",
+        [
+            "harness export results/ --output per_query.csv",
+            "harness export results/m__BEIR_scifact.json --output - | head",
+        ],
+    )
     p.add_argument("results", type=Path, nargs="+", help="results files, or folders holding them")
-    p.add_argument("--out", required=True, help="CSV file to write, or - for standard output")
+    _output_option(p, None, "CSV file to write, or - for standard output (required)")
     p.set_defaults(func=_cmd_export)
 
 
@@ -434,19 +625,94 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from harness.export import per_query_csv, write_per_query_csv
     from harness.results import load_results
 
+    if args.output is None:
+        raise InputError("required: the CSV file to write, or - for standard output", field="--output")
     results = load_results(args.results)
     if not results:
         raise InputError("no results files there", field=" ".join(map(str, args.results)))
-    if args.out == "-":
+    if str(args.output) == "-":
         sys.stdout.write(per_query_csv(results))
     else:
-        print(f"wrote {write_per_query_csv(results, Path(args.out))} ({len(results)} results files)")
+        print(f"wrote {write_per_query_csv(results, args.output)} ({len(results)} results files)")
     return 0
 
 
-EXIT_CODES = (
-    "exit codes: 0 success; 1 `harness check` found a failure (regression, ...); 2 bad input or usage"
-)
+def _add_mteb(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mteb",
+        help="MTEB results files: import as leaderboard rows, export a run for an MTEB submission",
+        description="MTEB interop: 'import' reads MTEB results files (their results-repository layout) "
+        "into harness results files marked as published figures with their source; 'export' writes "
+        "harness runs in MTEB's layout (<org>__<model>/<revision>/<Task>.json + model_meta.json).",
+        formatter_class=_HelpFormatter,
+        epilog="examples:\n"
+        "  harness mteb import ../results/results/lightonai__GTE-ModernColBERT-v1 --output results/mteb\n"
+        "  harness mteb export results/ --output mteb-submission/",
+    )
+    kinds = p.add_subparsers(dest="kind", required=True)
+    imp = _command(
+        kinds,
+        "import",
+        "MTEB results files or folders -> harness results files (published rows, trec convention)",
+        [
+            "harness mteb import results-repo/results/lightonai__GTE-ModernColBERT-v1 --output results/mteb",
+            "harness mteb import SciFact.json --model-name my-model --output results/mteb",
+        ],
+    )
+    imp.add_argument("paths", nargs="+", type=Path, help="MTEB results files or folders")
+    imp.add_argument(
+        "--model-name", help="model id for the rows (default: model_meta.json, else the folders)"
+    )
+    _output_option(imp, Path("results/mteb"), "folder for the harness results files")
+    imp.set_defaults(func=_cmd_mteb_import)
+    exp = _command(
+        kinds,
+        "export",
+        "harness runs -> MTEB results files, ready for a pull request to MTEB's results repository",
+        [
+            "harness mteb export results/ --output mteb-submission/",
+            "harness mteb export results/m__BEIR_scifact.json --model-name org/my-model --output out/",
+        ],
+    )
+    exp.add_argument("results", nargs="+", type=Path, help="harness results files or folders")
+    exp.add_argument(
+        "--model-name", help="MTEB model name, org/name (default: the registered Hub id, else the id)"
+    )
+    _output_option(exp, Path("mteb-results"), "folder for <org>__<model>/<revision>/<Task>.json")
+    exp.set_defaults(func=_cmd_mteb_export)
+
+
+def _cmd_mteb_import(args: argparse.Namespace) -> int:
+    from harness.mteb import import_mteb_results
+    from harness.results import save_result
+
+    rows = [r for path in args.paths for r in import_mteb_results(path, model_id=args.model_name)]
+    if not rows:
+        raise InputError("no MTEB retrieval results there", field=" ".join(map(str, args.paths)))
+    for r in rows:
+        save_result(r, args.output)
+    print(f"wrote {len(rows)} results files (published rows from MTEB) to {args.output}/")
+    return 0
+
+
+def _cmd_mteb_export(args: argparse.Namespace) -> int:
+    from harness.mteb import export_mteb
+    from harness.results import load_results
+
+    runs = [r for r in load_results(args.results) if r.published is None]
+    if not runs:
+        raise InputError("no harness runs there (published figures are not exported)", field="results")
+    written = [p for r in runs for p in export_mteb(r, args.output, model_name=args.model_name)]
+    print(f"wrote {len(written)} MTEB files under {args.output}/")
+    return 0
+
+
+EPILOG = """examples:
+  harness evaluate --model ./my-colbert --tasks scifact --data-dir ../shared/data/beir
+  harness report leaderboard results/ results/published
+  harness <command> --help      # each command's options, defaults and examples
+
+exit codes: 0 success; 1 'harness check' found a failure (a regression, ...); 2 bad input or usage"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -454,16 +720,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Evaluate retrieval models (ColBERT first) on NanoBEIR, BEIR and LongEmbed; report and "
         "check the results.",
-        epilog=EXIT_CODES,
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_evaluate(sub)
     _add_tasks(sub)
     _add_models(sub)
+    _add_results(sub)
     _add_report(sub)
     _add_check(sub)
     _add_export(sub)
+    _add_mteb(sub)
     return parser
 
 

@@ -1,8 +1,15 @@
-"""Plain-text output for the terminal: the one fixed-width table."""
+"""Plain-text output for the terminal: the one fixed-width table, and whether bars may show."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+
+
+def bars_allowed() -> bool:
+    """False when the process asked for no progress bars: ``TQDM_DISABLE`` set true, as ``--quiet``
+    does (tqdm itself honours it for every bar that does not pass ``disable``)."""
+    return os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
 
 
 def plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -30,6 +30,7 @@ from typing import IO, Any, BinaryIO
 
 from tqdm.auto import tqdm
 
+from harness.console import bars_allowed
 from harness.errors import HarnessError, InputError
 from harness.fileio import write_atomic
 from harness.hub import hub_access, hub_state
@@ -190,7 +191,7 @@ def _open_bytes(path: Path) -> BinaryIO:
 def _decoded_lines(f: BinaryIO, path: Path) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, text); a progress bar (in lines) for big files."""
     big = path.stat().st_size >= _PROGRESS_BYTES
-    with tqdm(unit=" lines", unit_scale=True, desc=path.name, disable=not big) as bar:
+    with tqdm(unit=" lines", unit_scale=True, desc=path.name, disable=not (big and bars_allowed())) as bar:
         for lineno, raw in enumerate(f, 1):
             if lineno % 100_000 == 0:
                 bar.update(100_000)
@@ -655,7 +656,7 @@ def safe_extract_zip(zip_path: str | Path, dest_dir: str | Path) -> list[Path]:
                 unit="B",
                 unit_scale=True,
                 desc=f"extract {zip_path.name}",
-                disable=size < _PROGRESS_BYTES,
+                disable=size < _PROGRESS_BYTES or not bars_allowed(),
             ) as bar:
                 for member in members:
                     zf.extract(member, tmp)

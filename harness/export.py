@@ -12,17 +12,23 @@ from harness.results import Result
 
 
 def per_query_csv(results: Sequence[Result]) -> str:
-    """CSV text with columns model, task, subset, query_id, metric, score: one row per query of
-    every subset of every result (the score of its task's main metric, the one results keep per
-    query), in the order given."""
+    """CSV text with columns model, task, subset, query_id, convention, metric, score: one row per
+    query, metric and convention of every subset of every result, in the order given (every metric
+    the run computed; a results file of an earlier version keeps only its task's main metric)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["model", "task", "subset", "query_id", "metric", "score"])
+    writer.writerow(["model", "task", "subset", "query_id", "convention", "metric", "score"])
     for result in results:
-        metric = result.task["main_metric"]
+        main = {result.task["convention"]: {result.task["main_metric"]: None}}
         for subset in result.subsets:
-            for qid, score in subset.per_query.items():
-                writer.writerow([result.model_id, result.task_name, subset.name, qid, metric, repr(score)])
+            tables = subset.per_query_metrics or {
+                c: {m: subset.per_query for m in metrics} for c, metrics in main.items()
+            }
+            for convention, metrics in tables.items():
+                for metric, scores in metrics.items():
+                    for qid, score in scores.items():
+                        row = [result.model_id, result.task_name, subset.name, qid, convention, metric]
+                        writer.writerow([*row, repr(score)])
     return buffer.getvalue()
 
 

@@ -38,7 +38,22 @@ CARD_METRICS = (
     f"map@{CARD_MAP_K}",
 )
 
+_LABELS = {
+    "ndcg": "nDCG",
+    "map": "MAP",
+    "mrr": "MRR",
+    "recall": "Recall",
+    "precision": "P",
+    "accuracy": "Accuracy",
+}
 _INTEGER = (int, np.integer)
+
+
+def metric_label(name: str) -> str:
+    """The README's spelling of a metric key: ``ndcg@10`` -> ``nDCG@10``, ``map@100`` -> ``MAP@100``,
+    ``precision@5`` -> ``P@5``; other names unchanged."""
+    base, at, k = name.partition("@")
+    return _LABELS.get(base, base) + at + k
 
 
 @dataclass(frozen=True)

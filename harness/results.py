@@ -18,7 +18,9 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
       "subsets": [{"name": str, "n_queries": int,
                    "card": {metric: float}|null,       # model-card convention
                    "trec": {metric: float}|null,       # trec_eval / BEIR convention
-                   "per_query": {query_id: float}}],   # main metric, task convention
+                   "per_query": {query_id: float},     # main metric, task convention
+                   "per_query_metrics": {convention: {metric: {query_id: float}}}}],  # every metric
+                                                         # (absent where not recorded: published)
       "main_score": float,                              # mean over subsets of main metric
       "timings": {"encode_queries_s", "encode_documents_s", "index_s", "retrieve_s",
                   "total_s", "retrieve_ms_per_query", ["index_build_s"]: float|null,
@@ -72,6 +74,7 @@ class SubsetScores:
     card: dict[str, float] | None
     trec: dict[str, float] | None
     per_query: dict[str, float] = field(default_factory=dict)
+    per_query_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def metrics(self, convention: str) -> dict[str, float]:
         table = self.card if convention == "card" else self.trec
@@ -112,6 +115,9 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        for subset in out["subsets"]:
+            if not subset["per_query_metrics"]:  # a published figure, a file of an earlier version
+                del subset["per_query_metrics"]
         out["main_score"] = self.main_score
         order = [
             "schema_version",
@@ -216,6 +222,26 @@ def _metric_table(value: Any, file: str, name: str) -> dict[str, float] | None:
     return {metric: float(number) for metric, number in value.items()}
 
 
+def _per_query_metrics(value: Any, file: str, where: str) -> dict[str, dict[str, dict[str, float]]]:
+    """``{convention: {metric: {query id: number}}}``, validated; {} when absent (older files)."""
+    name = where + "per_query_metrics"
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not set(value) <= set(CONVENTIONS):
+        raise InputError(f"expected an object keyed by {CONVENTIONS}", file=file, field=name)
+    out = {}
+    for convention, metrics in value.items():
+        if not isinstance(metrics, dict):
+            raise InputError(
+                "expected an object of metric -> scores", file=file, field=f"{name}.{convention}"
+            )
+        out[convention] = {
+            metric: _metric_table(scores, file, f"{name}.{convention}.{metric}") or {}
+            for metric, scores in metrics.items()
+        }
+    return out
+
+
 def result_from_dict(data: Any, file: str = "<memory>") -> Result:
     """Validate a decoded results document; raises InputError naming file and field."""
     if not isinstance(data, dict):
@@ -249,6 +275,7 @@ def result_from_dict(data: Any, file: str = "<memory>") -> Result:
             card=_metric_table(raw.get("card"), file, where + "card"),
             trec=_metric_table(raw.get("trec"), file, where + "trec"),
             per_query=_metric_table(per_query, file, where + "per_query") or {},
+            per_query_metrics=_per_query_metrics(raw.get("per_query_metrics"), file, where),
         )
         if task["main_metric"] not in subset.metrics(task["convention"]):
             raise InputError(

@@ -158,8 +158,11 @@ def score_run(dataset: Dataset, run: Run, task: Task, depth: int) -> SubsetScore
     trec = trec_metrics(dataset.qrels, run, ignore_identical_ids=task.ignore_identical_ids)
     main = card if task.convention == "card" else trec
     per_query = main.per_query[task.main_metric]
-    trec_means = {m: v for m, v in trec.means.items() if int(m.rsplit("@", 1)[1]) <= depth}
-    return SubsetScores(dataset.name, len(per_query), card.means, trec_means, dict(per_query))
+    kept = [m for m in trec.means if int(m.rsplit("@", 1)[1]) <= depth]
+    every = {"card": dict(card.per_query), "trec": {m: trec.per_query[m] for m in kept}}
+    return SubsetScores(
+        dataset.name, len(per_query), card.means, {m: trec.means[m] for m in kept}, dict(per_query), every
+    )
 
 
 def _timings(stats: Sequence[SearchStats], total_s: float, n_queries: int) -> dict[str, Any]:

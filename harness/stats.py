@@ -79,3 +79,21 @@ def sign_flip_test(d: np.ndarray, *, n_resamples: int = 10000, seed: int = 0) ->
     p_less = (less + adjustment) / (total + adjustment)
     p_greater = (greater + adjustment) / (total + adjustment)
     return float(min(1.0, 2.0 * min(p_less, p_greater)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (Holm, "A simple sequentially rejective multiple test
+    procedure", Scand. J. Statistics, 1979), in the input's order.
+
+    With the m non-nan p-values sorted ascending, ``p~_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``;
+    rejecting where ``p~ < alpha`` controls the family-wise error rate at ``alpha``. nan stays nan
+    and does not count in m.
+    """
+    values = np.asarray(p_values, dtype=np.float64)
+    out = np.full(len(values), np.nan)
+    known = np.flatnonzero(~np.isnan(values))
+    order = known[np.argsort(values[known], kind="stable")]
+    m = len(order)
+    scaled = (m - np.arange(m)) * values[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out.tolist()

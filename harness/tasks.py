@@ -70,6 +70,8 @@ class Task:
     loader: Loader
     description: str = ""
     label: str = ""  # short name in report columns (default: the name after "/")
+    n_queries: int | None = None  # the evaluation split's size as published (None: not recorded)
+    n_documents: int | None = None
 
     @property
     def short_label(self) -> str:

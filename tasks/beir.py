@@ -75,6 +75,24 @@ CQADUPSTACK_FORUMS = (
     "wordpress",
 )
 HF_ORG = "BeIR"
+# (queries of the evaluation split, documents): Thakur et al., "BEIR", NeurIPS 2021 Datasets, Table 1
+SIZES = {
+    "msmarco": (6_980, 8_841_823),
+    "trec-covid": (50, 171_332),
+    "nfcorpus": (323, 3_633),
+    "nq": (3_452, 2_681_468),
+    "hotpotqa": (7_405, 5_233_329),
+    "fiqa": (648, 57_638),
+    "arguana": (1_406, 8_674),
+    "webis-touche2020": (49, 382_545),
+    "cqadupstack": (13_145, 457_199),
+    "quora": (10_000, 522_931),
+    "dbpedia-entity": (400, 4_635_922),
+    "scidocs": (1_000, 25_657),
+    "fever": (6_666, 5_416_568),
+    "climate-fever": (1_535, 5_416_593),
+    "scifact": (300, 5_183),
+}
 
 
 def default_download_dir(cache_dir: Path | None) -> Path:
@@ -133,6 +151,8 @@ def register() -> list[Task | TaskGroup]:
             loader=partial(_load, n),
             description=f"BEIR {n}" + (" (12 sub-forums, mean)" if n == "cqadupstack" else ""),
             label=LABELS.get(n, ""),
+            n_queries=SIZES[n][0],
+            n_documents=SIZES[n][1],
         )
         for n in NAMES
     ]

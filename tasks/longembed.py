@@ -17,6 +17,16 @@ from harness.types import Dataset
 
 CONFIGS = ("narrativeqa", "summ_screen_fd", "qmsum", "2wikimqa", "passkey", "needle")
 FOLDER = "LongEmbed"
+# (queries, documents) over all subsets: Zhu et al., "LongEmbed", 2024, Table 1 (passkey / needle:
+# 50 queries and 100 documents at each of the 8 lengths)
+SIZES = {
+    "narrativeqa": (10_449, 355),
+    "summ_screen_fd": (336, 336),
+    "qmsum": (1_527, 197),
+    "2wikimqa": (300, 300),
+    "passkey": (400, 800),
+    "needle": (400, 800),
+}
 
 
 def _load(config: str, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
@@ -36,6 +46,8 @@ def register() -> list[Task | TaskGroup]:
             ignore_identical_ids=False,
             loader=partial(_load, c),
             description=f"LongEmbed {c}" + (" (8 context lengths, mean)" if c in LONGEMBED_SYNTHETIC else ""),
+            n_queries=SIZES[c][0],
+            n_documents=SIZES[c][1],
         )
         for c in CONFIGS
     ]

@@ -33,6 +33,17 @@ NAMES = (
     "Touche2020",
 )
 SPLIT = "train"
+# Published sizes (REFERENCE §2, from the datasets): queries 50 except Touche2020; documents where recorded.
+QUERIES = {"Touche2020": 49}
+DOCUMENTS = {
+    "SciFact": 2_919,
+    "NFCorpus": 2_953,
+    "ClimateFEVER": 3_408,
+    "DBPedia": 6_045,
+    "FiQA2018": 4_598,
+    "SCIDOCS": 2_210,
+    "NQ": 5_035,
+}
 
 
 def _load(task_name: str, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
@@ -55,6 +66,8 @@ def register() -> list[Task | TaskGroup]:
             loader=partial(_load, f"Nano{n}"),
             description=f"NanoBEIR {n} ({HF_ORG}/Nano{n})",
             label=n,
+            n_queries=QUERIES.get(n, 50),
+            n_documents=DOCUMENTS.get(n),
         )
         for n in NAMES
     ]

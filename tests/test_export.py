@@ -91,7 +91,7 @@ def test_per_query_csv(tmp_path):
     result = Result({"id": "m"}, task, {"method": "exact"}, subsets)
     with open(write_per_query_csv(result, tmp_path / "pq.csv"), newline="") as handle:
         rows = list(csv.DictReader(handle))
-    expected = [(s.name, q, v) for s in subsets for q, v in s.per_query.items()]
+    expected = [(s.name, q, v) for s in subsets for q, v in s.per_query.items()]  # an older file: main only
     assert [(r["subset"], r["query_id"], float(r["score"])) for r in rows] == expected
     assert {(r["model"], r["task"], r["metric"]) for r in rows} == {("m", "LongEmbed/passkey", "ndcg@1")}
 
@@ -118,3 +118,71 @@ def test_export_cli_takes_folders_and_writes_to_stdout(tmp_path, capsys):
     assert main(["export", str(tmp_path / "results"), "--out", str(tmp_path / "pq.csv")]) == 0
     assert (tmp_path / "pq.csv").read_text() == text
     assert main(["export", str(tmp_path / "empty"), "--out", "-"]) == 2
+
+
+def test_per_query_csv_holds_every_metric_equal_to_pytrec_eval_per_query(tmp_path):
+    """A BM25 run on SciFact queries: the CSV's trec rows equal pytrec_eval's per-query values on the
+    run file the harness saved (1e-12: both float64 over the same ranking), and its card rows
+    average to the card means of the results file."""
+    from tests.test_run import SCIFACT, _small_beir
+
+    if not SCIFACT.exists():
+        pytest.skip(f"{SCIFACT} missing")
+    from harness.cli import main
+    from harness.results import load_results
+    from harness.runfile import read_trec_run
+
+    data = _small_beir(tmp_path / "data" / "mini", n_docs=80, n_queries=10)
+    out = tmp_path / "out"
+    args = ["evaluate", "--model", "bm25", "--tasks", "mini", "--data-dir", str(data.parent)]
+    assert main([*args, "--output", str(out), "--save-run", "--quiet"]) == 0
+    assert main(["export", str(out), "--output", str(tmp_path / "pq.csv")]) == 0
+    with open(tmp_path / "pq.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    [result] = load_results([out])
+    [run_file] = (out / "runs").glob("*.trec")
+    qrels: dict[str, dict[str, int]] = {}
+    for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        qid, did, score = line.split("\t")
+        qrels.setdefault(qid, {})[did] = int(score)
+    measures = {
+        "ndcg@10": "ndcg_cut_10",
+        "recall@100": "recall_100",
+        "precision@5": "P_5",
+        "map@100": "map_cut_100",
+    }
+    expected = pytrec_eval.RelevanceEvaluator(qrels, set(measures.values())).evaluate(read_trec_run(run_file))
+    trec = {(r["query_id"], r["metric"]): float(r["score"]) for r in rows if r["convention"] == "trec"}
+    for metric, measure in measures.items():
+        for qid, values in expected.items():
+            assert trec[(qid, metric)] == pytest.approx(values[measure], abs=1e-12), (qid, metric)
+    card: dict[str, list[float]] = {}
+    for r in rows:
+        if r["convention"] == "card":
+            card.setdefault(r["metric"], []).append(float(r["score"]))
+    subset = result.subsets[0]
+    assert set(card) == set(subset.card) and len(card["ndcg@10"]) == subset.n_queries == 10
+    for metric, values in card.items():
+        assert np.mean(values) == pytest.approx(subset.card[metric], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"bm25": {}}, "subsets[0].per_query_metrics"),
+        ({"trec": []}, "subsets[0].per_query_metrics.trec"),
+        ({"trec": {"ndcg@10": {"q1": "high"}}}, "subsets[0].per_query_metrics.trec.ndcg@10.q1"),
+    ],
+)
+def test_malformed_per_query_metrics_name_the_field(tmp_path, value, field):
+    from harness.results import result_from_dict
+
+    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
+    result = Result(
+        {"id": "m"}, task, {"method": "exact"}, [SubsetScores("T", 1, None, {"ndcg@10": 0.5}, {})]
+    )
+    data = result.to_dict()
+    data["subsets"][0]["per_query_metrics"] = value
+    with pytest.raises(InputError) as info:
+        result_from_dict(data, "f.json")
+    assert (info.value.file, info.value.field) == ("f.json", field)

@@ -52,6 +52,7 @@ ORDER = [
     "harness.plan",
     "harness.run",
     "harness.export",
+    "harness.mteb",
     "harness.report.catalogue",
     "harness.report.tables",
     "harness.report.figures",

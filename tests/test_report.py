@@ -277,13 +277,35 @@ def run_result(model: str, task: str, parameters: int, seed: int, convention: st
     )
 
 
+def shifted(result: Result, model: str, delta: float, seed: int) -> Result:
+    """Another run on the same queries: ``result``'s per-query scores + ``delta`` + noise (sd 0.05)."""
+    noise = np.random.default_rng(seed).normal(0.0, 0.05, 50)
+    base = result.subsets[0]
+    per_query = {q: float(v + delta + e) for (q, v), e in zip(base.per_query.items(), noise, strict=True)}
+    table = {"ndcg@10": float(np.mean(list(per_query.values())))}
+    subset = SubsetScores(
+        base.name, 50, table if base.card else None, table if base.trec else None, per_query
+    )
+    return Result(
+        model={**result.model, "id": model},
+        task=result.task,
+        retrieval=result.retrieval,
+        subsets=[subset],
+        timings=result.timings,
+        tokens=result.tokens,
+    )
+
+
 @pytest.fixture(scope="module")
 def board(published, tmp_path_factory) -> tuple[list[Result], Path, Path, Path]:
     runs = [run_result("run-small", task, 17_000_000, i) for i, task in enumerate(BEIR_TASKS.values())]
+    # a second small run on the same queries: clearly below run-small on some datasets, level on others
+    runs += [shifted(r, "run-small-b", -0.08 * (i % 2), 30 + i) for i, r in enumerate(runs)]
     runs += [
-        run_result("run-small", "NanoSciFact", 17_000_000, 10, "card"),
-        run_result("run-large", "BEIR/nq", 150_000_000, 4),  # no SciFact: must sort last
+        run_result("run-small", task, 17_000_000, 40 + i, "card")
+        for i, task in enumerate(catalogue.nanobeir_datasets())
     ]
+    runs += [run_result("run-large", "BEIR/nq", 150_000_000, 4)]  # no SciFact: must sort last
     results = published + runs
     out = tmp_path_factory.mktemp("board")
     md, page = report.render_leaderboard(results, out, n_resamples=500)
@@ -292,18 +314,28 @@ def board(published, tmp_path_factory) -> tuple[list[Result], Path, Path, Path]:
 
 def test_leaderboard_files_and_plots(board):
     results, out, md, page = board
-    for stem in ("nanobeir_per_dataset", "beir_per_dataset", "score_vs_parameters", "score_vs_throughput"):
+    for stem in (
+        "nanobeir_per_dataset",
+        "beir_per_dataset",
+        "beir_score_vs_parameters",
+        "beir_score_vs_throughput",
+        "longembed_average",
+    ):
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert ET.parse(out / f"{stem}.svg").getroot().tag.endswith("svg")
     text = page.read_text()
-    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text) and "<link" not in text
+    # self-contained: nothing is loaded from elsewhere (links to model pages are navigation only)
+    assert not re.search(r"""src\s*=\s*["']?(?:https?:)?//""", text) and "<link" not in text
+    assert "@import" not in text and "url(" not in text
     assert text.count("data:image/png;base64,") == len(list(out.glob("*.png")))
+    assert 'href="https://huggingface.co/lightonai/GTE-ModernColBERT-v1"' in text
     markdown = md.read_text()
     assert "## BEIR" in markdown and "| GTE-ModernColBERT-v1 † |" in markdown
 
 
-def _chromium(profile: Path):
-    """Headless Chromium with a fresh profile; skips when the browser is not installed."""
+def _chromium(profile: Path, width: int = 1400, dark: bool = False):
+    """Headless Chromium with a fresh profile at ``width`` px (dark: ``prefers-color-scheme:
+    dark`` emulated); skips when the browser is not installed."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None or not Path("/usr/bin/chromedriver").exists():
         pytest.skip(
@@ -322,11 +354,33 @@ def _chromium(profile: Path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,1800",
+        "--hide-scrollbars",
+        f"--window-size={width},1800",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    if dark:
+        driver.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+        )
+    return driver
+
+
+def _expected_significance(rows: list[tuple[str, dict[str, float] | None, float]]) -> dict[str, bool]:
+    """Model -> marked, for one size group and dataset: the best run (per-query scores) against each
+    other run on the same queries, scipy's paired t-test, statsmodels' Holm correction, p < 0.05."""
+    from statsmodels.stats.multitest import multipletests
+
+    runs = [(name, q, v) for name, q, v in rows if q]
+    if len(runs) < 2:
+        return {}
+    best_name, best, _ = max(runs, key=lambda r: r[2])
+    others = [(name, q) for name, q, _ in runs if name != best_name]
+    keys = sorted(best)
+    p = [stats.ttest_rel([best[k] for k in keys], [q[k] for k in keys]).pvalue for _, q in others]
+    rejected = multipletests(p, method="holm")[0]
+    return {name: bool(r) for (name, _), r in zip(others, rejected, strict=True)}
 
 
 def test_leaderboard_page_in_headless_chromium(board, tmp_path):
@@ -340,19 +394,23 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
         headers = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
         column = headers.index("SciFact")
 
-        def groups() -> dict[str, list[tuple[str, float | None, bool]]]:
+        def groups(col: int = column) -> dict[str, list[tuple[str, float | None, bool, bool]]]:
             out = {}
             for body in table.find_elements(By.TAG_NAME, "tbody"):
                 rows = []
                 for tr in body.find_elements(By.CSS_SELECTOR, "tr.row"):
                     cells = tr.find_elements(By.TAG_NAME, "td")
-                    raw = cells[column].get_attribute("data-sort")
-                    bold = bool(cells[column].find_elements(By.TAG_NAME, "b"))
-                    rows.append((cells[0].get_attribute("data-sort"), float(raw) if raw else None, bold))
+                    raw = cells[col].get_attribute("data-sort")
+                    bold = bool(cells[col].find_elements(By.TAG_NAME, "b"))
+                    marked = bool(cells[col].find_elements(By.CSS_SELECTOR, "sup.sig"))
+                    rows.append(
+                        (cells[0].get_attribute("data-sort"), float(raw) if raw else None, bold, marked)
+                    )
                 out[body.get_attribute("data-group")] = rows
             return out
 
         # expected rows and SciFact values, straight from the results
+        runs = {"run-small", "run-small-b", "run-large"}
         scifact = {
             (r.model_id, r.published is not None): r.main_score
             for r in results
@@ -362,24 +420,48 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
         for r in results:
             if report.family(r.task_name) == "BEIR" and r.published:
                 expected_groups.setdefault(r.model["size_group"], set()).add(r.model_id)
-        expected_groups["Small Models (<25M)"].add("run-small")  # 17M parameters
+        expected_groups["Small Models (<25M)"] |= {"run-small", "run-small-b"}  # 17M parameters
         expected_groups["Large Models (>100M)"].add("run-large")  # 150M parameters
         shown = groups()
-        assert {g: {name for name, _, _ in rows} for g, rows in shown.items()} == expected_groups
+        assert {g: {name for name, *_ in rows} for g, rows in shown.items()} == expected_groups
         assert list(shown) == ["Large Models (>100M)", "Medium Models (<35M)", "Small Models (<25M)"]
+        digits = 3  # the published BEIR figures' precision: every number of the table shows 3 decimals
+        texts = [td.text for td in table.find_elements(By.CSS_SELECTOR, "tr.row td:not(:first-child)")]
+        assert all(re.fullmatch(r"(\d\.\d{3}▾?|–)", t) for t in texts), texts
+        for col in range(1, len(headers)):
+            for rows in groups(col).values():
+                values = [v for _, v, _, _ in rows if v is not None]
+                best = max((round(v, digits) for v in values), default=None)
+                expected = [
+                    len(values) > 1 and v is not None and round(v, digits) == best for _, v, _, _ in rows
+                ]
+                assert [b for _, _, b, _ in rows] == expected, (headers[col], rows)  # bold: best of 2+
         for rows in shown.values():
-            for name, value, _ in rows:
-                key = (name, name not in ("run-small", "run-large"))
-                assert value == scifact.get(key)
-            best = max(v for _, v, _ in rows if v is not None)
-            assert [b for _, _, b in rows] == [v == best for _, v, _ in rows]  # bold = best in group
+            for name, value, _, _ in rows:
+                assert value == scifact.get((name, name not in runs))
+
+        # significance markers: every dataset column, against scipy + statsmodels
+        marked_any = False
+        by_task = {(r.model_id, r.task_name): r for r in results if not r.published}
+        for col, task in enumerate(BEIR_TASKS.values(), start=1):
+            assert headers[col] == catalogue.label(task)
+            for rows in groups(col).values():
+                inputs = []
+                for name, value, _, _ in rows:
+                    run = by_task.get((name, task)) if name in runs else None
+                    inputs.append((name, run.subsets[0].per_query if run else None, value))
+                expected = _expected_significance(inputs)
+                got = {name for name, _, _, marked in rows if marked}
+                assert got == {n for n, m in expected.items() if m}, (task, expected, got)
+                marked_any |= any(expected.values())
+        assert marked_any  # the fixture has a clearly worse run: the test compared something
 
         header = table.find_elements(By.CSS_SELECTOR, "thead th")[column]
         for click, descending in ((1, True), (2, False)):
             header.click()
             assert header.get_attribute("aria-sort") == ("descending" if descending else "ascending")
             for rows in groups().values():
-                values = [v for _, v, _ in rows]
+                values = [v for _, v, _, _ in rows]
                 present = sorted((v for v in values if v is not None), reverse=descending)
                 assert values == present + [None] * (len(values) - len(present)), (click, values)
 
@@ -393,10 +475,85 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
         )
         mean = float(row.find_elements(By.TAG_NAME, "td")[names.index("Mean")].get_attribute("data-sort"))
         assert mean == seed_model_index()["NanoBEIR_mean"]["MaxSim_ndcg@10"][0]
+
+        # at 1400 px every table's last column (Mean, Reported AVG) is in view without scrolling
+        for element in driver.find_elements(By.CSS_SELECTOR, "table.sortable:not(.metrics)"):
+            last = element.find_elements(By.CSS_SELECTOR, "thead th")[-1]
+            right = driver.execute_script("return arguments[0].getBoundingClientRect().right", last)
+            assert right <= driver.execute_script("return document.documentElement.clientWidth"), last.text
+        scroll_width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert scroll_width <= driver.execute_script("return document.documentElement.clientWidth")
+
+        # the filter hides other models' rows (and groups left empty); the CI toggle shows intervals
+        box = driver.find_element(By.ID, "filter")
+        box.send_keys("run-small")
+        visible = [
+            tr.get_attribute("data-model")
+            for tr in table.find_elements(By.CSS_SELECTOR, "tr.row")
+            if tr.is_displayed()
+        ]
+        assert sorted(visible) == ["run-small", "run-small-b"]
+        assert [b.is_displayed() for b in table.find_elements(By.TAG_NAME, "tbody")] == [False, False, True]
+        box.clear()
+        box.send_keys(" ")  # an input event with an empty needle: everything back
+        assert all(tr.is_displayed() for tr in table.find_elements(By.CSS_SELECTOR, "tr.row"))
+        ci = table.find_element(By.CSS_SELECTOR, "span.ci")
+        assert not ci.is_displayed()
+        driver.find_element(By.ID, "show-ci").click()
+        assert ci.is_displayed() and re.fullmatch(r"\d\.\d{3}–\d\.\d{3}", ci.text)
+
+        # every card metric of a dataset behind the toggle, for the run that has them
+        details = driver.find_element(By.ID, "metrics-nanobeir")
+        assert not details.find_element(By.TAG_NAME, "table").is_displayed()
+        details.find_element(By.TAG_NAME, "summary").click()
+        assert details.find_element(By.TAG_NAME, "table").is_displayed()
+
         images = driver.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
         assert images and all(w > 0 for w in images)
         (ROOT / "reports").mkdir(exist_ok=True)
-        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_test.png"))
+        driver.find_element(By.ID, "show-ci").click()  # the screenshot as a reader first sees it
+        driver.find_element(By.TAG_NAME, "summary").click()
+        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_1400.png"))
+    finally:
+        driver.quit()
+
+
+def _background(driver) -> tuple[int, ...]:
+    color = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    return tuple(int(x) for x in re.findall(r"\d+", color)[:3])
+
+
+def test_leaderboard_page_at_800px_keeps_the_model_column_in_view_and_has_a_dark_theme(board, tmp_path):
+    *_, page = board
+    from selenium.webdriver.common.by import By
+
+    driver = _chromium(tmp_path / "narrow", width=800)
+    try:
+        driver.get(page.resolve().as_uri())
+        assert sum(_background(driver)) > 600  # light by default
+        table = driver.find_element(By.ID, "table-nanobeir")
+        scroller = table.find_element(By.XPATH, "..")
+        assert driver.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", scroller)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 800  # the page fits
+        first = table.find_element(By.CSS_SELECTOR, "tr.row td")
+        left = driver.execute_script("return arguments[0].getBoundingClientRect().left", scroller)
+        driver.execute_script("arguments[0].scrollLeft = arguments[0].scrollWidth", scroller)
+        assert driver.execute_script("return arguments[0].scrollLeft", scroller) > 0
+        assert driver.execute_script(
+            "return arguments[0].getBoundingClientRect().left", first
+        ) == pytest.approx(left, abs=1)
+        last = table.find_elements(By.CSS_SELECTOR, "thead th")[-1]  # Mean scrolled into view
+        assert driver.execute_script("return arguments[0].getBoundingClientRect().right", last) <= 800
+        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_800.png"))
+    finally:
+        driver.quit()
+    driver = _chromium(tmp_path / "dark", width=1400, dark=True)
+    try:
+        driver.get(page.resolve().as_uri())
+        assert sum(_background(driver)) < 150  # the dark theme applies
+        text = driver.execute_script("return getComputedStyle(document.querySelector('td')).color")
+        assert sum(int(x) for x in re.findall(r"\d+", text)[:3]) > 500  # light text on it
+        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_dark.png"))
     finally:
         driver.quit()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.fileio import write_text_atomic
 from harness.report.figures import leaderboard_figures
-from harness.report.tables import Table, leaderboard_tables
+from harness.report.tables import ALPHA, Cell, Row, Table, leaderboard_tables
 from harness.results import Result
 
 
@@ -78,6 +78,14 @@ def _ci_text(ci: tuple[float, float] | None) -> str:
     return "" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}"
 
 
+SIGNIFICANCE_MARK = "▾"  # significantly below the size group's best run
+
+
+def _cell_markdown(cell: Cell) -> str:
+    text = bold(cell.text(), cell.bold) + (SIGNIFICANCE_MARK if cell.significant else "")
+    return text + (f" ({_ci_text(cell.ci)})" if cell.ci else "")
+
+
 def leaderboard_markdown(tables: Sequence[Table], figures: Sequence[tuple[str, str]], method: str) -> str:
     parts = ["# Leaderboard\n\n", method, "\n"]
     for table in tables:
@@ -86,22 +94,102 @@ def leaderboard_markdown(tables: Sequence[Table], figures: Sequence[tuple[str, s
         for group in table.groups:
             rows.append([f"**{group}**", *[""] * len(table.columns)])
             for r in table.rows_of(group):
-                cells = []
-                for c in r.cells:
-                    text = bold(c.text(), c.bold and c.value is not None)
-                    cells.append(text + (f" ({_ci_text(c.ci)})" if c.ci else ""))
-                rows.append([r.label.replace("|", "\\|"), *cells])
+                rows.append([r.label.replace("|", "\\|"), *map(_cell_markdown, r.cells)])
         parts += [f"\n## {table.family}\n\n", markdown_table(header, rows)]
+        parts += [f"\n{note}\n" for note in _column_notes(table)]
     if figures:
         parts.append("\n## Plots\n\n")
         parts += [f"![{caption}]({name})\n\n" for name, caption in figures]
     return "".join(parts)
 
 
+def _column_notes(table: Table) -> list[str]:
+    """What the table's derived columns mean, for the notes under it."""
+    notes = []
+    if "Mean" in table.columns:
+        notes.append(
+            f"Mean: the unweighted mean of the {table.datasets} dataset columns, computed here "
+            "(only for rows that have all of them)."
+        )
+    if "Reported AVG" in table.columns:
+        notes.append(
+            "Reported AVG: the average a model card publishes, transcribed as printed; it may "
+            "average datasets not shown here, so it is not comparable with Mean."
+        )
+    return notes
+
+
+def _cell_html(cell: Cell) -> str:
+    esc = html.escape
+    text = esc(cell.text())
+    if cell.bold:
+        text = f"<b>{text}</b>"
+    if cell.significant:
+        why = f"p = {cell.p_value:.2g} against {cell.reference} (paired t-test, Holm-corrected)"
+        text += f'<sup class="sig" title="{esc(why)}">{SIGNIFICANCE_MARK}</sup>'
+    title = ""
+    if cell.ci:
+        text += f'<span class="ci">{esc(_ci_text(cell.ci))}</span>'
+        title = f' title="CI {esc(_ci_text(cell.ci))}"'
+    sort = "" if cell.value is None else repr(cell.value)
+    return f'<td data-sort="{sort}"{title}>{text}</td>'
+
+
+def _model_html(row: Row) -> str:
+    esc = html.escape
+    name = esc(row.model_id + row.version)
+    if row.url:
+        name = f'<a href="{esc(row.url)}" title="{esc(row.url)}">{name}</a>'
+    if row.published:
+        source = f"published figure, transcribed: {row.source}" if row.source else "published figure"
+        name += f' <span class="pub" title="{esc(source)}">†</span>'
+    return f'<td data-sort="{esc(row.model_id)}">{name}</td>'
+
+
+def _row_html(row: Row, cells: Sequence[Cell]) -> str:
+    cells_html = "".join(map(_cell_html, cells))
+    return f'<tr class="row" data-model="{html.escape(row.model_id)}">{_model_html(row)}{cells_html}</tr>'
+
+
+def _metrics_html(table: Table) -> str:
+    """Every card-convention metric of every dataset column, one small table per dataset, inside a
+    collapsed ``<details>``; empty when no row has them."""
+    esc = html.escape
+    parts = []
+    for i, column in enumerate(table.columns[: table.datasets]):
+        rows = [r for r in table.rows if i < len(r.metrics) and r.metrics[i]]
+        if not rows:
+            continue
+        names = list(dict.fromkeys(m for r in rows for m in r.metrics[i]))
+        head = '<th data-type="text">Model</th>' + "".join(
+            f'<th data-type="number">{esc(m)}</th>' for m in names
+        )
+        body = []
+        for r in rows:
+            cells = [Cell(r.metrics[i].get(m), table.decimals) for m in names]
+            body.append(_row_html(r, cells))
+        parts.append(
+            f"<h3>{esc(column)}</h3>"
+            f'<div class="scroll"><table class="sortable metrics"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>"
+        )
+    if not parts:
+        return ""
+    return (
+        f'<details id="metrics-{table.slug}"><summary>All metrics per dataset (card convention: '
+        f"mean over a dataset's subsets)</summary>{''.join(parts)}</details>"
+    )
+
+
 def leaderboard_html(
-    tables: Sequence[Table], figures: Sequence[tuple[str, str, bytes]], method: str, title: str
+    tables: Sequence[Table],
+    figures: Sequence[tuple[str, str, bytes]],
+    method: str,
+    title: str,
+    level: float = 0.95,
 ) -> str:
-    """One self-contained page: inline CSS/JS (sortable headers), plots as base64 PNG."""
+    """One self-contained page (works from ``file://``): inline CSS/JS (sortable headers, a model
+    filter, a CI toggle, light and dark themes), plots as base64 PNG; links only to model pages."""
     esc = html.escape
     body = [f'<p class="note">{esc(method)}</p>']
     for table in tables:
@@ -118,21 +206,11 @@ def leaderboard_html(
             label = f'<tr class="group"><th colspan="{ncols}">{esc(group)}</th></tr>'
             body.append(f'<tbody data-group="{esc(group)}">{label}')
             for r in table.rows_of(group):
-                name = esc(r.model_id + r.version) + (
-                    ' <span class="pub" title="published figure">†</span>' if r.published else ""
-                )
-                cells = [f'<td data-sort="{esc(r.model_id)}">{name}</td>']
-                for c in r.cells:
-                    text = esc(c.text())
-                    if c.bold:
-                        text = f"<b>{text}</b>"
-                    if c.ci:
-                        text += f'<span class="ci">{esc(_ci_text(c.ci))}</span>'
-                    sort = "" if c.value is None else repr(c.value)
-                    cells.append(f'<td data-sort="{sort}">{text}</td>')
-                body.append(f'<tr class="row">{"".join(cells)}</tr>')
+                body.append(_row_html(r, r.cells))
             body.append("</tbody>")
         body.append("</table></div>")
+        body += [f'<p class="legend">{esc(note)}</p>' for note in _column_notes(table)]
+        body.append(_metrics_html(table))
     if figures:
         body.append("<h2>Plots</h2>")
         for name, caption, png in figures:
@@ -143,7 +221,7 @@ def leaderboard_html(
             )
     template = Template((resources.files("harness") / "templates" / "leaderboard.html").read_text("utf-8"))
     meta = f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} by harness."
-    return template.substitute(title=esc(title), meta=esc(meta), body="\n".join(body))
+    return template.substitute(title=esc(title), meta=esc(meta), body="\n".join(body), level=f"{level:.0%}")
 
 
 def render_leaderboard(
@@ -163,13 +241,15 @@ def render_leaderboard(
     tables = leaderboard_tables(results, n_resamples=n_resamples, seed=seed, level=level)
     method = (
         f"Scores are each task's main metric (NanoBEIR: card convention; BEIR, LongEmbed: trec_eval). "
-        f"Bold: best in the size group. In parentheses: {level:.0%} confidence interval, a stratified "
-        f"percentile bootstrap over queries ({n_resamples} resamples, seed {seed}), shown where per-query "
-        f"scores exist. † published figure, transcribed, not run. "
-        f"Mean: unweighted mean over the dataset columns."
+        f"Bold: best in the size group, where it has two values or more. "
+        f"{SIGNIFICANCE_MARK}: significantly below the group's best run on that dataset (two-sided "
+        f"paired t-test over its queries, Holm-corrected over the group's comparisons, p < {ALPHA}); "
+        f"only runs with per-query scores are compared. {level:.0%} confidence intervals (a stratified "
+        f"percentile bootstrap over queries, {n_resamples} resamples, seed {seed}) where per-query "
+        f"scores exist. † published figure, transcribed, not run."
     )
     figures = leaderboard_figures(tables, out_dir) if plots else []
     md_path, html_path = out_dir / "leaderboard.md", out_dir / "leaderboard.html"
     write_text_atomic(md_path, leaderboard_markdown(tables, [(n, c) for n, c, _ in figures], method))
-    write_text_atomic(html_path, leaderboard_html(tables, figures, method, title))
+    write_text_atomic(html_path, leaderboard_html(tables, figures, method, title, level))
     return md_path, html_path

@@ -1,5 +1,6 @@
 """The leaderboard's table model: one table per benchmark family, rows grouped by size, cells
-with 95% bootstrap intervals where per-query scores exist (``harness.stats.bootstrap_ci``)."""
+with 95% bootstrap intervals (``harness.stats.bootstrap_ci``) and significance against the group's
+best run (paired t-test, Holm-corrected: ``harness.stats``) where per-query scores exist."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from harness.report.catalogue import (
     size_group_for,
 )
 from harness.results import Result
-from harness.stats import bootstrap_ci
+from harness.stats import bootstrap_ci, holm, paired_t_test
+
+ALPHA = 0.05  # significance level of the markers (after Holm's correction)
 
 
 @dataclass
@@ -33,9 +36,22 @@ class Cell:
     decimals: int = 4
     ci: tuple[float, float] | None = None
     bold: bool = False
+    p_value: float | None = None  # Holm-adjusted, paired t-test against the group's best run
+    reference: str | None = None  # the label of that best run
+    queries: dict[str, float] | None = field(default=None, repr=False)  # "subset\0query id" -> score
 
     def text(self) -> str:
         return "–" if self.value is None else f"{self.value:.{self.decimals}f}"
+
+    @property
+    def rounded(self) -> float | None:
+        """The value as shown: what "best" compares, so equal-looking cells are all bold or none."""
+        return None if self.value is None else round(self.value, self.decimals)
+
+    @property
+    def significant(self) -> bool:
+        """Significantly below the group's best run at ``ALPHA`` (Holm-corrected)."""
+        return self.p_value is not None and self.p_value < ALPHA
 
 
 @dataclass
@@ -48,6 +64,9 @@ class Row:
     throughput: float | None = None  # document tokens encoded per second
     summary: float | None = None  # headline score: Mean, else Reported AVG, else the only dataset
     revision: str | None = None  # the Hub commit the row's results were made with ("mixed": several)
+    url: str | None = None  # the model's Hub page, when the registry knows its Hub id
+    metrics: list[dict[str, float]] = field(default_factory=list)  # per dataset column: card metrics
+    source: str | None = None  # where a published row's figures come from (a model card, MTEB files)
 
     @property
     def version(self) -> str:
@@ -65,6 +84,7 @@ class Table:
     columns: list[str]  # value columns (after the model column)
     datasets: int  # how many of the columns are datasets (the rest: Mean, Reported AVG)
     rows: list[Row] = field(default_factory=list)
+    decimals: int = 4  # one precision for every number of the table
 
     @property
     def slug(self) -> str:
@@ -83,11 +103,14 @@ def leaderboard_tables(
     results: Sequence[Result], *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> list[Table]:
     """One table per benchmark family: dataset columns, ``Mean`` (when any row has every dataset)
-    and ``Reported AVG`` (when average-only results exist); rows grouped by size, bold = best in group.
+    and ``Reported AVG`` (when average-only results exist); rows grouped by size.
 
     Row key: (model id, published?) so a rerun sits beside the published figure it reproduces.
     ``Mean`` is the unweighted mean over the dataset columns (``np.mean`` in column order, which for
     NanoBEIR is the card's ``NanoBEIR_mean``); its CI bootstraps every dataset's queries jointly.
+    One precision per table: the published figures' (3 decimals on the card), else 4. Bold: the
+    best value of a column within a size group (as shown), only where the group has two values or
+    more to compare.
     """
     tables = []
     for fam in FAMILIES:
@@ -101,17 +124,16 @@ def leaderboard_tables(
             by_key.setdefault((r.model_id, is_published(r)), {})[r.task_name] = r
         has_mean = len(datasets) > 1 and any(all(d in tasks for d in datasets) for tasks in by_key.values())
         columns = [label(d) for d in datasets] + ["Mean"] * has_mean + ["Reported AVG"] * has_avg
-        table = Table(fam, columns, len(datasets))
+        digits = decimals(r.main_score for r in members if is_published(r))
+        table = Table(fam, columns, len(datasets), decimals=digits)
         labels = [g for r in members if (g := r.model.get("size_group"))] or list(DEFAULT_SIZE_GROUPS)
-        published_digits = decimals(r.main_score for r in members if is_published(r))
         for (model_id, published), tasks in by_key.items():
-            digits = published_digits if published else 4
             cells = [_task_cell(tasks.get(d), digits, n_resamples, seed, level) for d in datasets]
             if has_mean:
-                cells.append(_mean_cell([tasks.get(d) for d in datasets], n_resamples, seed, level))
+                cells.append(_mean_cell([tasks.get(d) for d in datasets], digits, n_resamples, seed, level))
             if has_avg:
                 avg = next((r for r in tasks.values() if is_average_only(r)), None)
-                cells.append(Cell(avg.main_score, digits) if avg else Cell(None))
+                cells.append(Cell(avg.main_score, digits) if avg else Cell(None, digits))
             models = [r.model for r in tasks.values()]
             info = find_model(model_id)  # the registry's size and group, so a model sits in one group
             group = (info and info.size_group) or next(
@@ -130,19 +152,50 @@ def leaderboard_tables(
                     _throughput(tasks.values()),
                     next((c.value for c in headline if c.value is not None), None),
                     _revision(models),
+                    f"https://huggingface.co/{info.hub_id}" if info else None,
+                    [_card_metrics(tasks.get(d)) for d in datasets],
+                    next((r.published.get("source") for r in tasks.values() if r.published), None),
                 )
             )
         ordered = []
         for group in table.groups:
             rows = sorted(table.rows_of(group), key=lambda r: (-_or(r.summary, -math.inf), r.label))
             for i in range(len(columns)):
-                best = max((r.cells[i].value for r in rows if r.cells[i].value is not None), default=None)
-                for r in rows:
-                    r.cells[i].bold = r.cells[i].value is not None and r.cells[i].value == best
+                _mark(rows, i)
             ordered += rows
         table.rows = ordered
         tables.append(table)
     return tables
+
+
+def _mark(rows: list[Row], column: int) -> None:
+    """Bold the best value(s) of ``column`` among ``rows`` (one size group) when there are two
+    values or more; give every other run with per-query scores on the same queries as the best run
+    its Holm-adjusted p-value of a paired t-test against that run (two-sided; the family: the
+    comparisons of this column in this group)."""
+    cells = [r.cells[column] for r in rows]
+    shown = [c.rounded for c in cells if c.value is not None]
+    if len(shown) >= 2:
+        for c in cells:
+            c.bold = c.value is not None and c.rounded == max(shown)
+    runs = [(r, c) for r, c in zip(rows, cells, strict=True) if c.queries]
+    if len(runs) < 2:
+        return
+    best_row, best = max(runs, key=lambda rc: rc[1].value)
+    others = [(r, c) for r, c in runs if c is not best and c.queries.keys() == best.queries.keys()]
+    keys = list(best.queries)
+    p_values = [paired_t_test(np.array([best.queries[k] - c.queries[k] for k in keys])) for _, c in others]
+    for (_, c), p in zip(others, holm(p_values), strict=True):
+        c.p_value, c.reference = (None, None) if math.isnan(p) else (p, best_row.label)
+
+
+def _card_metrics(result: Result | None) -> dict[str, float]:
+    """The card-convention metrics of a task (mean over its subsets), empty when not all subsets
+    have them (a transcribed figure holds the main metric only)."""
+    if result is None or not all(s.card for s in result.subsets):
+        return {}
+    names = [m for m in result.subsets[0].card if all(m in s.card for s in result.subsets)]
+    return {m: float(np.mean([s.card[m] for s in result.subsets])) for m in names}
 
 
 def _revision(models: Iterable[dict]) -> str | None:
@@ -157,21 +210,24 @@ def _or(value: float | None, default: float) -> float:
 
 def _task_cell(result: Result | None, digits: int, n_resamples: int, seed: int, level: float) -> Cell:
     if result is None:
-        return Cell(None)
+        return Cell(None, digits)
     strata = _strata(result, 1.0)
     ci = bootstrap_ci(strata, n_resamples=n_resamples, seed=seed, level=level) if strata else None
-    return Cell(result.main_score, digits, ci)
+    queries = (
+        {f"{s.name}\0{q}": v for s in result.subsets for q, v in s.per_query.items()} if strata else None
+    )
+    return Cell(result.main_score, digits, ci, queries=queries)
 
 
-def _mean_cell(results: list[Result | None], n_resamples: int, seed: int, level: float) -> Cell:
+def _mean_cell(results: list[Result | None], digits: int, n_resamples: int, seed: int, level: float) -> Cell:
     if any(r is None for r in results):
-        return Cell(None)
+        return Cell(None, digits)
     value = float(np.mean([r.main_score for r in results]))
     strata = [_strata(r, 1.0 / len(results)) for r in results]
     ci = None
     if all(s is not None for s in strata):
         ci = bootstrap_ci([x for s in strata for x in s], n_resamples=n_resamples, seed=seed, level=level)
-    return Cell(value, 4, ci)
+    return Cell(value, digits, ci)
 
 
 def _strata(result: Result, weight: float) -> list[tuple[np.ndarray, float]] | None:

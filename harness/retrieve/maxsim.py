@@ -196,7 +196,7 @@ def _search(
     d_blocks = [
         consecutive_ranges(d_cum, max(int(d_w.max()), elems // int(q_w[a:b].sum()))) for a, b in q_blocks
     ]
-    bar = tqdm(total=sum(map(len, d_blocks)), desc="MaxSim", unit="block", disable=not show_progress)
+    bar = tqdm(total=sum(map(len, d_blocks)), desc="exact search", unit="block", disable=not show_progress)
     q_off, d_off = queries.offsets, docs.offsets
     for (qa, qb), blocks in zip(q_blocks, d_blocks, strict=True):
         q = _as_finite(queries.vectors[q_off[qa] : q_off[qb]], dtype, "queries")

@@ -1,0 +1,149 @@
+"""The command line explains itself: every option has help and its default, every command has
+examples; ``--quiet`` prints the summary and nothing else (in a subprocess, so third-party bars
+would show); ``harness tasks`` sizes; ``harness results``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import build_parser, main
+from tests.test_run import SCIFACT, _small_beir, needs_scifact
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: str = "harness"
+) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command's parser with its command line, depth first."""
+    out = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                out += _commands(child, f"{path} {name}")
+    return out
+
+
+def test_every_option_has_help_and_shows_its_default_and_every_command_has_examples():
+    commands = _commands(build_parser())
+    assert len(commands) >= 10
+    for path, parser in commands:
+        text = parser.format_help()
+        assert "`" not in text, path  # no raw reST markup
+        leaf = not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+        if leaf or path == "harness":
+            examples = text.split("examples:\n", 1)
+            assert len(examples) == 2, f"{path}: no examples"
+            lines = [line.strip() for line in examples[1].split("\n\n")[0].splitlines() if line.strip()]
+            assert 1 <= len(lines) <= 4 and all(line.startswith("harness ") for line in lines), (path, lines)
+        for action in parser._actions:
+            if isinstance(
+                action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction
+            ):
+                continue
+            if action.help == argparse.SUPPRESS:
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help, f"{path} {name}: no help"
+            if action.option_strings and action.default not in (None, False):
+                # the help line as printed states the default
+                options = text[text.index("options:") :]
+                start = re.search(
+                    rf"^  (?:-\w[^,]*, )?{re.escape(action.option_strings[0])}\b", options, re.M
+                )
+                block = options[start.start() :].split("\n  -")[0]
+                assert "default" in block, f"{path} {name}: default {action.default!r} not shown"
+
+
+def test_one_spelling_for_outputs():
+    """``--output`` everywhere something is written; the old ``--out`` still works but is not shown."""
+    for path, parser in _commands(build_parser()):
+        text = parser.format_help()
+        assert "--out " not in text and "--out\n" not in text, path
+        writes = any("--output" in a.option_strings for a in parser._actions)
+        if path in (
+            "harness evaluate",
+            "harness report card",
+            "harness report leaderboard",
+            "harness export",
+        ):
+            assert writes, path
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@needs_scifact
+@pytest.mark.parametrize("model", ["colbert", "dense", "bm25"])
+def test_quiet_run_prints_only_the_summary_ending_with_the_results_path(
+    model, ettin_like_checkpoint, minilm_dense_model, tmp_path
+):
+    """A whole run (load, encode, index, search, metrics, files) with --quiet, in a subprocess whose
+    stderr is not a terminal (tqdm would print there): the summary table and the results line only."""
+    data = _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=8)
+    model_arg = {"colbert": str(ettin_like_checkpoint), "dense": str(minilm_dense_model), "bm25": "bm25"}[
+        model
+    ]
+    extra = ["--index", "plaid"] if model == "colbert" else []
+    out = tmp_path / "results"
+    args = ["evaluate", "--model", model_arg, "--tasks", "mini", "--data-dir", str(data.parent)]
+    args += ["--output", str(out), "--cache-dir", str(tmp_path / "cache"), *extra, "--quiet"]
+    done = _run(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    lines = done.stdout.splitlines()
+    [path] = out.glob("*.json")
+    assert lines[0].split() == ["task", "metric", "score", "queries", "seconds"]
+    assert re.fullmatch(r"mini\s+nDCG@10 \(trec_eval\)\s+\d\.\d{4}\s+8\s+\d+\.\d", lines[2]), lines
+    assert lines[3:] == [f"results: {path}"]
+
+
+@needs_scifact
+def test_tasks_lists_groups_with_members_and_sizes_that_match_the_data():
+    """``harness tasks``: the SciFact row's sizes are the real data's (300 test queries with
+    judgements, 5183 documents); every group lists its members."""
+    from harness.tasks import list_groups
+
+    done = _run(["tasks"], ROOT)
+    assert done.returncode == 0, done.stderr
+    row = next(line.split() for line in done.stdout.splitlines() if line.startswith("BEIR/scifact "))
+    queries = {line.split("\t")[0] for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    documents = sum(1 for line in (SCIFACT / "corpus.jsonl").open() if line.strip())
+    assert row[-2:] == [f"{len(queries):,}", f"{documents:,}"]
+    for name, members in list_groups().items():
+        assert f"group {name} ({len(members)} tasks): {', '.join(members)}" in done.stdout
+
+
+def test_results_lists_what_a_folder_holds(capsys):
+    published = ROOT / "results" / "published"
+    assert main(["results", str(published)]) == 0
+    out = capsys.readouterr().out
+    files = list(published.glob("*.json"))
+    assert f"{len(files)} results files" in out
+    assert re.search(r"ColBERTv2 †\s+BEIR/scifact\s+nDCG@10 \(trec\)\s+0\.6930", out), out
+    assert main(["results", str(published / "nothing-here")]) == 2
+
+
+@needs_scifact
+def test_a_reused_result_says_so_in_the_summary(tmp_path, capsys):
+    data = _small_beir(tmp_path / "data" / "mini", n_docs=40, n_queries=5)
+    args = ["evaluate", "--model", "bm25", "--tasks", "mini", "--data-dir", str(data.parent)]
+    args += ["--output", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
+    first = capsys.readouterr().out.splitlines()[2].split()
+    assert first[-1] != "reused" and float(first[-1]) >= 0
+    time.sleep(1.1)  # results record their time to the second: a rerun in the same second can't tell
+    assert main(args) == 0
+    again = capsys.readouterr().out.splitlines()[2].split()
+    assert again[:-1] == first[:-1] and again[-1] == "reused"
