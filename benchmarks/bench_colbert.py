@@ -5,9 +5,11 @@ files to card metrics: encode the 5183 SciFact documents and N test queries,
 exact MaxSim, metrics. PyLate gets ``--pylate-chunk`` documents per corpus chunk
 (its evaluator materialises queries x docs x tokens x tokens per chunk); the
 harness runs ``--scoring pylate`` with the same chunk size, so the metrics must
-be identical. A third child runs the harness on all 300 test queries.
+be identical. Then both again on all 300 test queries. The same run measures the
+fp32 and bf16 matrix-product peaks (``bench_gemm.matmul_peaks``) and states the
+encoder's throughput as a fraction of each (the roofline).
 
-    python benchmarks/bench_colbert.py [--queries 50] [--pylate-chunk 1000] [--skip-pylate]
+    python benchmarks/bench_colbert.py [--queries 50] [--pylate-chunk 1000] [--skip-pylate] [--bf16]
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def side_harness(model: Path, data: Path, chunk: int, dtype: str = "float32") ->
         "timings": result.timings,
         "doc_tokens": result.tokens["documents"],
         "n_queries": result.subsets[0].n_queries,
+        "kernels": result.model.get("kernels"),
     }
 
 
@@ -110,19 +113,6 @@ def side_pylate(model: Path, data: Path, chunk: int) -> dict:
     wall = time.perf_counter() - t0
     metrics = {k.split("MaxSim_", 1)[1]: v for k, v in scores.items() if "MaxSim_" in k}
     return {"wall_s": wall, "metrics": metrics}
-
-
-def fp32_peak_gflops() -> float:
-    """Achievable fp32 peak: best of a few 2048^3 torch matmuls on all threads of this process."""
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    best = float("inf")
-    for _ in range(8):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * 2048**3 / best / 1e9
 
 
 def flops_per_token(model: Path, seq_len: int) -> float:
@@ -197,8 +187,9 @@ def main() -> None:
     bf16 = run_child("harness-bf16", model, data, args.pylate_chunk) if args.bf16 else None
 
     tokens = ours["doc_tokens"]
-    encode_s = ours["timings"]["encode_documents_s"]
-    peak = fp32_peak_gflops()
+    from bench_gemm import matmul_peaks  # this folder's: the same run measures the peaks
+
+    peaks = matmul_peaks()
     avg_len = tokens / 5183
     gflop = flops_per_token(model, int(avg_len)) / 1e9
     print(f"\nSciFact, {args.queries} queries, 5183 docs, {tokens} doc tokens (avg {avg_len:.0f}/doc)")
@@ -214,25 +205,45 @@ def main() -> None:
         }
         print(f"metrics compared: {len(deltas)}, max |delta| = {max(deltas.values()):.2e}")
         print(f"ndcg@10 harness {ours['metrics']['ndcg@10']:.6f} pylate {theirs['metrics']['ndcg@10']:.6f}")
-    rate = tokens / encode_s
     print(
-        f"harness document encoding: {rate:.0f} tokens/s, {gflop * 1e3:.2f} MFLOP/token "
-        f"-> {rate * gflop:.1f} GFLOP/s = {rate * gflop / peak:.0%} of the measured fp32 matmul peak "
-        f"({peak:.0f} GFLOP/s, 2048^3 torch matmul, {os.cpu_count()} cores)"
+        f"matrix-product peaks, {peaks['threads']} threads, {peaks['shape']}: fp32 {peaks['fp32']:.0f} "
+        f"GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s (best kernel each; CPU {peaks['cpu']})"
     )
+    for name, side in (("fp32", ours), ("bf16", bf16)):
+        if side:
+            rate = side["doc_tokens"] / side["timings"]["encode_documents_s"]
+            achieved = rate * gflop
+            print(
+                f"harness {name} document encoding: {rate:.0f} tokens/s x {gflop * 1e3:.2f} MFLOP/token = "
+                f"{achieved:.1f} GFLOP/s = {achieved / peaks['fp32']:.0%} of the fp32 peak, "
+                f"{achieved / peaks['bf16']:.0%} of the bf16 peak; kernels {side['kernels']}"
+            )
     if bf16:
-        deltas = [abs(bf16["metrics"][k] - v) for k, v in ours["metrics"].items()]
+        deltas = {k: bf16["metrics"][k] - v for k, v in ours["metrics"].items()}
         print(
             f"harness bf16: wall {bf16['wall_s']:.1f} s ({ours['wall_s'] / bf16['wall_s']:.2f}x fp32), "
-            f"peak RSS {bf16['peak_rss_mb']:.0f} MB, max |metric delta| vs fp32 {max(deltas):.4f}"
+            f"peak RSS {bf16['peak_rss_mb']:.0f} MB, max |metric delta| vs fp32 "
+            f"{max(map(abs, deltas.values())):.4f}; "
+            + ", ".join(f"{k} {deltas[k]:+.4f}" for k in ("ndcg@10", "mrr@10", "map@100", "recall@10"))
         )
     print(f"harness timings: {json.dumps({k: round(v, 2) for k, v in ours['timings'].items()})}")
     if not args.skip_full:
-        full = run_child("harness", model, write_subset(args.workdir / "data-300", 300), args.pylate_chunk)
+        data300 = write_subset(args.workdir / "data-300", 300)
+        full = run_child("harness", model, data300, args.pylate_chunk)
         print(
             f"harness, all {full['n_queries']} test queries: wall {full['wall_s']:.1f} s, "
-            f"peak RSS {full['peak_rss_mb']:.0f} MB, ndcg@10 {full['metrics']['ndcg@10']:.4f}"
+            f"peak RSS {full['peak_rss_mb']:.0f} MB, ndcg@10 {full['metrics']['ndcg@10']:.6f}"
         )
+        if not args.skip_pylate:
+            peer = run_child("pylate", model, data300, args.pylate_chunk)
+            delta = max(
+                abs(full["metrics"][k] - v) for k, v in peer["metrics"].items() if k in full["metrics"]
+            )
+            print(
+                f"pylate, all 300 test queries: wall {peer['wall_s']:.1f} s, peak RSS "
+                f"{peer['peak_rss_mb']:.0f} MB; ratio harness/pylate {full['wall_s'] / peer['wall_s']:.2f}, "
+                f"max |metric delta| {delta:.2e}"
+            )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from datetime import datetime, timezone
+import textwrap
 from pathlib import Path
 
 from harness import __version__
@@ -24,7 +24,10 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default
         if (
             "default" in text
-            or default in (None, False, argparse.SUPPRESS)
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
             or not action.option_strings
             or isinstance(action, argparse._HelpAction | argparse._VersionAction)
         ):
@@ -41,10 +44,22 @@ def _command(
     return sub.add_parser(
         name,
         help=help,
-        description=description or help[0].upper() + help[1:] + ".",
+        description=_wrap(description or help[0].upper() + help[1:] + "."),
         epilog=f"examples:\n{lines}",
         formatter_class=_HelpFormatter,
     )
+
+
+def _wrap(text: str) -> str:
+    """A description filled to the terminal's usual width (the formatter keeps text as written)."""
+    return textwrap.fill(text, width=88)
+
+
+def _output_file(path: Path) -> Path:
+    """``--output`` naming a file to write: a folder there is an error, before any work."""
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: name the file to write", field="--output")
+    return path
 
 
 def _threshold(value: str) -> float | None | str:
@@ -60,7 +75,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         [
             "harness evaluate   # mxbai-edge-colbert-v0-17m on NanoBEIR (Hub), results/ + model card",
             "harness evaluate --model ./my-colbert --tasks scifact --data-dir ../shared/data/beir",
-            "harness evaluate --model bm25 --tasks BEIR/scifact BEIR/nfcorpus --output results/bm25",
             "harness evaluate --model ./my-colbert --tasks BEIR/msmarco --index plaid --executor ray",
         ],
     )
@@ -115,6 +129,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="attention kernel: blockwise = memory linear in length (ModernBERT, BERT); sdpa / eager = "
         "transformers' own; auto (default) = blockwise where supported, else sdpa",
+    )
+    p.add_argument(
+        "--kernels",
+        choices=["auto", "default", "onednn"],
+        default="auto",
+        help="CPU kernels: auto = oneDNN's linear layers where a short measurement at load finds them "
+        "faster, and a one-pass rotary embedding; default = torch's and transformers' own; onednn = "
+        "force oneDNN. Same numbers (1e-6); what ran is recorded in the results (model.kernels)",
     )
     p.add_argument(
         "--scoring",
@@ -215,6 +237,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         revision=args.revision,
         max_memory=args.max_memory,
         attention=args.attention,
+        kernels=args.kernels,
         executor=args.executor,
         ray_address=args.ray_address,
         workers=args.workers,
@@ -224,9 +247,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         import ray  # noqa: F401  (it sets its loggers' levels when imported)
 
         logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results = evaluate(args.model, args.tasks, settings)
-    print(summary_table(results, started))
+    print(summary_table(results))
     _write_card_if_nanobeir(results, args.output)
     print(_results_line(results, args.output))
     return 0
@@ -270,20 +292,26 @@ def _log_to_terminal(*, quiet: bool) -> None:
         huggingface_hub.utils.disable_progress_bars()
 
 
-def summary_table(results: list, started: str = "") -> str:
-    """Plain-text table: task, metric (convention), score, queries, seconds; a result made before
-    ``started`` (ISO time: a finished results file this run reused) says "reused" for its seconds."""
-    from harness.console import plain_table
+def _metric_text(result) -> str:
+    """``nDCG@10 (trec_eval)``: a task's main metric as the README spells it, with its convention."""
     from harness.metrics import metric_label
 
-    conventions = {"card": "card", "trec": "trec_eval"}
+    convention = {"card": "card", "trec": "trec_eval"}[result.task["convention"]]
+    return f"{metric_label(result.task['main_metric'])} ({convention})"
+
+
+def summary_table(results: list) -> str:
+    """Plain-text table: task, metric (convention), score, queries, seconds ("reused" for a finished
+    results file the run returned as it was)."""
+    from harness.console import plain_table
+
     rows = [
         (
             r.task_name,
-            f"{metric_label(r.task['main_metric'])} ({conventions[r.task['convention']]})",
+            _metric_text(r),
             f"{r.main_score:.4f}",
             str(sum(s.n_queries for s in r.subsets)),
-            "reused" if r.created < started else f"{(r.timings.get('total_s') or 0):.1f}",
+            "reused" if r.reused else f"{(r.timings.get('total_s') or 0):.1f}",
         )
         for r in results
     ]
@@ -391,7 +419,6 @@ def _add_results(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_results(args: argparse.Namespace) -> int:
     from harness.console import plain_table
-    from harness.metrics import metric_label
     from harness.results import load_results
 
     results = load_results(args.paths)
@@ -401,9 +428,9 @@ def _cmd_results(args: argparse.Namespace) -> int:
         (
             r.model_id + (" †" if r.published else ""),
             r.task_name,
-            f"{metric_label(r.task['main_metric'])} ({r.task['convention']})",
+            _metric_text(r),
             f"{r.main_score:.4f}",
-            str(sum(s.n_queries for s in r.subsets)),
+            str(sum(s.n_queries for s in r.subsets) or "-"),  # a published figure: not known
             r.retrieval.get("method", "-"),
             r.created[:10],
         )
@@ -419,8 +446,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="model card, leaderboard page or tables from results files",
-        description="Reports from results files: a model card, a leaderboard page with figures, or "
-        "the leaderboard's tables as CSV / LaTeX / markdown.",
+        description=_wrap(
+            "Reports from results files: a model card, a leaderboard page with figures, or "
+            "the leaderboard's tables as CSV / LaTeX / markdown."
+        ),
         formatter_class=_HelpFormatter,
         epilog="examples:\n"
         "  harness report card results/ results/published --model mxbai-edge-colbert-v0-17m\n"
@@ -499,7 +528,7 @@ def _cmd_report_card(args: argparse.Namespace) -> int:
 
     text = render_model_card(load_results(args.results), args.model, display_name=args.display_name)
     if args.output:
-        write_text_atomic(args.output, text)
+        write_text_atomic(_output_file(args.output), text)
         print(f"wrote {args.output}")
     else:
         print(text)
@@ -633,7 +662,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if str(args.output) == "-":
         sys.stdout.write(per_query_csv(results))
     else:
-        print(f"wrote {write_per_query_csv(results, args.output)} ({len(results)} results files)")
+        path = write_per_query_csv(results, _output_file(args.output))
+        print(f"wrote {path} ({len(results)} results files)")
     return 0
 
 
@@ -641,9 +671,11 @@ def _add_mteb(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "mteb",
         help="MTEB results files: import as leaderboard rows, export a run for an MTEB submission",
-        description="MTEB interop: 'import' reads MTEB results files (their results-repository layout) "
-        "into harness results files marked as published figures with their source; 'export' writes "
-        "harness runs in MTEB's layout (<org>__<model>/<revision>/<Task>.json + model_meta.json).",
+        description=_wrap(
+            "MTEB interop: 'import' reads MTEB results files (their results-repository layout) "
+            "into harness results files marked as published figures with their source; 'export' writes "
+            "harness runs in MTEB's layout (<org>__<model>/<revision>/<Task>.json + model_meta.json)."
+        ),
         formatter_class=_HelpFormatter,
         epilog="examples:\n"
         "  harness mteb import ../results/results/lightonai__GTE-ModernColBERT-v1 --output results/mteb\n"
@@ -718,8 +750,10 @@ exit codes: 0 success; 1 'harness check' found a failure (a regression, ...); 2 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
-        description="Evaluate retrieval models (ColBERT first) on NanoBEIR, BEIR and LongEmbed; report and "
-        "check the results.",
+        description=_wrap(
+            "Evaluate retrieval models (ColBERT first) on NanoBEIR, BEIR and LongEmbed; report and "
+            "check the results."
+        ),
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )
@@ -738,12 +772,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bars = os.environ.get("TQDM_DISABLE")
     _log_to_terminal(quiet=getattr(args, "quiet", False))
     try:
         return args.func(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:  # --quiet is this command's: a caller in the same process (a notebook, a test) keeps its bars
+        if bars is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = bars
 
 
 if __name__ == "__main__":

@@ -602,7 +602,11 @@ def download_beir_zip(
             with urllib.request.urlopen(url, timeout=60) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
                 with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=f"{name}.zip", disable=not show_progress
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=f"{name}.zip",
+                    disable=not (show_progress and bars_allowed()),
                 ) as bar:
                     while chunk := resp.read(1 << 20):
                         out.write(chunk)

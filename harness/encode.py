@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness import attention
+from harness import attention, kernels
 from harness.checkpoints import (
     ColBERTConfig,
     DenseConfig,
@@ -95,6 +95,7 @@ class _TransformerEncoder:
         self.model, self.tokenizer = backbone, tokenizer
         self.dense = nn.Sequential(*dense).to(dtype=TORCH_DTYPES[self.config.dtype]).eval()
         self.to(device)
+        self._choose_kernels()
         # what transformers runs: harness.attention's "harness_blockwise", or e.g. "sdpa"
         self.attention = str(getattr(backbone.config, "_attn_implementation", None) or "default")
         self._check_lengths()
@@ -164,7 +165,18 @@ class _TransformerEncoder:
         """Encode on ``device`` from now on; returns self. The weights move at the next ``encode``,
         so a driver that only hands the encoder to Ray workers needs no GPU of its own."""
         self.device = torch.device(device)
+        if hasattr(self, "kernels"):
+            self._choose_kernels()
         return self
+
+    def _choose_kernels(self) -> None:
+        """The CPU kernels (``--kernels``, :mod:`harness.kernels`): the linear layers' (measured
+        under "auto") and the rotary embedding's; torch's own off the CPU. Same numbers either way
+        (1e-6; the rotary bit for bit): recorded in the results, not part of the cache key."""
+        mode = self.options.kernels if self.device.type == "cpu" else "default"
+        linear = kernels.fast_linear([self.model, self.dense], mode, device=self.device)
+        rotary = kernels.fast_rotary(self.model, enable=mode != "default")
+        self.kernels = {"mode": self.options.kernels, "linear": linear.linear, "rotary": rotary}
 
     def _place(self) -> None:
         if next(self.model.parameters()).device != self.device:
@@ -176,6 +188,7 @@ class _TransformerEncoder:
         self.__dict__.update(state)
         if self.attention == attention.NAME:
             attention.register()
+        kernels.fast_rotary(self.model, enable=self.kernels["rotary"] == "halves")  # a process-wide choice
 
     @property
     def folder(self) -> Path:

@@ -19,11 +19,9 @@ def per_query_csv(results: Sequence[Result]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model", "task", "subset", "query_id", "convention", "metric", "score"])
     for result in results:
-        main = {result.task["convention"]: {result.task["main_metric"]: None}}
+        convention, metric = result.task["convention"], result.task["main_metric"]
         for subset in result.subsets:
-            tables = subset.per_query_metrics or {
-                c: {m: subset.per_query for m in metrics} for c, metrics in main.items()
-            }
+            tables = subset.per_query_metrics or {convention: {metric: subset.per_query}}
             for convention, metrics in tables.items():
                 for metric, scores in metrics.items():
                     for qid, score in scores.items():

@@ -44,6 +44,7 @@ from harness.models import find_model, find_model_by_hub_id
 from harness.results import Result, Results, SubsetScores
 from harness.tasks import get_task
 
+SOURCE_PREFIX = "MTEB results: "  # how an imported row's ``published.source`` begins
 log = logging.getLogger(__name__)
 
 NO_REVISION = "no_revision_available"  # MTEB's revision folder for a model without one
@@ -270,9 +271,13 @@ def _number(value: Any, file: str, field_name: str) -> float:
 
 
 def _model_record(folder: Path, model_id: str | None) -> dict[str, Any]:
-    """The ``model`` of an imported row: from ``model_meta.json`` when present, else the folders."""
+    """The ``model`` of an imported row: ``model_id`` if given, else from ``model_meta.json`` when
+    present, else from the folders when they are the results layout (``<org>__<model>/<revision>/``);
+    a file in any other folder, without either, is an error (its folders name no model)."""
     meta_file = folder / "model_meta.json"
-    name, revision, parameters = folder.parent.name.replace("__", "/"), folder.name, None
+    layout = "__" in folder.parent.name
+    name = folder.parent.name.replace("__", "/") if layout else None
+    revision, parameters = (folder.name if layout else None), None
     if meta_file.is_file():
         meta = _read_json(meta_file)
         if not isinstance(meta, dict) or not isinstance(meta.get("name") or name, str):
@@ -289,7 +294,12 @@ def _model_record(folder: Path, model_id: str | None) -> dict[str, Any]:
             raise InputError(
                 f"expected a string or null, got {revision!r}", file=str(meta_file), field="revision"
             )
-    info = find_model_by_hub_id(name)
+    if not (model_id or name):
+        raise InputError(
+            "no model name: no model_meta.json and not in <org>__<model>/<revision>/ (pass --model-name)",
+            file=str(folder),
+        )
+    info = find_model_by_hub_id(name) if name else None
     return {
         "id": model_id or (info.name if info else name),
         "fingerprint": None,
@@ -327,7 +337,7 @@ def _result(folder: Path, harness_task: str, parts: list[_Part], model_id: str |
         },
         tokens={"queries": None, "documents": None},
         published={
-            "source": f"MTEB results: {files}",
+            "source": f"{SOURCE_PREFIX}{files}",
             "note": f"MTEB figures (pytrec_eval: trec convention), mteb_version {first.get('mteb_version')}, "
             f"dataset_revision {', '.join(revisions)}; imported, not a harness run",
         },

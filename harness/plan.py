@@ -19,7 +19,7 @@ import torch
 
 from harness.attention import NAME as BLOCKWISE_ATTENTION
 from harness.cache import DEFAULT_SHARD_SIZE
-from harness.checkpoints.config import DEFAULT_MAX_MEMORY, DTYPES
+from harness.checkpoints.config import DEFAULT_MAX_MEMORY, DTYPES, KERNEL_MODES
 from harness.checkpoints.files import hub_snapshot
 from harness.encode import load_encoder
 from harness.errors import InputError, positive_int
@@ -122,6 +122,9 @@ class EvalSettings:
     max_memory: int | str = DEFAULT_MAX_MEMORY
     # transformers attention implementation; None: harness.attention's where supported, else the default
     attention: str | None = None
+    # CPU kernels (harness.kernels): "auto" measures oneDNN's linear against torch's at load and uses
+    # the faster, with the one-pass rotary embedding; "default" torch's and transformers' own; "onednn"
+    kernels: str = "auto"
     # where the encode stage runs (harness.executor): "local", or "ray" (address None: a local cluster,
     # "auto": the running one; workers: CPU actors, or the GPUs to use on CUDA)
     executor: str = "local"
@@ -136,6 +139,7 @@ class EvalSettings:
         object.__setattr__(self, "max_memory", parse_size(self.max_memory, "--max-memory"))
         object.__setattr__(self, "attention", ATTENTION_ALIASES.get(self.attention, self.attention))
         _choice(self.attention, ATTENTIONS, "--attention")
+        _choice(self.kernels, KERNEL_MODES, "--kernels")
         _positive(self.batch_size, "--batch-size")
         _choice(self.dtype, DTYPES, "--dtype")
         _choice(self.scoring, (None, *SCORINGS), "--scoring")
@@ -263,7 +267,11 @@ def length_label(tokens: int) -> str:
 
 def _run_options(settings: EvalSettings) -> dict[str, Any]:
     """The load options every encoder of a run shares (memory budget, attention)."""
-    return {"max_memory": settings.max_memory, "attn_implementation": settings.attention}
+    return {
+        "max_memory": settings.max_memory,
+        "attn_implementation": settings.attention,
+        "kernels": settings.kernels,
+    }
 
 
 def load_executor(settings: EvalSettings) -> Executor:

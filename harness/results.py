@@ -9,7 +9,8 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
       "model": {"id": str, "fingerprint": str|null,   # sha256 of weights+configs
                 "revision": str|null,                   # the Hub commit its files came from
                 "kind": "colbert"|"dense"|"bm25"|"published",
-                "parameters": int|null, "size_group": str|null, "settings": {...}},
+                "parameters": int|null, "size_group": str|null, "settings": {...},
+                ["kernels": {"mode", "linear", "rotary"}]},  # the CPU kernels that ran
       "task": {"name": str, "convention": "card"|"trec", "main_metric": str,
                "split": str, "source": str, "dataset_fingerprints": {subset: sha256}},
       "retrieval": {"method": "exact"|"plaid"|"rerank"|"bm25"|"published", "k": int, ...params,
@@ -97,6 +98,7 @@ class Result:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     harness_version: str = __version__
     schema_version: int = SCHEMA_VERSION
+    reused: bool = field(default=False, compare=False)  # in memory only: a run returned this finished file
 
     @property
     def main_score(self) -> float:
@@ -115,6 +117,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["reused"]
         for subset in out["subsets"]:
             if not subset["per_query_metrics"]:  # a published figure, a file of an earlier version
                 del subset["per_query_metrics"]
@@ -353,16 +356,22 @@ class Results(list[Result]):
 
 
 def load_results(paths: list[Path]) -> Results:
-    """Load files and every ``*.json`` under given folders, sorted by path. In a folder, a JSON file
-    that is not a results file (an object with neither ``schema_version`` nor ``model`` and
-    ``task``, such as a ``harness check`` report) is skipped with a note; a results file that does
-    not validate, a damaged one included, is an error."""
+    """Load files and every ``*.json`` under given folders, sorted by path, each file once. In a
+    folder, a JSON file that is not a results file (an object with neither ``schema_version`` nor
+    ``model`` and ``task``, such as a ``harness check`` report) is skipped with a note; a results
+    file that does not validate, a damaged one included, is an error."""
     out = Results()
+    seen: set[Path] = set()  # a file named twice (a folder and its subfolder) is loaded once
     for path in map(Path, paths):
         if not path.is_dir():
-            out.append(load_result(path))
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                out.append(load_result(path))
             continue
         for file in sorted(path.rglob("*.json")):
+            if file.resolve() in seen:
+                continue
+            seen.add(file.resolve())
             data = _read_json(file)
             if isinstance(data, dict) and not ({"schema_version", "model", "task"} & set(data)):
                 log.warning("%s: not a results file (no schema_version), skipped", file)

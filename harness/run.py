@@ -91,6 +91,9 @@ def model_record(encoder: Encoder | None) -> dict[str, Any]:
         "parameters": encoder.parameter_count(),
         "size_group": info.size_group if info else None,
         "settings": encoder.settings(),
+        # the CPU kernels that ran (--kernels: asked mode, linear layers, rotary embedding); not in
+        # ``settings`` (the cache key): they give the same numbers
+        **({"kernels": encoder.kernels} if getattr(encoder, "kernels", None) else {}),
     }
 
 
@@ -120,6 +123,7 @@ def run_task(plan: TaskPlan, model: dict[str, Any], settings: EvalSettings) -> R
         old = load_reusable(plan.output, model, task, plan.retrieval)
         if old is not None:
             logger.info("%s: reusing %s (same model, data and settings)", plan.task.name, plan.output)
+            old.reused = True
             return old
 
     runs: dict[str, Run] = {}

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from harness.encode import ColBERTEncoder, DenseEncoder, load_encoder, plan_batches
+from harness.kernels import onednn_unavailable
 from harness.types import HarnessError, InputError
 from tests.model_fixtures import SCIFACT_DIR, pylate_encode, scifact_texts
 
@@ -95,9 +96,16 @@ def pylate_reference(ettin_like_checkpoint: Path, bert_checkpoint: Path, tmp_pat
 @pytest.mark.pylate
 @pytest.mark.parametrize("name", ["ettin", "bert"])
 @pytest.mark.parametrize("is_query", [True, False])
-def test_colbert_parity_with_pylate(name, is_query, pylate_reference, ettin_like_checkpoint, bert_checkpoint):
+@pytest.mark.parametrize("kernels", ["onednn", "default"])  # the fast path (forced) and torch's own
+def test_colbert_parity_with_pylate(
+    name, is_query, kernels, pylate_reference, ettin_like_checkpoint, bert_checkpoint
+):
+    if kernels == "onednn" and onednn_unavailable() is not None:
+        pytest.skip(str(onednn_unavailable()))
     checkpoint = ettin_like_checkpoint if name == "ettin" else bert_checkpoint
-    encoder = load_encoder(checkpoint)
+    encoder = load_encoder(checkpoint, kernels=kernels)
+    expected_rotary = "halves" if name == "ettin" and kernels != "default" else "default"
+    assert encoder.kernels == {"mode": kernels, "linear": kernels, "rotary": expected_rotary}
     ours = encoder.encode(TEXTS, is_query=is_query, batch_size=8, show_progress=False)
     assert ours.vectors.dtype == np.float32
     _assert_parity(ours, pylate_reference["embeddings"][(name, is_query)], TEXTS)

@@ -28,6 +28,7 @@ ORDER = [
     "harness.tasks",
     "harness.models",
     "harness.attention",
+    "harness.kernels",
     "harness.checkpoints.files",
     "harness.checkpoints.layout",
     "harness.checkpoints.config",

@@ -424,3 +424,33 @@ def test_cli_export_then_import_puts_the_run_on_the_leaderboard_as_an_mteb_row(t
     [table] = leaderboard_tables([row], n_resamples=10)
     assert table.family == "BEIR" and table.rows[0].published
     assert main(["mteb", "import", str(tmp_path / "runs"), "--output", str(tmp_path / "x")]) == 2
+
+
+def test_a_file_outside_the_results_layout_needs_a_model_name(tmp_path: Path):
+    """Folders that are not ``<org>__<model>/<revision>/`` name no model: an error, unless
+    ``model_id`` names it (then no revision is made up from a folder name)."""
+    file = write(tmp_path / "plain" / "SciFact.json", task_result("SciFact", {"test": mteb_subset(3)}))
+    with pytest.raises(InputError, match="--model-name") as err:
+        import_mteb_results(file)
+    assert err.value.file == str(file.parent)
+    (row,) = import_mteb_results(file, model_id="my-model")
+    assert row.model_id == "my-model" and row.model["revision"] is None
+
+
+def test_mteb_rows_stay_apart_from_the_model_cards_rows(gte_folder: Path):
+    """The same model's figures from its model card and from MTEB's files: two rows, each labelled
+    with where it comes from."""
+    from harness.report import leaderboard_tables
+    from harness.results import load_results
+
+    card = [r for r in load_results([Path(__file__).parents[1] / "results" / "published"])]
+    write(gte_folder / "SciFact.json", task_result("SciFact", {"test": mteb_subset(7, ndcg_at_10=0.7)}))
+    imported = import_mteb_results(gte_folder)
+    [beir] = [t for t in leaderboard_tables(card + list(imported), n_resamples=10) if t.family == "BEIR"]
+    labels = [r.label for r in beir.rows if r.model_id == "GTE-ModernColBERT-v1"]
+    assert sorted(labels) == ["GTE-ModernColBERT-v1 @c1647d1 † MTEB", "GTE-ModernColBERT-v1 †"]
+    mteb_row = next(r for r in beir.rows if r.label.endswith("MTEB"))
+    assert (
+        mteb_row.source.startswith("MTEB results: ")
+        and mteb_row.cells[beir.columns.index("SciFact")].value == 0.7
+    )

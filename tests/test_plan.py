@@ -166,6 +166,7 @@ def test_first_stage_model_gets_the_runs_loading_options(
         "trust_remote_code": True,
         "max_memory": 1024**3,
         "attn_implementation": None,
+        "kernels": "auto",
     }
     with pytest.raises(InputError, match=r"bad\.trec:1: .*score"):  # a run file is read and checked up front
         (tmp_path / "bad.trec").write_text("q1 Q0 d1 1 x tag\n")

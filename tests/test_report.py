@@ -301,6 +301,7 @@ def board(published, tmp_path_factory) -> tuple[list[Result], Path, Path, Path]:
     runs = [run_result("run-small", task, 17_000_000, i) for i, task in enumerate(BEIR_TASKS.values())]
     # a second small run on the same queries: clearly below run-small on some datasets, level on others
     runs += [shifted(r, "run-small-b", -0.08 * (i % 2), 30 + i) for i, r in enumerate(runs)]
+    runs += [shifted(r, "run-small-c", -0.04, 50 + i) for i, r in enumerate(runs[:7])]  # Holm over 2
     runs += [
         run_result("run-small", task, 17_000_000, 40 + i, "card")
         for i, task in enumerate(catalogue.nanobeir_datasets())
@@ -410,7 +411,7 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
             return out
 
         # expected rows and SciFact values, straight from the results
-        runs = {"run-small", "run-small-b", "run-large"}
+        runs = {"run-small", "run-small-b", "run-small-c", "run-large"}
         scifact = {
             (r.model_id, r.published is not None): r.main_score
             for r in results
@@ -420,7 +421,7 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
         for r in results:
             if report.family(r.task_name) == "BEIR" and r.published:
                 expected_groups.setdefault(r.model["size_group"], set()).add(r.model_id)
-        expected_groups["Small Models (<25M)"] |= {"run-small", "run-small-b"}  # 17M parameters
+        expected_groups["Small Models (<25M)"] |= {"run-small", "run-small-b", "run-small-c"}  # 17M
         expected_groups["Large Models (>100M)"].add("run-large")  # 150M parameters
         shown = groups()
         assert {g: {name for name, *_ in rows} for g, rows in shown.items()} == expected_groups
@@ -492,7 +493,7 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
             for tr in table.find_elements(By.CSS_SELECTOR, "tr.row")
             if tr.is_displayed()
         ]
-        assert sorted(visible) == ["run-small", "run-small-b"]
+        assert sorted(visible) == ["run-small", "run-small-b", "run-small-c"]
         assert [b.is_displayed() for b in table.find_elements(By.TAG_NAME, "tbody")] == [False, False, True]
         box.clear()
         box.send_keys(" ")  # an input event with an empty needle: everything back
@@ -634,3 +635,35 @@ def test_a_card_for_a_model_with_beir_results_only(board):
     assert "mxbai-edge-colbert-v0-17m" in card  # the published rows beside it
     with pytest.raises(InputError, match="no results of model 'nobody'"):
         report.render_model_card(results, "nobody")
+
+
+def test_holm_equals_statsmodels():
+    """``stats.holm`` against statsmodels' ``multipletests(method="holm")``: families of 1-9 p-values
+    with ties and values past 1 after scaling; a nan is left out of the family and stays nan."""
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for size in range(1, 10):
+        for _ in range(20):
+            p = np.round(rng.random(size) ** 3, 2)  # rounding makes ties
+            assert stats_mod.holm(p) == pytest.approx(multipletests(p, method="holm")[1], abs=1e-15)
+    adjusted = stats_mod.holm([0.01, math.nan, 0.04, 0.03])
+    assert math.isnan(adjusted[1])
+    assert [adjusted[i] for i in (0, 2, 3)] == pytest.approx(
+        multipletests([0.01, 0.04, 0.03], method="holm")[1]
+    )
+
+
+def test_significance_of_a_multi_subset_task_tests_the_difference_the_table_shows():
+    """Two subsets of different sizes: the per-query values the paired test sees average to the task
+    score (the mean of subset means), so "best" and the test agree on which run is ahead."""
+    from harness.report.tables import _weighted_queries
+
+    subsets = [
+        SubsetScores("a", 2, None, {"ndcg@10": 0.5}, {"q1": 0.0, "q2": 1.0}),
+        SubsetScores("b", 6, None, {"ndcg@10": 0.25}, {f"q{i}": 0.25 for i in range(6)}),
+    ]
+    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
+    result = Result({"id": "m"}, task, {"method": "exact"}, subsets)
+    values = list(_weighted_queries(result).values())
+    assert len(values) == 8 and np.mean(values) == pytest.approx(result.main_score) == pytest.approx(0.375)

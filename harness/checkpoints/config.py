@@ -41,7 +41,8 @@ COLBERT_OVERRIDES = frozenset(
     }
 )
 DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case", "query_prompt", "document_prompt"})
-OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "max_memory", "name", "attn_implementation"})
+OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "max_memory", "name", "attn_implementation", "kernels"})
+KERNEL_MODES = ("auto", "default", "onednn")  # harness.kernels: measured choice, torch's own, forced oneDNN
 _OVERRIDES_FILE = Path("<overrides>")
 # settings that change only one side's embeddings: a query-side change keeps the corpus's cache entry
 # (not the prefixes: both are added to the one tokenizer, so either changes how the other side's
@@ -78,6 +79,7 @@ class LoadOptions:
     max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH
     max_memory: int = DEFAULT_MAX_MEMORY
     attn_implementation: str | None = None
+    kernels: str = "auto"
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any]) -> LoadOptions:
@@ -91,6 +93,7 @@ class LoadOptions:
             max_tokens_per_batch=positive(budget, "max_tokens_per_batch", _OVERRIDES_FILE),
             max_memory=positive(memory, "max_memory", _OVERRIDES_FILE),
             attn_implementation=given.get("attn_implementation"),
+            kernels=given.get("kernels", "auto"),
         )
 
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 
 from harness.errors import InputError
+from harness.mteb import SOURCE_PREFIX as MTEB_SOURCE
 from harness.results import Result
 from harness.tasks import get_task, list_groups
 
@@ -85,6 +86,15 @@ def is_average_only(result: Result) -> bool:
 
 def is_published(result: Result) -> bool:
     return result.model.get("kind") == "published" or result.published is not None
+
+
+def origin(result: Result) -> str:
+    """Where a result's figures come from: ``"run"`` (this harness), ``"MTEB"`` (imported MTEB
+    results files) or ``"card"`` (transcribed from a model card): rows of different origins of one
+    model stay apart."""
+    if not is_published(result):
+        return "run"
+    return "MTEB" if (result.published or {}).get("source", "").startswith(MTEB_SOURCE) else "card"
 
 
 def prefer(results: Iterable[Result]) -> dict[tuple[str, str], Result]:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.fileio import write_bytes_atomic
+from harness.metrics import metric_label
 from harness.report.catalogue import family as family_of
 from harness.report.tables import Row, Table
 
@@ -110,14 +111,6 @@ def model_colours(tables: Sequence[Table]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- names and numbers
 
-_METRICS = {"ndcg": "nDCG", "map": "MAP", "mrr": "MRR", "recall": "Recall", "precision": "P"}
-
-
-def metric_name(metric: str) -> str:
-    """``ndcg@10`` -> ``nDCG@10``."""
-    base, at, k = metric.partition("@")
-    return _METRICS.get(base.lower(), base) + at + k
-
 
 def metric_phrase(table: Table) -> str:
     """The main metric of a table's datasets (registry), exceptions named: ``nDCG@10`` or
@@ -125,7 +118,7 @@ def metric_phrase(table: Table) -> str:
     from harness.tasks import list_tasks
 
     tasks = [t for t in list_tasks() if family_of(t.name) == table.family]
-    by_label = {t.short_label: metric_name(t.main_metric) for t in tasks}
+    by_label = {t.short_label: metric_label(t.main_metric) for t in tasks}
     columns = table.columns[: table.datasets] or [t.short_label for t in tasks]
     known = {c: by_label[c] for c in columns if c in by_label}
     if not known:

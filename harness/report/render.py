@@ -142,8 +142,9 @@ def _model_html(row: Row) -> str:
         name = f'<a href="{esc(row.url)}" title="{esc(row.url)}">{name}</a>'
     if row.published:
         source = f"published figure, transcribed: {row.source}" if row.source else "published figure"
-        name += f' <span class="pub" title="{esc(source)}">†</span>'
-    return f'<td data-sort="{esc(row.model_id)}">{name}</td>'
+        mark = "† MTEB" if row.origin == "MTEB" else "†"
+        name += f' <span class="pub" title="{esc(source)}">{mark}</span>'
+    return f'<td data-sort="{esc(row.model_id)}" title="{esc(row.label)}">{name}</td>'
 
 
 def _row_html(row: Row, cells: Sequence[Cell]) -> str:

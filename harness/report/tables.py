@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.models import find_model
+from harness.models import ModelInfo, find_model
 from harness.report.catalogue import (
     DEFAULT_SIZE_GROUPS,
     FAMILIES,
@@ -22,6 +22,7 @@ from harness.report.catalogue import (
     is_average_only,
     is_published,
     label,
+    origin,
     size_group_for,
 )
 from harness.results import Result
@@ -67,6 +68,7 @@ class Row:
     url: str | None = None  # the model's Hub page, when the registry knows its Hub id
     metrics: list[dict[str, float]] = field(default_factory=list)  # per dataset column: card metrics
     source: str | None = None  # where a published row's figures come from (a model card, MTEB files)
+    origin: str = "run"  # catalogue.origin: "run", "card" or "MTEB"
 
     @property
     def version(self) -> str:
@@ -75,7 +77,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        return self.model_id + self.version + (" †" if self.published else "")
+        return self.model_id + self.version + {"run": "", "card": " †", "MTEB": " † MTEB"}[self.origin]
 
 
 @dataclass
@@ -105,7 +107,8 @@ def leaderboard_tables(
     """One table per benchmark family: dataset columns, ``Mean`` (when any row has every dataset)
     and ``Reported AVG`` (when average-only results exist); rows grouped by size.
 
-    Row key: (model id, published?) so a rerun sits beside the published figure it reproduces.
+    Row key: (model id, origin) so a rerun sits beside the published figure it reproduces (and a
+    model card's figures beside MTEB's).
     ``Mean`` is the unweighted mean over the dataset columns (``np.mean`` in column order, which for
     NanoBEIR is the card's ``NanoBEIR_mean``); its CI bootstraps every dataset's queries jointly.
     One precision per table: the published figures' (3 decimals on the card), else 4. Bold: the
@@ -119,15 +122,15 @@ def leaderboard_tables(
             continue
         datasets = dataset_order(fam, {r.task_name for r in members if not is_average_only(r)})
         has_avg = any(is_average_only(r) for r in members)
-        by_key: dict[tuple[str, bool], dict[str, Result]] = {}
+        by_key: dict[tuple[str, str], dict[str, Result]] = {}
         for r in sorted(members, key=lambda r: r.created):
-            by_key.setdefault((r.model_id, is_published(r)), {})[r.task_name] = r
+            by_key.setdefault((r.model_id, origin(r)), {})[r.task_name] = r
         has_mean = len(datasets) > 1 and any(all(d in tasks for d in datasets) for tasks in by_key.values())
         columns = [label(d) for d in datasets] + ["Mean"] * has_mean + ["Reported AVG"] * has_avg
         digits = decimals(r.main_score for r in members if is_published(r))
         table = Table(fam, columns, len(datasets), decimals=digits)
         labels = [g for r in members if (g := r.model.get("size_group"))] or list(DEFAULT_SIZE_GROUPS)
-        for (model_id, published), tasks in by_key.items():
+        for (model_id, kind), tasks in by_key.items():
             cells = [_task_cell(tasks.get(d), digits, n_resamples, seed, level) for d in datasets]
             if has_mean:
                 cells.append(_mean_cell([tasks.get(d) for d in datasets], digits, n_resamples, seed, level))
@@ -145,16 +148,17 @@ def leaderboard_tables(
             table.rows.append(
                 Row(
                     model_id,
-                    published,
+                    kind != "run",
                     group or size_group_for(parameters, labels),
                     cells,
                     parameters,
                     _throughput(tasks.values()),
                     next((c.value for c in headline if c.value is not None), None),
                     _revision(models),
-                    f"https://huggingface.co/{info.hub_id}" if info else None,
+                    _hub_page(model_id, info),
                     [_card_metrics(tasks.get(d)) for d in datasets],
                     next((r.published.get("source") for r in tasks.values() if r.published), None),
+                    kind,
                 )
             )
         ordered = []
@@ -189,6 +193,13 @@ def _mark(rows: list[Row], column: int) -> None:
         c.p_value, c.reference = (None, None) if math.isnan(p) else (p, best_row.label)
 
 
+def _hub_page(model_id: str, info: ModelInfo | None) -> str | None:
+    """The model's Hub page: its registered Hub id's, else the id's when it reads as one
+    (``org/name``); None for other names (a local folder's)."""
+    hub_id = info.hub_id if info else model_id if re.fullmatch(r"[\w.-]+/[\w.-]+", model_id) else None
+    return f"https://huggingface.co/{hub_id}" if hub_id else None
+
+
 def _card_metrics(result: Result | None) -> dict[str, float]:
     """The card-convention metrics of a task (mean over its subsets), empty when not all subsets
     have them (a transcribed figure holds the main metric only)."""
@@ -213,10 +224,20 @@ def _task_cell(result: Result | None, digits: int, n_resamples: int, seed: int, 
         return Cell(None, digits)
     strata = _strata(result, 1.0)
     ci = bootstrap_ci(strata, n_resamples=n_resamples, seed=seed, level=level) if strata else None
-    queries = (
-        {f"{s.name}\0{q}": v for s in result.subsets for q, v in s.per_query.items()} if strata else None
-    )
+    queries = _weighted_queries(result) if strata else None
     return Cell(result.main_score, digits, ci, queries=queries)
+
+
+def _weighted_queries(result: Result) -> dict[str, float]:
+    """Per-query scores (key ``subset\0query id``) scaled by ``N / (S n_s)`` (N queries in all, S
+    subsets, n_s in the query's subset): their plain mean is the task score (the mean of subset
+    means), so a paired test over them tests the difference the table shows. One subset: unscaled."""
+    total, n_subsets = sum(len(s.per_query) for s in result.subsets), len(result.subsets)
+    return {
+        f"{s.name}\0{q}": v * (total / (n_subsets * len(s.per_query))) if n_subsets > 1 else v
+        for s in result.subsets
+        for q, v in s.per_query.items()
+    }
 
 
 def _mean_cell(results: list[Result | None], digits: int, n_resamples: int, seed: int, level: float) -> Cell:
