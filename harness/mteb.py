@@ -28,7 +28,6 @@ query id is also a document id.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -38,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError
-from harness.fileio import read_text, write_json_atomic
+from harness.fileio import write_json_atomic
 from harness.metrics import TREC_K, TREC_MRR_K
 from harness.models import find_model, find_model_by_hub_id
-from harness.results import Result, Results, SubsetScores
+from harness.results import Result, Results, SubsetScores, read_json
 from harness.tasks import get_task
 
 SOURCE_PREFIX = "MTEB results: "  # how an imported row's ``published.source`` begins
@@ -190,7 +189,7 @@ def import_mteb_results(path: str | Path, *, model_id: str | None = None) -> Mte
 
 def _parse_file(file: Path, *, strict: bool, skipped: dict[str, str]) -> _Part | None:
     """The mapped task's subsets of one file; None (reason in ``skipped``) for a file left out."""
-    data = _read_json(file)
+    data = read_json(file, "MTEB results file")
     name = data.get("task_name", data.get("mteb_dataset_name")) if isinstance(data, dict) else None
     if not isinstance(name, str):
         if strict:
@@ -206,15 +205,6 @@ def _parse_file(file: Path, *, strict: bool, skipped: dict[str, str]) -> _Part |
     scores = _scores(data, str(file))
     subsets = [_subset(scores, split, subset, task, str(file)) for split, subset in task.splits]
     return _Part(file, task, data, subsets)
-
-
-def _read_json(file: Path) -> Any:
-    try:
-        return json.loads(read_text(file, "MTEB results file"))  # NaN accepted: MTEB writes it
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"invalid JSON: {exc.msg} (column {exc.colno})", file=str(file), line=exc.lineno
-        ) from None
 
 
 def _scores(data: dict[str, Any], file: str) -> dict[str, Any]:
@@ -279,7 +269,7 @@ def _model_record(folder: Path, model_id: str | None) -> dict[str, Any]:
     name = folder.parent.name.replace("__", "/") if layout else None
     revision, parameters = (folder.name if layout else None), None
     if meta_file.is_file():
-        meta = _read_json(meta_file)
+        meta = read_json(meta_file, "MTEB model_meta.json")
         if not isinstance(meta, dict) or not isinstance(meta.get("name") or name, str):
             raise InputError(
                 "expected the model's name (a string or null)", file=str(meta_file), field="name"

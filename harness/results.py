@@ -313,8 +313,10 @@ def result_from_dict(data: Any, file: str = "<memory>") -> Result:
     return result
 
 
-def _read_json(path: Path) -> Any:
-    text = read_text(path, "results file")
+def read_json(path: Path, what: str = "results file") -> Any:
+    """A JSON document (``NaN`` accepted, as Python's json does); a missing file or invalid JSON is
+    an InputError naming ``what`` / the file, line and column."""
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -325,7 +327,7 @@ def _read_json(path: Path) -> Any:
 
 def load_result(path: Path) -> Result:
     """Read and validate one results file."""
-    return result_from_dict(_read_json(Path(path)), str(path))
+    return result_from_dict(read_json(Path(path)), str(path))
 
 
 class Results(list[Result]):
@@ -372,7 +374,7 @@ def load_results(paths: list[Path]) -> Results:
             if file.resolve() in seen:
                 continue
             seen.add(file.resolve())
-            data = _read_json(file)
+            data = read_json(file)
             if isinstance(data, dict) and not ({"schema_version", "model", "task"} & set(data)):
                 log.warning("%s: not a results file (no schema_version), skipped", file)
                 continue
