@@ -251,7 +251,9 @@ def rotary_halves(
         x = x.float()
         x1, x2 = x[..., :half], x[..., half:]
         out = torch.empty(
-            torch.broadcast_shapes(x.shape, cos.shape), dtype=torch.promote_types(x.dtype, cos.dtype)
+            torch.broadcast_shapes(x.shape, cos.shape),
+            dtype=torch.promote_types(x.dtype, cos.dtype),
+            device=x.device,  # the inputs' device (a GPU's tensors must not meet a CPU output)
         )
         first, second = out[..., :half], out[..., half:]
         torch.mul(x1, c1, out=first)
