@@ -11,10 +11,13 @@ interfaces as ``"harness_blockwise"``, keeps the mask as one key-padding row per
   never materialised (Dao et al., "FlashAttention", NeurIPS 2022; Rabe & Staats, "Self-attention
   does not need O(n^2) memory", 2021).
 - sliding-window layers (ModernBERT: token i sees j when ``|i - j| <= config.sliding_window``):
-  queries cut into blocks of ``LOCAL_BLOCK``, each attending to its block plus ``window`` keys on
-  either side, all blocks in one batched call: ``T x (LOCAL_BLOCK + 2 window)`` scores instead of
-  ``T x T``. Batches up to ``DENSE_LOCAL_UP_TO`` tokens wide, where blocks cost more than they save,
-  use one dense band mask built once per forward (chosen per batch by width, by measurement).
+  queries cut into chunks of ``LOCAL_CHUNK``, each chunk one call on views of the keys it can reach
+  (its own positions and ``window`` on either side): ``T x (LOCAL_CHUNK + 2 window)`` scores instead
+  of ``T x T``, no copies of keys or values. A batch no wider than one chunk's reach takes one call
+  with a dense band mask.
+
+Masks are additive (0 where a key is seen, -inf where not) in the model's dtype, built once per
+forward and shared by its layers: a boolean mask is converted to exactly this inside every call.
 
 Both compute the same softmax over the same keys as the default path (masked keys have weight 0
 there), so embeddings agree to float rounding (tests: 1e-5). Used for the architectures in
@@ -35,34 +38,73 @@ import torch.nn.functional as F
 
 NAME = "harness_blockwise"
 SUPPORTED = frozenset({"modernbert", "bert"})  # config.model_type values validated against the default
-LOCAL_BLOCK = 128  # queries per block in sliding-window layers (measured: see benchmarks/bench_long.py)
-# sliding-window layers of batches up to this many tokens wide use one dense band mask instead of
-# blocks (measured, Ettin-17m shape: 1000 SciFact abstracts 15.5 s dense vs 17.1 s blocks vs 15.8 s
-# library; at 1024 tokens blocks win, 2.3 s vs 2.5 s; benchmarks/bench_long.py)
-DENSE_LOCAL_UP_TO = 512
+# queries per call in sliding-window layers. Measured (Ettin-17m shape, window 64, 2 threads), one
+# layer's attention against a dense band mask: 13 x 300 tokens 3.9 vs 5.2 ms, 8 x 505 4.2 vs 8.3 ms,
+# 32 x 128 3.0 vs 2.6 ms (hence the dense band up to one chunk's reach); against the 128-query blocks
+# with copied key/value spans used before: 1 x 32768 tokens 58 vs 89 ms, 4 x 1024 4.0 vs 7.4 ms.
+# Chunks of 48, 96, 128 and 192 queries were slower.
+LOCAL_CHUNK = 64
 
 
 @dataclass(frozen=True)
 class KeyMask:
     """What a layer needs to know instead of a ``T x T`` mask: which keys are real (``[B, T]`` bool,
     None when no text is padded), the half window of a sliding-window layer (None: global), the
-    sequence length and the device of the model's tensors."""
+    sequence length, the device and dtype of the model's tensors.
+
+    Masks are additive in the model's dtype and built at first use, once per forward."""
 
     valid: torch.Tensor | None
     window: int | None = None
     length: int = 0
     device: torch.device | None = None
+    dtype: torch.dtype = torch.float32
+
+    def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device).masked_fill_(
+            ~allowed, float("-inf")
+        )
+
+    @property
+    def chunked(self) -> bool:
+        """Whether a sliding-window layer runs by chunks (the sequence is longer than one chunk's reach)."""
+        assert self.window is not None
+        return self.length > LOCAL_CHUNK + 2 * self.window
+
+    @functools.cached_property
+    def keys(self) -> torch.Tensor | None:
+        """``[B, 1, 1, T]``: padding keys hidden (None when nothing is padded)."""
+        return None if self.valid is None else self._additive(self.valid[:, None, None, :])
 
     @functools.cached_property
     def band(self) -> torch.Tensor:
-        """``[B|1, 1, T, T]`` bool: the window over real keys; built once per forward and shared by
-        its sliding-window layers (short batches only)."""
+        """``[B|1, 1, T, T]``: the window over real keys (batches no wider than one chunk's reach)."""
         assert self.window is not None and self.length > 0
         positions = torch.arange(self.length, device=self.device)
         allowed = (positions[None, :] - positions[:, None]).abs() <= self.window
         if self.valid is not None:
             allowed = allowed[None] & self.valid[:, None, :]
-        return allowed.reshape(-1, 1, self.length, self.length)
+        return self._additive(allowed.reshape(-1, 1, self.length, self.length))
+
+    @functools.cached_property
+    def chunks(self) -> list[tuple[slice, slice, torch.Tensor]]:
+        """Per chunk of queries: their positions, the keys they can reach, and the
+        ``[B|1, 1, queries, keys]`` mask over those (window and padding)."""
+        assert self.window is not None
+        window, length = self.window, self.length
+        offsets = torch.arange(LOCAL_CHUNK + 2 * window, device=self.device)
+        # query i of a chunk sees key j of its reach (which starts `window` before the chunk) iff:
+        pattern = (offsets[None, :] - window - offsets[:LOCAL_CHUNK, None]).abs() <= window
+        chunks = []
+        for start in range(0, length, LOCAL_CHUNK):
+            stop = min(length, start + LOCAL_CHUNK)
+            low, high = max(0, start - window), min(length, stop + window)
+            first = low - (start - window)  # the reach is cut at the sequence's ends
+            allowed = pattern[: stop - start, first : first + high - low][None]
+            if self.valid is not None:
+                allowed = allowed & self.valid[:, None, low:high]
+            chunks.append((slice(start, stop), slice(low, high), self._additive(allowed[:, None])))
+        return chunks
 
 
 def _mask(
@@ -71,16 +113,17 @@ def _mask(
     local_size: int | None = None,
     kv_length: int = 0,
     device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
     **_: Any,
 ) -> KeyMask:
     """Mask interface: transformers passes the 2D padding mask (bool), the key length, the device
     and, for sliding-window layers, ``local_size`` = ``config.sliding_window`` (the inclusive half
-    window)."""
+    window), and the model's dtype."""
     valid = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
     length = kv_length or (attention_mask.shape[-1] if attention_mask is not None else 0)
     if device is None and attention_mask is not None:
         device = attention_mask.device
-    return KeyMask(valid, local_size, length, device)
+    return KeyMask(valid, local_size, length, device, dtype)
 
 
 def _attention(
@@ -98,54 +141,22 @@ def _attention(
         raise TypeError(
             f"{NAME} takes the masks of its own mask function, got {type(attention_mask).__name__}"
         )
-    mask = attention_mask or KeyMask(None, device=query.device)
-    length = query.shape[2]
-    if mask.window is not None and mask.window < length - 1 and length <= DENSE_LOCAL_UP_TO:
+    mask = attention_mask or KeyMask(None, device=query.device, dtype=query.dtype)
+    if mask.window is None or mask.window >= query.shape[2] - 1:  # global, or a window covering all
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.keys, scale=scaling)
+    elif not mask.chunked:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.band, scale=scaling)
-    elif mask.window is not None and mask.window < length - 1:
-        out = _local_attention(query, key, value, mask.valid, mask.window, scaling)
-    else:  # global, or a window that covers the whole sequence
-        keys = None if mask.valid is None else mask.valid[:, None, None, :]
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=keys, scale=scaling)
+    else:
+        out = torch.cat(
+            [
+                F.scaled_dot_product_attention(
+                    query[:, :, queries], key[:, :, keys], value[:, :, keys], attn_mask=allowed, scale=scaling
+                )
+                for queries, keys, allowed in mask.chunks
+            ],
+            dim=2,
+        )
     return out.transpose(1, 2).contiguous(), None
-
-
-def _local_attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    valid: torch.Tensor | None,
-    window: int,
-    scaling: float | None,
-) -> torch.Tensor:
-    """Sliding-window attention (query i sees key j iff ``|i - j| <= window`` and j is real) by blocks:
-    ``[B, H, T, D]`` -> ``[B, H, T, D]``."""
-    b, h, t, d = query.shape
-    block = LOCAL_BLOCK
-    n_blocks = -(-t // block)
-    span = block + 2 * window  # keys a block sees: its own positions and `window` on either side
-    padded = n_blocks * block
-    # keys/values padded by `window` before and `window + (padded - t)` after, then cut into
-    # overlapping spans: block i covers padded positions [i*block, i*block + span)
-    pad = (0, 0, window, window + padded - t)
-    spans = [F.pad(x, pad).unfold(2, span, block).transpose(-1, -2) for x in (key, value)]  # [B,H,n,span,D]
-    real = torch.ones(b, t, dtype=torch.bool, device=query.device) if valid is None else valid
-    real_spans = F.pad(real, (window, window + padded - t)).unfold(1, span, block)  # [B, n, span]
-    positions = torch.arange(span, device=query.device)
-    offset = positions[None, :] - window - positions[:block, None]  # key minus query position
-    band = offset.abs() <= window  # [block, span]: same for every block
-    allowed = band[None, None] & real_spans[:, :, None, :]  # [B, n, block, span]
-    # blocks as batch rows ([B*n, H, ., D]): 4-D inputs take torch's fused (flash) kernel
-    q = F.pad(query, (0, 0, 0, padded - t)).reshape(b, h, n_blocks, block, d).transpose(1, 2)
-    k, v = (x.transpose(1, 2).reshape(b * n_blocks, h, span, d) for x in spans)
-    out = F.scaled_dot_product_attention(
-        q.reshape(b * n_blocks, h, block, d),
-        k,
-        v,
-        attn_mask=allowed.reshape(b * n_blocks, 1, block, span),
-        scale=scaling,
-    )
-    return out.reshape(b, n_blocks, h, block, d).transpose(1, 2).reshape(b, h, padded, d)[:, :, :t]
 
 
 def register() -> str:

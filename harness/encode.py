@@ -144,7 +144,7 @@ class _TransformerEncoder:
         attention's q/k/v/output (16 x hidden), the feed-forward's input width three times (GLU:
         ModernBERT's is 2 x intermediate), the Dense layers' outputs; with a library attention also a
         mask row (bool) and two rows of scores per head (eager: scores and softmax); on
-        harness.attention's sliding windows, a band-mask row and the blocks' key/value spans."""
+        harness.attention's sliding windows, a mask row over one chunk's reach and the chunks' outputs."""
         config = self.model.config
         hidden = int(config.hidden_size)
         ffn = int(getattr(config, "intermediate_size", 4 * hidden))
@@ -154,10 +154,8 @@ class _TransformerEncoder:
         window = getattr(config, "sliding_window", None)
         if self.attention != attention.NAME:
             floats += width * (1 + 2 * int(getattr(config, "num_attention_heads", 1)))
-        elif window:
-            span = attention.LOCAL_BLOCK + 2 * int(window)
-            floats += min(width, attention.DENSE_LOCAL_UP_TO) // 4 + 1  # a band-mask row (short batches)
-            floats += 2 * hidden * span // attention.LOCAL_BLOCK + span // 4  # key/value spans, block mask
+        elif window:  # a mask row over one chunk's reach; the chunks' outputs before they are joined
+            floats += attention.LOCAL_CHUNK + 2 * int(window) + hidden
         itemsize = torch.finfo(TORCH_DTYPES[self.config.dtype]).bits // 8
         return max(itemsize, 4) * floats
 

@@ -167,6 +167,35 @@ def test_rotary_halves_is_transformers_rotary_bit_for_bit(ettin_like_checkpoint:
     assert modeling.apply_rotary_pos_emb is rotary_halves
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("table_dtype", ["same", torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "layout", ["slices of one qkv buffer", "k before q in one buffer", "separate tensors"]
+)
+def test_rotary_halves_matches_every_dtype_and_layout(dtype, table_dtype, layout) -> None:
+    """Every q/k and table dtype combination (the reference widens q/k with ``.float()`` and promotes
+    with the tables), q and k strided slices of one buffer (as ModernBERT passes them, either order)
+    or separate tensors: same bits."""
+    from transformers.models.modernbert import modeling_modernbert as modeling
+
+    # transformers' own, also when an encoder loaded earlier in this process installed ours
+    reference = getattr(modeling, "_harness_reference_rotary", modeling.apply_rotary_pos_emb)
+    assert reference is not rotary_halves
+    generator = torch.Generator().manual_seed(1)
+    qkv = torch.randn(2, 37, 3, 4, 64, generator=generator).to(dtype)
+    q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
+    if layout == "k before q in one buffer":
+        q, k = k, q
+    if layout == "separate tensors":
+        q, k = q.contiguous(), k.contiguous()
+    angles = torch.arange(37)[None, :, None].float() * torch.rand(32, generator=generator)
+    tables = torch.cat((angles, angles), dim=-1)
+    table_dtype = dtype if table_dtype == "same" else table_dtype
+    cos, sin = tables.cos().to(table_dtype), tables.sin().to(table_dtype)
+    for a, b in zip(rotary_halves(q, k, cos, sin), reference(q, k, cos, sin), strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 def test_kernel_choice_is_in_the_results_and_the_fallback_gives_the_same_metrics(
     ettin_like_checkpoint, tmp_path
 ):

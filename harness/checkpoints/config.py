@@ -19,7 +19,11 @@ from harness.errors import InputError
 from harness.units import parse_size
 
 PIPELINE_VERSION = 1  # bump when an encoder change alters embeddings, so caches keyed on settings miss
-DEFAULT_MAX_TOKENS_PER_BATCH = 16384  # padded tokens a batch aims at (speed); memory bounds it below
+# padded tokens a batch aims at (speed); memory bounds it below. Measured (benchmarks/bench_batch.py,
+# 2 cores, float32): 16384 9% (Ettin-17m shape) and 16% (all-MiniLM-L6-v2) slower than 4096, 8192 3%
+# and 15%: activations over glibc's mmap threshold come fresh from the OS at every batch (1.1M and
+# 3.9M page faults per 1000 documents at 16384, ~500 at 4096); bfloat16 4096-16384 within 2%
+DEFAULT_MAX_TOKENS_PER_BATCH = 4096
 DEFAULT_MAX_MEMORY = 4 * 1024**3  # bytes of activations a batch may take (--max-memory)
 PUNCTUATION = tuple("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")  # string.punctuation, PyLate's default skiplist
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens")
@@ -72,8 +76,9 @@ def check_overrides(kind: str, overrides: Mapping[str, Any]) -> None:
 class LoadOptions:
     """How a model is run, not what it computes: the name results are stored under, the padded
     tokens a batch aims at, the bytes of activations a batch may take (``max_memory``: batches are
-    cut below it, and a text that alone would exceed it is an error at load time), and the
-    transformers attention implementation (None: :mod:`harness.attention` where supported)."""
+    cut below it, and a text that alone would exceed it is an error at load time), the transformers
+    attention implementation (None: :mod:`harness.attention` where supported) and the CPU kernels
+    (:mod:`harness.kernels`)."""
 
     name: str | None = None
     max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH
