@@ -173,8 +173,8 @@ class _TransformerEncoder:
         (1e-6; the rotary bit for bit): recorded in the results, not part of the cache key."""
         mode = self.options.kernels if self.device.type == "cpu" else "default"
         linear = kernels.fast_linear([self.model, self.dense], mode, device=self.device)
-        rotary = kernels.fast_rotary(self.model, enable=mode != "default")
-        self.kernels = {"mode": self.options.kernels, "linear": linear.linear, "rotary": rotary}
+        rotary = kernels.fast_rotary(self.model, "default" if mode == "default" else "compiled")
+        self.kernels = {"mode": self.options.kernels, **linear.settings(), "rotary": rotary}
 
     def _place(self) -> None:
         if next(self.model.parameters()).device != self.device:
@@ -186,7 +186,7 @@ class _TransformerEncoder:
         self.__dict__.update(state)
         if self.attention == attention.NAME:
             attention.register()
-        kernels.fast_rotary(self.model, enable=self.kernels["rotary"] == "halves")  # a process-wide choice
+        kernels.fast_rotary(self.model, self.kernels["rotary"])  # a process-wide choice
 
     @property
     def folder(self) -> Path:

@@ -10,7 +10,7 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
                 "revision": str|null,                   # the Hub commit its files came from
                 "kind": "colbert"|"dense"|"bm25"|"published",
                 "parameters": int|null, "size_group": str|null, "settings": {...},
-                ["kernels": {"mode", "linear", "rotary"}]},  # the CPU kernels that ran
+                ["kernels": {"mode", "linear", ["glu"], "rotary"}]},  # the CPU kernels that ran
       "task": {"name": str, "convention": "card"|"trec", "main_metric": str,
                "split": str, "source": str, "dataset_fingerprints": {subset: sha256}},
       "retrieval": {"method": "exact"|"plaid"|"rerank"|"bm25"|"published", "k": int, ...params,

@@ -104,8 +104,11 @@ def test_colbert_parity_with_pylate(
         pytest.skip(str(onednn_unavailable()))
     checkpoint = ettin_like_checkpoint if name == "ettin" else bert_checkpoint
     encoder = load_encoder(checkpoint, kernels=kernels)
-    expected_rotary = "halves" if name == "ettin" and kernels != "default" else "default"
-    assert encoder.kernels == {"mode": kernels, "linear": kernels, "rotary": expected_rotary}
+    ettin = name == "ettin"
+    expected = {"mode": kernels, "linear": kernels}
+    expected |= {"fused": ("glu" if ettin else "gelu") if kernels == "onednn" else "none"}
+    expected |= {"rotary": "compiled" if ettin and kernels != "default" else "default"}
+    assert encoder.kernels == expected
     ours = encoder.encode(TEXTS, is_query=is_query, batch_size=8, show_progress=False)
     assert ours.vectors.dtype == np.float32
     _assert_parity(ours, pylate_reference["embeddings"][(name, is_query)], TEXTS)

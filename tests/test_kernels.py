@@ -1,8 +1,9 @@
-"""harness.kernels: oneDNN's prepacked linear gives the default path's embeddings (1e-5 on unit vectors,
-the parity tolerance of tests/test_encode.py; observed ~1e-7), a forced fallback gives the unpatched
-model's bits, the choice is recorded, encoders still pickle, and a forced kernel that cannot run says
-why. The Ettin-shaped ModernBERT has the real model's linear shapes; the BERT one has biases and a
-residual Dense."""
+"""harness.kernels: oneDNN's prepacked linear, with ModernBERT's GLU fused into it, gives the default
+path's embeddings (1e-5 on unit vectors, the parity tolerance of tests/test_encode.py; observed ~1e-7),
+a forced fallback gives the unpatched model's bits, the choice is recorded, encoders still pickle, and
+a forced kernel that cannot run says why; both rotary embeddings give transformers' bits. The
+Ettin-shaped ModernBERT has the real model's linear shapes; the BERT one has biases and a residual
+Dense."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ from torch import nn
 from harness.encode import load_encoder
 from harness.kernels import (
     KERNELS,
+    ROTARY,
     KernelChoice,
     PackedLinear,
     fast_linear,
     onednn_unavailable,
+    rotary_compiled,
     rotary_halves,
 )
+from harness.kernels.fusion import FUSIONS, FusedBertIntermediate, FusedModernBertMLP
+from harness.kernels.packed import POSTS, torch_linear
 
 PARITY_TOL = 1e-5
 needs_onednn = pytest.mark.skipif(onednn_unavailable() is not None, reason=str(onednn_unavailable()))
@@ -52,6 +57,11 @@ def _linear_types(encoder) -> set[type]:
     return {type(m) for root in _modules(encoder) for m in root.modules() if isinstance(m, nn.Linear)}
 
 
+def _fused_blocks(encoder) -> int:
+    fused = {f.fused for f in FUSIONS.values()}
+    return sum(type(m) in fused for m in encoder.model.modules())
+
+
 @pytest.fixture(scope="module", params=["ettin", "bert"])
 def checkpoint(request, ettin_like_checkpoint: Path, bert_checkpoint: Path) -> Path:
     return {"ettin": ettin_like_checkpoint, "bert": bert_checkpoint}[request.param]
@@ -64,12 +74,15 @@ def test_onednn_matches_default_and_fallback_is_identical(checkpoint: Path) -> N
     choice = fast_linear(_modules(encoder), "onednn")
     assert choice.linear == "onednn" and choice.layers > 0
     assert _linear_types(encoder) == {PackedLinear}
+    ettin = encoder.model.config.model_type == "modernbert"
+    assert _fused_blocks(encoder) == choice.blocks == encoder.model.config.num_hidden_layers
+    assert choice.settings()["fused"] == ("glu" if ettin else "gelu")
     for side, ref in reference.items():
         diff = np.abs(_embed(encoder, side) - ref).max()
         assert diff <= PARITY_TOL, (side, diff)
-    # forced fallback: plain nn.Linear again, the unpatched model's bits
+    # forced fallback: plain nn.Linear and transformers' MLP again, the unpatched model's bits
     assert fast_linear(_modules(encoder), "default").linear == "default"
-    assert _linear_types(encoder) == {nn.Linear}
+    assert _linear_types(encoder) == {nn.Linear} and _fused_blocks(encoder) == 0
     for side, ref in reference.items():
         np.testing.assert_array_equal(_embed(encoder, side), ref)
 
@@ -78,14 +91,16 @@ def test_choice_is_recorded(ettin_like_checkpoint: Path) -> None:
     encoder = _encoder(ettin_like_checkpoint)
     choice = fast_linear(_modules(encoder), "auto", rows=64, repeats=2)
     assert isinstance(choice, KernelChoice) and choice.linear in KERNELS and choice.mode == "auto"
-    assert choice.settings() == {"linear": choice.linear}
+    fused = "glu" if choice.linear == "onednn" else "none"
+    assert choice.settings() == {"linear": choice.linear, "fused": fused}
     assert choice.layers == 7 * 4 + 2  # Wqkv, Wo, Wi, Wo per layer; two Dense layers
+    assert choice.blocks == 7 and _fused_blocks(encoder) == (7 if fused == "glu" else 0)
     if onednn_unavailable() is None:
         assert set(choice.seconds) == set(KERNELS) and "measured" in choice.reason
     expected = PackedLinear if choice.linear == "onednn" else nn.Linear
     assert _linear_types(encoder) == {expected}
     forced = fast_linear(_modules(encoder), "default")
-    assert forced == KernelChoice("default", "default", "asked for", 30)
+    assert forced == KernelChoice("default", "default", "asked for", 30, 7, "glu")
 
 
 @needs_onednn
@@ -95,7 +110,7 @@ def test_pickle_and_copy_round_trip(ettin_like_checkpoint: Path) -> None:
     before = _embed(encoder)
     keys = set(encoder.model.state_dict())
     for clone in (pickle.loads(pickle.dumps(encoder)), copy.deepcopy(encoder)):  # what Ray does
-        assert _linear_types(clone) == {PackedLinear}
+        assert _linear_types(clone) == {PackedLinear} and _fused_blocks(clone) == 7
         np.testing.assert_array_equal(_embed(clone), before)
         assert set(clone.model.state_dict()) == keys
     assert not any(k.endswith("_packed") for k in keys)
@@ -140,60 +155,145 @@ def test_packed_linear_follows_its_weight_and_autograd() -> None:
             torch.testing.assert_close(layer(xb), expected, atol=2e-2, rtol=1e-2)
 
 
+def _reference_rotary():
+    """transformers' own ``apply_rotary_pos_emb``, also when an encoder loaded earlier in this process
+    installed ours."""
+    from transformers.models.modernbert import modeling_modernbert as modeling
+
+    reference = getattr(modeling, "_harness_reference_rotary", modeling.apply_rotary_pos_emb)
+    assert reference not in ROTARY.values()
+    return reference
+
+
+@pytest.mark.parametrize("rotary", [rotary_halves, rotary_compiled])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_rotary_halves_is_transformers_rotary_bit_for_bit(ettin_like_checkpoint: Path, dtype) -> None:
+def test_rotary_is_transformers_rotary_bit_for_bit(ettin_like_checkpoint: Path, rotary, dtype) -> None:
     """On the fixture's own rotary tables (global and local), strided q/k views as ModernBERT passes
-    them: the same bits as transformers' ``apply_rotary_pos_emb``."""
+    them: the same bits as transformers' ``apply_rotary_pos_emb``; the encoder installs the compiled
+    one ("auto") and restores transformers' ("default")."""
     from transformers.models.modernbert import modeling_modernbert as modeling
 
     encoder = load_encoder(ettin_like_checkpoint, kernels="default")
-    assert modeling.apply_rotary_pos_emb is not rotary_halves  # "default" restores transformers' own
-    reference = modeling.apply_rotary_pos_emb
+    assert modeling.apply_rotary_pos_emb is _reference_rotary() and encoder.kernels["rotary"] == "default"
     generator = torch.Generator().manual_seed(0)
     config = encoder.model.config
     heads, dim = config.num_attention_heads, config.hidden_size // config.num_attention_heads
     qkv = torch.randn(3, 130, 3, heads, dim, generator=generator).to(dtype)
     q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
     positions = torch.arange(130)[None].expand(3, -1)
-    rotary = encoder.model.rotary_emb
-    for layer_type in rotary.layer_types if hasattr(rotary, "layer_types") else [None]:
+    rotary_emb = encoder.model.rotary_emb
+    for layer_type in rotary_emb.layer_types if hasattr(rotary_emb, "layer_types") else [None]:
         args = (q, positions) if layer_type is None else (q, positions, layer_type)
-        cos, sin = rotary(*args)
-        ours, theirs = rotary_halves(q, k, cos, sin), reference(q, k, cos, sin)
+        cos, sin = rotary_emb(*args)
+        ours, theirs = rotary(q, k, cos, sin), _reference_rotary()(q, k, cos, sin)
         for a, b in zip(ours, theirs, strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape
             assert torch.equal(a, b), layer_type
-    load_encoder(ettin_like_checkpoint, kernels="auto")
-    assert modeling.apply_rotary_pos_emb is rotary_halves
+    assert load_encoder(ettin_like_checkpoint, kernels="auto").kernels["rotary"] == "compiled"
+    assert modeling.apply_rotary_pos_emb is rotary_compiled
 
 
+@pytest.mark.parametrize("rotary", [rotary_halves, rotary_compiled])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("table_dtype", ["same", torch.float32, torch.float64])
 @pytest.mark.parametrize(
-    "layout", ["slices of one qkv buffer", "k before q in one buffer", "separate tensors"]
+    "layout", ["slices of one qkv buffer", "k before q in one buffer", "separate tensors", "tables per text"]
 )
-def test_rotary_halves_matches_every_dtype_and_layout(dtype, table_dtype, layout) -> None:
+def test_rotary_matches_every_dtype_and_layout(rotary, dtype, table_dtype, layout) -> None:
     """Every q/k and table dtype combination (the reference widens q/k with ``.float()`` and promotes
-    with the tables), q and k strided slices of one buffer (as ModernBERT passes them, either order)
-    or separate tensors: same bits."""
-    from transformers.models.modernbert import modeling_modernbert as modeling
-
-    # transformers' own, also when an encoder loaded earlier in this process installed ours
-    reference = getattr(modeling, "_harness_reference_rotary", modeling.apply_rotary_pos_emb)
-    assert reference is not rotary_halves
+    with the tables; the compiled one runs float32 and bfloat16 itself and hands the rest to the
+    halves), q and k strided slices of one buffer (as ModernBERT passes them, either order) or
+    separate tensors, tables shared by the batch or one per text; bfloat16 values that round to even,
+    overflow, infinities and NaN: same bits."""
     generator = torch.Generator().manual_seed(1)
-    qkv = torch.randn(2, 37, 3, 4, 64, generator=generator).to(dtype)
+    qkv = torch.randn(2, 37, 3, 4, 64, generator=generator) * 3
+    qkv[0, 0, :, 0, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), 3e38])
+    qkv = qkv.to(dtype)
     q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)
     if layout == "k before q in one buffer":
         q, k = k, q
     if layout == "separate tensors":
         q, k = q.contiguous(), k.contiguous()
-    angles = torch.arange(37)[None, :, None].float() * torch.rand(32, generator=generator)
+    texts = 2 if layout == "tables per text" else 1
+    angles = torch.arange(37)[None, :, None].float() * torch.rand(texts, 1, 32, generator=generator) * 4
     tables = torch.cat((angles, angles), dim=-1)
     table_dtype = dtype if table_dtype == "same" else table_dtype
     cos, sin = tables.cos().to(table_dtype), tables.sin().to(table_dtype)
-    for a, b in zip(rotary_halves(q, k, cos, sin), reference(q, k, cos, sin), strict=True):
-        assert a.dtype == b.dtype and torch.equal(a, b)
+    for a, b in zip(rotary(q, k, cos, sin), _reference_rotary()(q, k, cos, sin), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
+
+
+@needs_onednn
+@pytest.mark.parametrize("post", sorted(POSTS))
+@pytest.mark.parametrize("part", [(0, 1), (0, 2), (1, 2)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_post_ops_equal_torch_composition(post: str, part: tuple[int, int], bias: bool) -> None:
+    """``PackedLinear.fused``: a block of the weight's rows, then the post-op, in one oneDNN call —
+    torch's composition to float rounding (float32: products of 96 terms, GELU's erf by oneDNN's
+    polynomial); without oneDNN's path (autograd on) exactly torch's composition."""
+    generator = torch.Generator().manual_seed(2)
+    layer = nn.Linear(96, 64, bias=bias)
+    fast_linear(layer, "onednn")
+    x = torch.randn(2, 33, 96, generator=generator)
+    other = torch.randn(2, 33, 64 // part[1], generator=generator)
+    rows = slice(part[0] * 64 // part[1], (part[0] + 1) * 64 // part[1])
+    weight, b = layer.weight[rows], (layer.bias[rows] if bias else None)
+    with torch.inference_mode():
+        expected = torch_linear(x, weight, b, post, other)
+        got = layer.fused(x, post, other, part)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        expected = POSTS[post](torch.nn.functional.linear(x, weight, b), other)
+    x.requires_grad_(True)
+    assert torch.equal(layer.fused(x, post, other, part).detach(), expected)
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_glu_equals_transformers_mlp(bias: bool) -> None:
+    """ModernBERT's MLP fused (GELU and the gate product as post-ops of ``Wi``'s two row blocks)
+    against transformers' own forward on the same weights: float rounding only (1e-5); training or
+    autograd runs transformers' forward, bit for bit; a non-erf GELU is not fused."""
+    from transformers import ModernBertConfig
+    from transformers.models.modernbert.modeling_modernbert import ModernBertMLP
+
+    from harness.kernels.fusion import kind_of
+
+    torch.manual_seed(3)
+    config = ModernBertConfig(hidden_size=64, intermediate_size=96, mlp_bias=bias)
+    mlp = ModernBertMLP(config).eval()
+    x = torch.randn(3, 17, 64)
+    with torch.inference_mode():
+        expected = mlp(x)
+    choice = fast_linear(mlp, "onednn")
+    assert choice.blocks == 1 and type(mlp) is FusedModernBertMLP
+    with torch.inference_mode():
+        torch.testing.assert_close(mlp(x), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(mlp(x.requires_grad_(True)).detach(), expected)  # autograd: transformers' path
+    fast_linear(mlp, "default")
+    assert type(mlp) is ModernBertMLP and type(mlp.Wi) is nn.Linear
+    assert not kind_of(ModernBertMLP(ModernBertConfig(hidden_size=64, hidden_activation="gelu_new")))
+
+
+@needs_onednn
+def test_fused_bert_intermediate_equals_transformers() -> None:
+    """BERT's intermediate layer with its GELU as the product's post-op against transformers' own
+    forward on the same weights: float rounding only (1e-5); autograd runs transformers' path."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertIntermediate
+
+    torch.manual_seed(4)
+    block = BertIntermediate(BertConfig(hidden_size=64, intermediate_size=256)).eval()
+    x = torch.randn(3, 17, 64)
+    with torch.inference_mode():
+        expected = block(x)
+    assert fast_linear(block, "onednn").fusable == "gelu" and type(block) is FusedBertIntermediate
+    with torch.inference_mode():
+        torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(block(x.requires_grad_(True)).detach(), expected)
+    fast_linear(block, "default")
+    assert type(block) is BertIntermediate and type(block.dense) is nn.Linear
 
 
 def test_kernel_choice_is_in_the_results_and_the_fallback_gives_the_same_metrics(
@@ -216,8 +316,10 @@ def test_kernel_choice_is_in_the_results_and_the_fallback_gives_the_same_metrics
         )  # fmt: skip
         assert result.model["kernels"]["mode"] == mode and result.settings["kernels"] == mode
         runs[mode] = result
-    assert runs["default"].model["kernels"] == {"mode": "default", "linear": "default", "rotary": "default"}
-    assert runs[fast].model["kernels"]["rotary"] == "halves"
+    assert runs["default"].model["kernels"] == {
+        "mode": "default", "linear": "default", "fused": "none", "rotary": "default"
+    }  # fmt: skip
+    assert runs[fast].model["kernels"]["rotary"] == "compiled"
     a, b = runs["default"].subsets[0], runs[fast].subsets[0]
     for convention in ("card", "trec"):
         for metric, value in a.metrics(convention).items():

@@ -1,0 +1,27 @@
+"""CPU kernels the encoders run instead of torch's and transformers' defaults, each giving the same
+numbers (bit for bit, or to float rounding) and each recorded in the results (``model.kernels``):
+
+- :mod:`~harness.kernels.packed`: oneDNN's linear on prepacked weights, with fused post-ops.
+- :mod:`~harness.kernels.fusion`: ModernBERT's GLU feed-forward with GELU and the gate product fused
+  into its first linear layer.
+- :mod:`~harness.kernels.linear`: which of torch's and oneDNN's the linear layers run (measured at
+  load under ``--kernels auto``).
+- :mod:`~harness.kernels.rotary`: ModernBERT's rotary embedding in one compiled pass.
+"""
+
+from harness.kernels.linear import KERNELS, MODES, KernelChoice, fast_linear
+from harness.kernels.packed import PackedLinear, onednn_unavailable
+from harness.kernels.rotary import ROTARY, fast_rotary, rotary_compiled, rotary_halves
+
+__all__ = [
+    "KERNELS",
+    "MODES",
+    "ROTARY",
+    "KernelChoice",
+    "PackedLinear",
+    "fast_linear",
+    "fast_rotary",
+    "onednn_unavailable",
+    "rotary_compiled",
+    "rotary_halves",
+]
