@@ -146,16 +146,14 @@ def _attention(
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.keys, scale=scaling)
     elif not mask.chunked:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.band, scale=scaling)
-    else:
-        out = torch.cat(
-            [
-                F.scaled_dot_product_attention(
-                    query[:, :, queries], key[:, :, keys], value[:, :, keys], attn_mask=allowed, scale=scaling
-                )
-                for queries, keys, allowed in mask.chunks
-            ],
-            dim=2,
-        )
+    else:  # each chunk's output transposed and joined along T: one copy into [B, T, H, D]
+        chunks = [
+            F.scaled_dot_product_attention(
+                query[:, :, queries], key[:, :, keys], value[:, :, keys], attn_mask=allowed, scale=scaling
+            ).transpose(1, 2)
+            for queries, keys, allowed in mask.chunks
+        ]
+        return torch.cat(chunks, dim=1), None
     return out.transpose(1, 2).contiguous(), None
 
 

@@ -134,10 +134,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "--kernels",
         choices=["auto", "default", "onednn"],
         default="auto",
-        help="CPU kernels: auto = oneDNN's linear layers with ModernBERT's GELU and gate fused in, unless "
-        "a short measurement at load finds torch's clearly faster, and a compiled rotary embedding; "
-        "default = torch's and transformers' own; onednn = force oneDNN. Same numbers (1e-6); what "
-        "ran is recorded in the results (model.kernels)",
+        help="CPU kernels: auto = oneDNN's linear layers with the feed-forward GELU (and ModernBERT's "
+        "gate) fused in on CPUs where torch runs AVX-512 kernels, torch's elsewhere, and a compiled "
+        "rotary embedding; default = torch's and transformers' own; onednn = force oneDNN. Same "
+        "numbers (1e-6); what ran is recorded in the results (model.kernels)",
     )
     p.add_argument(
         "--scoring",

@@ -168,9 +168,9 @@ class _TransformerEncoder:
         return self
 
     def _choose_kernels(self) -> None:
-        """The CPU kernels (``--kernels``, :mod:`harness.kernels`): the linear layers' (measured
-        under "auto") and the rotary embedding's; torch's own off the CPU. Same numbers either way
-        (1e-6; the rotary bit for bit): recorded in the results, not part of the cache key."""
+        """The CPU kernels (``--kernels``, :mod:`harness.kernels`): the linear layers' (with fused
+        feed-forward blocks) and the rotary embedding's; torch's own off the CPU. Same numbers either
+        way (1e-6; the rotary bit for bit): recorded in the results, not part of the cache key."""
         mode = self.options.kernels if self.device.type == "cpu" else "default"
         linear = kernels.fast_linear([self.model, self.dense], mode, device=self.device)
         rotary = kernels.fast_rotary(self.model, "default" if mode == "default" else "compiled")

@@ -122,9 +122,8 @@ class EvalSettings:
     max_memory: int | str = DEFAULT_MAX_MEMORY
     # transformers attention implementation; None: harness.attention's where supported, else the default
     attention: str | None = None
-    # CPU kernels (harness.kernels): "auto" oneDNN's linear (GLU fused) unless a measurement at load
-    # finds torch's clearly faster, and the compiled rotary; "default" torch's and transformers' own;
-    # "onednn" forced
+    # CPU kernels (harness.kernels): "auto" oneDNN's linear (GELU/GLU fused) on AVX-512 CPUs, and the
+    # compiled rotary; "default" torch's and transformers' own; "onednn" forced
     kernels: str = "auto"
     # where the encode stage runs (harness.executor): "local", or "ray" (address None: a local cluster,
     # "auto": the running one; workers: CPU actors, or the GPUs to use on CUDA)

@@ -46,7 +46,7 @@ COLBERT_OVERRIDES = frozenset(
 )
 DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case", "query_prompt", "document_prompt"})
 OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "max_memory", "name", "attn_implementation", "kernels"})
-KERNEL_MODES = ("auto", "default", "onednn")  # harness.kernels: measured choice, torch's own, forced oneDNN
+KERNEL_MODES = ("auto", "default", "onednn")  # harness.kernels: by ISA, torch's own, forced oneDNN
 _OVERRIDES_FILE = Path("<overrides>")
 # settings that change only one side's embeddings: a query-side change keeps the corpus's cache entry
 # (not the prefixes: both are added to the one tokenizer, so either changes how the other side's

@@ -2,10 +2,10 @@
 numbers (bit for bit, or to float rounding) and each recorded in the results (``model.kernels``):
 
 - :mod:`~harness.kernels.packed`: oneDNN's linear on prepacked weights, with fused post-ops.
-- :mod:`~harness.kernels.fusion`: ModernBERT's GLU feed-forward with GELU and the gate product fused
-  into its first linear layer.
-- :mod:`~harness.kernels.linear`: which of torch's and oneDNN's the linear layers run (measured at
-  load under ``--kernels auto``).
+- :mod:`~harness.kernels.fusion`: feed-forward GELU (BERT) and GLU (ModernBERT: GELU and the gate
+  product) fused into the linear layer before them.
+- :mod:`~harness.kernels.linear`: which of torch's and oneDNN's the linear layers run (by the
+  instruction set under ``--kernels auto``: the same choice every run).
 - :mod:`~harness.kernels.rotary`: ModernBERT's rotary embedding in one compiled pass.
 """
 

@@ -18,7 +18,7 @@ oneDNN's path does not apply (GPU, autograd, training with dropout).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -27,10 +27,9 @@ from transformers.activations import GELUActivation
 from transformers.models.bert.modeling_bert import BertIntermediate
 from transformers.models.modernbert.modeling_modernbert import ModernBertMLP
 
-from harness.kernels.packed import PackedLinear, onednn_linear, pack, rows, torch_linear
+from harness.kernels.packed import PackedLinear
 
 INPUT, GATE = (0, 2), (1, 2)  # row blocks of ModernBERT's Wi: transformers' ``chunk(2, dim=-1)`` order
-Run = dict[str, Callable[[torch.Tensor], torch.Tensor]]  # kernel -> the computation on a batch
 
 
 class FusedModernBertMLP(ModernBertMLP):
@@ -54,44 +53,20 @@ class FusedBertIntermediate(BertIntermediate):
         return self.dense.fused(hidden_states, "gelu")  # falls back to F.linear, then F.gelu
 
 
-def _glu_runs(block: nn.Module) -> Run:
-    weight, bias = block.Wi.weight, block.Wi.bias
-    packed = pack(rows(weight, INPUT)), pack(rows(weight, GATE))  # type: ignore[arg-type]
-
-    def default(x: torch.Tensor) -> torch.Tensor:
-        input, gate = torch_linear(x, weight, bias).chunk(2, dim=-1)
-        return block.act(input) * gate
-
-    def onednn(x: torch.Tensor) -> torch.Tensor:
-        act = onednn_linear(x, packed[0], rows(bias, INPUT), "gelu")
-        return onednn_linear(x, packed[1], rows(bias, GATE), "mul", act)
-
-    return {"default": default, "onednn": onednn}
-
-
-def _gelu_runs(block: nn.Module) -> Run:
-    weight, bias, packed = block.dense.weight, block.dense.bias, pack(block.dense.weight)
-    return {
-        "default": lambda x: block.intermediate_act_fn(torch_linear(x, weight, bias)),
-        "onednn": lambda x: onednn_linear(x, packed, bias, "gelu"),
-    }
-
-
 @dataclass(frozen=True)
 class Fusion:
-    """One kind of fusable block: its fused class, the attribute holding its linear layer and its
-    activation, what the results call it, and how each kernel computes the block's fused part."""
+    """One kind of fusable block: its fused class, the attributes holding its linear layer and its
+    activation, and what the results call it."""
 
     fused: type[nn.Module]
     linear: str
     act: str
     name: str
-    runs: Callable[[nn.Module], Run]
 
 
 FUSIONS: dict[type[nn.Module], Fusion] = {
-    ModernBertMLP: Fusion(FusedModernBertMLP, "Wi", "act", "glu", _glu_runs),
-    BertIntermediate: Fusion(FusedBertIntermediate, "dense", "intermediate_act_fn", "gelu", _gelu_runs),
+    ModernBertMLP: Fusion(FusedModernBertMLP, "Wi", "act", "glu"),
+    BertIntermediate: Fusion(FusedBertIntermediate, "dense", "intermediate_act_fn", "gelu"),
 }
 _ORIGINAL = {f.fused: original for original, f in FUSIONS.items()}
 
@@ -116,11 +91,6 @@ def fusable_blocks(modules: Iterable[nn.Module]) -> list[nn.Module]:
             if kind_of(m):
                 seen.setdefault(id(m), m)
     return list(seen.values())
-
-
-def linear_of(block: nn.Module) -> nn.Linear:
-    """The linear layer a fusable block fuses into."""
-    return getattr(block, kind_of(block).linear)  # type: ignore[union-attr]
 
 
 def set_fused(blocks: Iterable[nn.Module], fused: bool) -> None:
