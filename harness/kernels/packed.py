@@ -3,7 +3,8 @@
 ``torch.ops.mkldnn._linear_pointwise`` runs ``x @ W.T + b`` on a weight reordered once into oneDNN's
 blocked layout (``_reorder_linear_weight``, the pair inductor's CPU freezing pass emits for bf16/fp16
 weights) and applies a post-op to the result while it is still in cache: a unary one (GELU) or a
-binary one with a second tensor of the output's shape (add, mul). :func:`torch_linear` is the same
+binary one with a second tensor of the output's shape (a product; oneDNN also offers sums, which
+measured no gain as ModernBERT's residual adds and are not used). :func:`torch_linear` is the same
 composition in torch: the reference, and what runs wherever oneDNN's cannot (a GPU, autograd, a
 dtype mismatch). Both are exact in their dtype (float32 products in float32: no bf16/tf32 shortcut
 unless ``torch.backends.mkldnn.matmul.fp32_precision`` asks for one, which changes torch's path too);
@@ -23,7 +24,6 @@ from torch import nn
 POSTS = {
     "none": lambda y, other: y,
     "gelu": lambda y, other: F.gelu(y),  # exact (erf) GELU, transformers' "gelu"
-    "add": lambda y, other: y + other,
     "mul": lambda y, other: y * other,
 }
 Part = tuple[int, int]  # (index, count): rows index/count of the weight split into count equal blocks
@@ -85,7 +85,7 @@ def onednn_linear(
     x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, post: str = "none", other: Any = None
 ) -> torch.Tensor:
     """``POSTS[post](x @ W.T + bias, other)`` in one oneDNN call on ``packed`` (from :func:`pack`)."""
-    if post in ("add", "mul"):
+    if post == "mul":
         return torch.ops.mkldnn._linear_pointwise.binary(x, other.contiguous(), packed, bias, post)
     algorithm = "none" if post == "gelu" else ""  # oneDNN's "none" GELU algorithm is erf's
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, post, [], algorithm)
