@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 assert set(TORCH_DTYPES) == set(DTYPES)
 
+TOKENIZE_CHUNK = 256  # texts per tokenizer call (1024: 1.19 s, +62 MB; 256: 1.25 s, +23 MB on SciFact)
+
 # forward(ids [B, T], lengths [B]) -> float32 output rows of the batch
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -216,18 +218,30 @@ class _TransformerEncoder:
         out = [(prompt + str(t)).strip() for t in texts]
         return [t.lower() for t in out] if self.config.do_lower_case else out
 
-    def _tokenize(self, texts: list[str], max_length: int) -> list[list[int]]:
-        if not texts:
-            return []
-        enc = self.tokenizer(
-            texts,
-            truncation="longest_first",
-            max_length=max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return enc["input_ids"]
+    def _tokenize(
+        self, texts: Sequence[str], prompt: str, max_length: int, insert: int | None = None
+    ) -> list[np.ndarray]:
+        """Per text: its token ids (int64, unpadded), ``prompt`` prepended, truncated to ``max_length``,
+        and ``insert`` (a prefix token) placed after the first id when given.
+
+        Tokenized :data:`TOKENIZE_CHUNK` texts at a time: a fast tokenizer's output (token strings,
+        offsets, the truncated overflow of every text) is tens of times the ids kept, so one call over
+        a corpus made peak memory grow with it (SciFact, 5183 documents: +265 MB vs +23 MB).
+        """
+        ids_list: list[np.ndarray] = []
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            encoded = self.tokenizer(
+                self._prepare(texts[start : start + TOKENIZE_CHUNK], prompt),
+                truncation="longest_first",
+                max_length=max_length,
+                padding=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            if insert is not None:
+                encoded = [ids[:1] + [insert] + ids[1:] for ids in encoded]
+            ids_list += [np.asarray(ids, np.int64) for ids in encoded]
+        return ids_list
 
     def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=self._on_device(ids), attention_mask=self._on_device(attention))
@@ -347,13 +361,8 @@ class ColBERTEncoder(_TransformerEncoder):
         c = self.config
         prefix_id = self._prefix_ids[is_query]
         length = c.query_length if is_query else c.document_length
-        raw = self._tokenize(
-            self._prepare(texts, c.prompt(is_query)), length - 1 if prefix_id is not None else length
-        )
-        if prefix_id is None:
-            ids_list = [np.asarray(ids, np.int64) for ids in raw]
-        else:
-            ids_list = [np.asarray(ids[:1] + [prefix_id] + ids[1:], np.int64) for ids in raw]
+        max_length = length - 1 if prefix_id is not None else length
+        ids_list = self._tokenize(texts, c.prompt(is_query), max_length, insert=prefix_id)
         lengths = np.array([len(ids) for ids in ids_list], np.int64)
         if is_query and c.do_query_expansion:
             widths = np.maximum(lengths, length)
@@ -408,8 +417,7 @@ class DenseEncoder(_TransformerEncoder):
     ) -> TokenEmbeddings:
         """Sentence embeddings exactly as sentence-transformers ``encode`` (one row per text), float32."""
         c = self.config
-        raw = self._tokenize(self._prepare(texts, c.prompt(is_query)), c.max_seq_length)
-        ids_list = [np.asarray(ids, np.int64) for ids in raw]
+        ids_list = self._tokenize(texts, c.prompt(is_query), c.max_seq_length)
         widths = np.array([len(ids) for ids in ids_list], np.int64)
 
         def forward(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
