@@ -502,12 +502,13 @@ def test_tokenizing_in_chunks_changes_nothing(
 
 
 _TOKENIZE_MEMORY_SCRIPT = """
+import os
 import sys
 import harness.encode as encode_module
 from harness.encode import load_encoder
 
 def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 encoder = load_encoder(sys.argv[1])
 encode_module.TOKENIZE_CHUNK = int(sys.argv[2])
