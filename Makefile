@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: setup system-deps evaluate evaluate-offline test bench bench-plaid fastplaid-venv
+.PHONY: setup system-deps evaluate evaluate-offline test test-fast screenshots bench bench-plaid fastplaid-venv
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,7 +30,16 @@ evaluate-offline: setup
 
 test: setup system-deps
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 $(ARGS)
+
+# The edit loop (target: under 3 minutes): no slow end-to-end runs, no browser, no Ray cluster.
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not browser and not ray" --durations=10 $(ARGS)
+
+# Refresh the README's leaderboard screenshots in reports/ (the page tests save into a temp folder otherwise).
+screenshots: setup system-deps
+	HARNESS_SCREENSHOTS_DIR=reports/ $(VENV)/bin/pytest -q -p no:cacheprovider -m browser tests/test_report.py
 
 bench: setup
 	$(PY) benchmarks/bench_dense.py

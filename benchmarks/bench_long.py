@@ -38,8 +38,8 @@ SHAPES = {
 def child_one(model: Path, length: int, attention: str, out: Path, profile: bool) -> None:
     """Encode one ``length``-token document; print seconds / RSS as JSON, save the vectors."""
     from harness.encode import load_encoder
-    from tests.model_fixtures import scifact_texts
-    from tests.test_long import long_texts, peak_rss
+    from tests.helpers import peak_rss
+    from tests.model_fixtures import long_texts, scifact_texts
 
     # the library path's batches need more than the default --max-memory from 16k tokens on
     memory = {} if attention == "blockwise" else {"max_memory": 64 * 1024**3}

@@ -3,7 +3,7 @@
 Both reproduce their reference library's encoding exactly, with torch + transformers only:
 
 - ``ColBERTEncoder`` = PyLate 1.6 ``ColBERT.encode`` (Khattab & Zaharia, "ColBERT", SIGIR 2020;
-  REFERENCE §4): text -> strip -> lowercase if ``do_lower_case`` -> tokenize truncated to
+  ``pylate/models/colbert.py``): text -> strip -> lowercase if ``do_lower_case`` -> tokenize truncated to
   ``length - 1`` -> prefix id inserted after [CLS] -> queries padded to ``query_length`` with the
   mask token when ``do_query_expansion`` (kept but not attended unless ``attend_to_expansion_tokens``)
   -> backbone -> Dense layers -> keep (documents: attended and not a skiplist id; queries: all with
@@ -101,6 +101,9 @@ class _TransformerEncoder:
         # what transformers runs: harness.attention's "harness_blockwise", or e.g. "sdpa"
         self.attention = str(getattr(backbone.config, "_attn_implementation", None) or "default")
         self._check_lengths()
+        # every position a text can take (and the trained ones): no cos/sin computed in a forward
+        trained = int(getattr(backbone.config, "max_position_embeddings", 0) or 0)
+        kernels.tabulate_rotary(self.model, max(self._longest_text()[0], trained))
 
     def _longest_text(self) -> tuple[int, str, str]:
         """The most tokens one text can have, the setting that says so (with its flag) and what

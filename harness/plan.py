@@ -9,7 +9,6 @@ tasks, settings) into one :class:`TaskPlan` per task.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from harness.checkpoints.files import hub_snapshot
 from harness.encode import load_encoder
 from harness.errors import InputError, positive_int
 from harness.executor import EXECUTORS, Executor, LocalExecutor, make_executor, require_ray
+from harness.jit import default_cache_dir
 from harness.models import find_model, find_model_by_hub_id
 from harness.plaid.params import check_nbits, default_search_settings
 from harness.results import result_filename
@@ -49,12 +49,6 @@ INDEXES = ("exact", "plaid")
 ATTENTIONS = (None, BLOCKWISE_ATTENTION, "sdpa", "eager")
 ATTENTION_ALIASES = {"auto": None, "blockwise": BLOCKWISE_ATTENTION}  # the --attention spellings
 RUN_FILE_SUFFIXES = (".trec", ".run", ".txt", ".tsv")  # a --first-stage with these is a file, never a Hub id
-
-
-def default_cache_dir() -> Path:
-    """``$HARNESS_CACHE_DIR`` or ``~/.cache/colbert-eval-harness``."""
-    env = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "colbert-eval-harness"
 
 
 def _check_device(device: str, executor: str) -> None:

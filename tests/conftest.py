@@ -1,7 +1,11 @@
-"""Session-wide test models (built once into a temp folder; see tests/model_fixtures.py)."""
+"""Fixtures more than one test module uses: session-wide test models (built once into a temp folder;
+see tests/model_fixtures.py), offline Hub; and Hypothesis's files kept out of the working tree."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,3 +65,36 @@ def gte_like_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def granite_like_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """granite-embedding-small-english-r2's layout (ModernBERT + CLS pooling + Normalize), small."""
     return build_granite_like_checkpoint(tmp_path_factory.mktemp("granite_like") / "granite-like")
+
+
+@pytest.fixture
+def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline mode as a user sets it; the libraries read the env at import, so patch them too."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
+_HYPOTHESIS_HOME: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis writes its example database and caches under ``.hypothesis/`` of the working
+    directory: send them to a temporary folder of this session (unless HYPOTHESIS_STORAGE_DIRECTORY
+    names one), removed at the end."""
+    global _HYPOTHESIS_HOME
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="hypothesis-")
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _HYPOTHESIS_HOME is not None:
+        shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)

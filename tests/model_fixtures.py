@@ -8,6 +8,8 @@
 - ``build_minilm_colbert_checkpoint``: the real all-MiniLM-L6-v2 backbone + one random Dense 384 -> 128,
   PyLate's default ColBERT settings (a realistic multi-vector model for retrieval-engine tests).
 - ``minilm_model_dir``: the real all-MiniLM-L6-v2 folder (sentence-transformers layout).
+- ``scifact_texts``, ``long_texts``, ``TEXTS``: texts to encode; ``assert_parity``: our embeddings
+  against a reference's, to ``PARITY_TOL``.
 
 The files are written here rather than through PyLate's ``ColBERT.save`` so that building them needs
 no PyLate; the parity tests load these folders in PyLate and also check a copy re-saved by PyLate, so
@@ -34,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCIFACT_DIR = REPO_ROOT.parent / "shared" / "data" / "beir" / "scifact"
+from tests.helpers import REPO_ROOT, SCIFACT
+
 # Optional folder with sentence-transformers 5.3.0 (PyLate 1.6.0's pin), put first on PyLate's path.
 PYLATE_REF_PATH = Path(os.environ["HARNESS_PYLATE_REF"]) if os.environ.get("HARNESS_PYLATE_REF") else None
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
@@ -52,7 +54,7 @@ def minilm_model_dir() -> Path:
 def scifact_texts(limit: int | None = None) -> list[str]:
     """SciFact corpus texts as ``(title + " " + text).strip()``, file order."""
     texts = []
-    with open(SCIFACT_DIR / "corpus.jsonl", encoding="utf-8") as f:
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             texts.append((row["title"] + " " + row["text"]).strip())
@@ -61,8 +63,69 @@ def scifact_texts(limit: int | None = None) -> list[str]:
     return texts
 
 
+def long_texts(tokens: list[int], tokenizer) -> list[str]:
+    """One text per entry, of about that many tokens: SciFact abstracts joined (each text starts at
+    another abstract, so the texts differ)."""
+    pool = scifact_texts(2000)
+    texts = []
+    for i, want in enumerate(tokens):
+        parts, count, j = [], 0, 37 * i
+        while count < want:
+            parts.append(pool[j % len(pool)])
+            count += len(tokenizer(pool[j % len(pool)], add_special_tokens=False)["input_ids"])
+            j += 1
+        texts.append(" ".join(parts))
+    return texts
+
+
+def varied_texts() -> list[str]:
+    """~30 texts: empty-ish, punctuation, case, unicode, special-token look-alikes, long (truncated)."""
+    texts = [
+        "",
+        " ",
+        "\t\n",
+        "a",
+        "!!!",
+        "?.,;:",
+        "Hello, World!",
+        "UPPER CASE SHOUTING TEXT",
+        "MiXeD cAsE wOrDs",
+        "   leading and trailing spaces   ",
+        "naïve café déjà vu — Ünïcödé",
+        "数据 中文 テキスト 한국어",
+        "emoji 🙂 test 🚀 end",
+        "numbers 123 4.56 7,890 and 1e-5",
+        "[MASK] literal special tokens [CLS] [SEP] [PAD]",
+        "[Q] [D] prefixes typed in the text",
+        "punctuation... lots!!! of??? it--- (really) {yes} <no>",
+        "tab\tseparated\nnew lines\r\nhere",
+        "https://example.com/path?q=1&r=2#frag",
+        "word " * 2000,
+    ]
+    if (SCIFACT / "corpus.jsonl").exists():
+        docs = scifact_texts(12)
+        texts += docs[:8]
+        texts.append(" ".join(docs))  # well past 512 tokens
+    else:
+        texts += [f"generated document number {i} about topic {i % 3}." * (i + 1) for i in range(9)]
+    return texts
+
+
+TEXTS = varied_texts()
+# Parity of L2-normalised float32 token vectors with a reference (see tests/test_encode.py's docstring).
+PARITY_TOL = 1e-5
+
+
+def assert_parity(ours, reference: list[np.ndarray], texts: list[str]) -> None:
+    """Same number of vectors per text as ``reference`` and max abs difference <= ``PARITY_TOL``."""
+    assert len(ours) == len(reference) == len(texts)
+    for i, ref in enumerate(reference):
+        assert ours[i].shape == ref.shape, f"text {i} {texts[i][:40]!r}: {ours[i].shape} != {ref.shape}"
+        assert np.abs(ours[i] - ref).max() <= PARITY_TOL, f"text {i} {texts[i][:40]!r}"
+
+
 def _training_text(vocab_size: int) -> list[str]:
-    if (SCIFACT_DIR / "corpus.jsonl").exists():
+    if (SCIFACT / "corpus.jsonl").exists():
         # A small vocabulary needs little text; the full one needs all of SciFact.
         return scifact_texts(None if vocab_size > 8192 else 1500)
     rng = np.random.default_rng(0)
@@ -178,7 +241,7 @@ def build_ettin_like_checkpoint(
     layers: int = 7,
     heads: int = 4,
 ) -> Path:
-    """Random-init ettin-encoder-17m look-alike ColBERT (REFERENCE §4); returns ``dest_dir``.
+    """Random-init ettin-encoder-17m look-alike ColBERT (PyLate 1.6's saved layout); returns ``dest_dir``.
 
     ``vocab_size=50368`` gives the real model's parameter count (about 17M) for benchmarks; the default
     keeps tests fast. [Q]/[D] add two rows to the embedding matrix, as in the real checkpoint.
@@ -343,7 +406,7 @@ def build_bert_checkpoint(dest_dir: str | Path, seed: int = 0) -> Path:
 
 
 def build_minilm_colbert_checkpoint(dest_dir: str | Path, dim: int = 128, seed: int = 0) -> Path:
-    """The real all-MiniLM-L6-v2 backbone as a PyLate ColBERT (REFERENCE §4 layout); returns ``dest_dir``.
+    """The real all-MiniLM-L6-v2 backbone as a PyLate ColBERT (PyLate 1.6's layout); returns ``dest_dir``.
 
     One Dense 384 -> ``dim`` (no bias, identity activation, ``nn.Linear`` init under
     ``torch.manual_seed(seed)``), PyLate's default ColBERT settings ([Q]/[D] prefixes, query_length
@@ -372,7 +435,7 @@ def build_minilm_colbert_checkpoint(dest_dir: str | Path, dim: int = 128, seed: 
 
 
 def build_stanford_checkpoint(dest_dir: str | Path, dim: int = 96, seed: int = 0) -> Path:
-    """A Stanford ColBERT checkpoint (the ``colbert-ir/colbertv2.0`` layout, REFERENCE §4): the real
+    """A Stanford ColBERT checkpoint (the ``colbert-ir/colbertv2.0`` layout): the real
     all-MiniLM-L6-v2 backbone under ``bert.`` plus a random ``linear.weight`` [dim, 384] in one
     ``model.safetensors``, ``config.json`` naming ``HF_ColBERT``, no ``modules.json``, and an
     ``artifact.metadata`` with non-default lengths (query 24, document 120)."""

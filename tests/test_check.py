@@ -11,33 +11,9 @@ import pytest
 from scipy import stats
 
 from harness.check import check, paired_differences, select_model
-from harness.results import Result, SubsetScores
 from harness.stats import paired_t_test, sign_flip_test
 from harness.types import InputError
-
-
-def make_result(
-    model: str, task: str, per_query: dict[str, dict[str, float]], published: bool = False
-) -> Result:
-    """A trec-convention result whose subset nDCG@10 is the mean of its per-query scores."""
-    subsets = [
-        SubsetScores(name, len(pq), None, {"ndcg@10": float(np.mean(list(pq.values())))}, dict(pq))
-        for name, pq in per_query.items()
-    ]
-    if published:
-        for s in subsets:
-            s.per_query = {}
-    return Result(
-        model={"id": model, "kind": "published" if published else "colbert"},
-        task={"name": task, "convention": "trec", "main_metric": "ndcg@10", "split": "test"},
-        retrieval={"method": "published" if published else "exact"},
-        subsets=subsets,
-        published={"source": "test", "note": ""} if published else None,
-    )
-
-
-def scores(values: np.ndarray, prefix: str = "q") -> dict[str, float]:
-    return {f"{prefix}{i}": float(v) for i, v in enumerate(values)}
+from tests.helpers import make_result, scores
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser, main
-from tests.test_run import SCIFACT, _small_beir, needs_scifact
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT, SCIFACT, needs_scifact, small_beir
 
 
 def _commands(
@@ -95,7 +93,7 @@ def test_quiet_run_prints_only_the_summary_ending_with_the_results_path(
 ):
     """A whole run (load, encode, index, search, metrics, files) with --quiet, in a subprocess whose
     stderr is not a terminal (tqdm would print there): the summary table and the results line only."""
-    data = _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=8)
+    data = small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=8)
     model_arg = {"colbert": str(ettin_like_checkpoint), "dense": str(minilm_dense_model), "bm25": "bm25"}[
         model
     ]
@@ -119,7 +117,7 @@ def test_tasks_lists_groups_with_members_and_sizes_that_match_the_data():
     judgements, 5183 documents); every group lists its members."""
     from harness.tasks import list_groups
 
-    done = _run(["tasks"], ROOT)
+    done = _run(["tasks"], REPO_ROOT)
     assert done.returncode == 0, done.stderr
     row = next(line.split() for line in done.stdout.splitlines() if line.startswith("BEIR/scifact "))
     queries = {line.split("\t")[0] for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]}
@@ -130,7 +128,7 @@ def test_tasks_lists_groups_with_members_and_sizes_that_match_the_data():
 
 
 def test_results_lists_what_a_folder_holds(capsys):
-    published = ROOT / "results" / "published"
+    published = REPO_ROOT / "results" / "published"
     assert main(["results", str(published.parent), str(published)]) == 0  # a folder and its subfolder
     out = capsys.readouterr().out
     files = list(published.parent.rglob("*.json"))  # each once
@@ -141,7 +139,7 @@ def test_results_lists_what_a_folder_holds(capsys):
 
 @needs_scifact
 def test_a_reused_result_says_so_in_the_summary(tmp_path, capsys):
-    data = _small_beir(tmp_path / "data" / "mini", n_docs=40, n_queries=5)
+    data = small_beir(tmp_path / "data" / "mini", n_docs=40, n_queries=5)
     args = ["evaluate", "--model", "bm25", "--tasks", "mini", "--data-dir", str(data.parent)]
     args += ["--output", str(tmp_path / "out"), "--quiet"]
     assert main(args) == 0
@@ -153,8 +151,7 @@ def test_a_reused_result_says_so_in_the_summary(tmp_path, capsys):
 
 
 def test_output_naming_a_folder_where_a_file_is_written_is_a_clear_error(tmp_path, capsys):
-    from harness.results import save_result
-    from tests.test_export import Result, SubsetScores
+    from harness.results import Result, SubsetScores, save_result
 
     task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
     save_result(

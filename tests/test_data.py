@@ -1,8 +1,8 @@
 """Loaders: BEIR folders, HF snapshots (parquet / jsonl), BEIR zips, bad input, offline Hub.
 
-References: the real SciFact folder (sizes published in REFERENCE §1) re-read with BEIR's
-documented GenericDataLoader rules (json per line, csv qrels with a header); otherwise
-fixtures whose expected content follows from how they were built. All comparisons are exact.
+References: the real SciFact folder (BEIR's published sizes: 5183 documents, 300 test queries)
+re-read with BEIR's documented GenericDataLoader rules (json per line, csv qrels with a header);
+otherwise fixtures whose expected content follows from how they were built. All comparisons are exact.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from pathlib import Path
 
 import datasets
 import huggingface_hub.constants
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from harness.data import (
@@ -31,49 +29,17 @@ from harness.data import (
     safe_extract_zip,
 )
 from harness.types import HarnessError, InputError
-
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
-if not SCIFACT.is_dir():
-    SCIFACT = Path("/work/shared/data/beir/scifact")
-
-CORPUS = [
-    {"_id": "d1", "title": "Title one", "text": "body one"},
-    {"_id": "d2", "text": "body two"},  # no title
-    {"_id": "d3", "title": "", "text": ""},  # empty text: BEIR keeps it, NanoBEIR drops it
-    {"_id": "d4", "title": "T4", "text": "body four"},
-]
-QUERIES = [
-    {"_id": "q1", "text": "first query"},
-    {"_id": "q2", "text": "second query"},
-    {"_id": "q3", "text": "no qrels for me"},
-    {"_id": "q4", "text": ""},
-]
-QRELS = [("q2", "d4", 2), ("q1", "d1", 1), ("q1", "d2", 0), ("q4", "d3", 1)]
-
-
-def write_beir(
-    folder: Path,
-    corpus: list[dict] | str = CORPUS,
-    queries: list[dict] | str = QUERIES,
-    qrels: list[tuple] | str = QRELS,
-    split: str = "test",
-) -> Path:
-    """A BEIR folder; a ``str`` argument is written verbatim (for malformed files)."""
-
-    def jsonl(rows: list[dict] | str) -> str:
-        return rows if isinstance(rows, str) else "".join(json.dumps(r) + "\n" for r in rows)
-
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    (folder / "corpus.jsonl").write_text(jsonl(corpus), "utf-8")
-    (folder / "queries.jsonl").write_text(jsonl(queries), "utf-8")
-    tsv = (
-        qrels
-        if isinstance(qrels, str)
-        else "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
-    )
-    (folder / "qrels" / f"{split}.tsv").write_text(tsv, "utf-8")
-    return folder
-
+from tests.helpers import (
+    CORPUS,
+    QRELS,
+    QUERIES,
+    SCIFACT,
+    needs_scifact,
+    write_beir,
+    write_longembed_snapshot,
+    write_nano_snapshot,
+    write_parquet,
+)
 
 # --------------------------------------------------------------------------- BEIR folder
 
@@ -130,13 +96,13 @@ def _beir_reference(folder: Path, split: str) -> tuple[dict, dict, dict]:
     return corpus, {q: queries[q] for q in qrels}, qrels
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason="real SciFact not available")
+@needs_scifact
 @pytest.mark.parametrize(("split", "n_queries", "n_rows"), [("test", 300, 339), ("train", 809, 919)])
 def test_real_scifact(split: str, n_queries: int, n_rows: int) -> None:
     start = time.perf_counter()
     ds = load_beir_folder(SCIFACT, split)
     seconds = time.perf_counter() - start
-    # Published sizes (REFERENCE §1).
+    # Published sizes (BEIR's dataset table).
     assert len(ds.corpus) == 5183
     assert len(ds.queries) == n_queries
     assert sum(len(d) for d in ds.qrels.values()) == n_rows
@@ -274,43 +240,6 @@ def test_qrels_bom_and_crlf(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- HF snapshots
 
 
-def _parquet(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
-
-
-NANO_README = """---
-configs:
-- config_name: corpus
-  data_files:
-  - split: train
-    path: corpus/train-*
-- config_name: queries
-  data_files:
-  - split: train
-    path: queries/train-*
-- config_name: qrels
-  data_files:
-  - split: train
-    path: qrels/train-*
----
-# NanoTest
-"""
-
-
-def write_nano_snapshot(folder: Path, readme: bool) -> Path:
-    """NanoBEIR repo layout: ``<config>/train-00000-of-00001.parquet``; qrels without a score."""
-    for config, rows in (
-        ("corpus", [{"_id": r["_id"], "text": r["text"]} for r in CORPUS]),
-        ("queries", QUERIES),
-        ("qrels", [{"query-id": q, "corpus-id": d} for q, d, _ in QRELS]),
-    ):
-        _parquet(folder / config / "train-00000-of-00001.parquet", rows)
-    if readme:
-        (folder / "README.md").write_text(NANO_README, "utf-8")
-    return folder
-
-
 @pytest.mark.parametrize("readme", [True, False], ids=["readme-configs", "bare-files"])
 def test_nanobeir_snapshot(tmp_path: Path, readme: bool) -> None:
     folder = write_nano_snapshot(tmp_path / "NanoTest", readme)
@@ -324,17 +253,17 @@ def test_nanobeir_snapshot(tmp_path: Path, readme: bool) -> None:
 
 def test_nanobeir_int_ids_and_missing_column(tmp_path: Path) -> None:
     folder = tmp_path / "NanoInt"
-    _parquet(folder / "corpus" / "train-0.parquet", [{"_id": 10, "text": "x"}, {"_id": 11, "text": "y"}])
-    _parquet(folder / "queries" / "train-0.parquet", [{"_id": 1, "text": "q"}])
+    write_parquet(folder / "corpus" / "train-0.parquet", [{"_id": 10, "text": "x"}, {"_id": 11, "text": "y"}])
+    write_parquet(folder / "queries" / "train-0.parquet", [{"_id": 1, "text": "q"}])
     # A score column is ignored: PyLate's NanoBEIREvaluator counts every qrels row as relevant.
-    _parquet(folder / "qrels" / "train-0.parquet", [{"query-id": 1, "corpus-id": 11, "score": 0}])
+    write_parquet(folder / "qrels" / "train-0.parquet", [{"query-id": 1, "corpus-id": 11, "score": 0}])
     ds = load_nanobeir(folder, cache_dir=tmp_path / "hf")
     assert ds.qrels == {"1": {"11": 1}} and ds.corpus == {"10": "x", "11": "y"}
-    _parquet(folder / "queries" / "train-0.parquet", [{"id": 1, "text": "q"}])
+    write_parquet(folder / "queries" / "train-0.parquet", [{"id": 1, "text": "q"}])
     with pytest.raises(InputError) as info:
         load_nanobeir(folder, cache_dir=tmp_path / "hf")
     assert info.value.field == "_id" and "queries" in info.value.file
-    _parquet(folder / "queries" / "train-0.parquet", [{"_id": 1, "text": "q"}, {"_id": 2, "text": None}])
+    write_parquet(folder / "queries" / "train-0.parquet", [{"_id": 1, "text": "q"}, {"_id": 2, "text": None}])
     with pytest.raises(InputError, match=r"queries:2: field 'text'") as info:
         load_nanobeir(folder, cache_dir=tmp_path / "hf")
     assert (info.value.line, info.value.field) == (2, "text")
@@ -344,8 +273,8 @@ def test_beir_hf_snapshot_matches_beir_folder(tmp_path: Path) -> None:
     """Two code paths (datasets parquet + qrels TSV vs. the jsonl folder) give the same Dataset."""
     folder = write_beir(tmp_path / "mini")
     snap = tmp_path / "snap" / "mini"
-    _parquet(snap / "corpus" / "corpus-00000-of-00001.parquet", CORPUS)
-    _parquet(snap / "queries" / "queries-00000-of-00001.parquet", QUERIES)
+    write_parquet(snap / "corpus" / "corpus-00000-of-00001.parquet", CORPUS)
+    write_parquet(snap / "queries" / "queries-00000-of-00001.parquet", QUERIES)
     (tmp_path / "snap" / "mini-qrels").mkdir()
     (tmp_path / "snap" / "mini-qrels" / "test.tsv").write_text((folder / "qrels" / "test.tsv").read_text())
     via_hf = load_beir_hf(snap, "test", cache_dir=tmp_path / "hf")
@@ -360,32 +289,6 @@ def test_beir_hf_snapshot_matches_beir_folder(tmp_path: Path) -> None:
         load_beir_hf(snap, "dev", cache_dir=tmp_path / "hf")
 
 
-def write_longembed_snapshot(root: Path, lengths: tuple[int, ...] = (256, 512)) -> Path:
-    """dwzhu/LongEmbed layout: ``<config>/{corpus,queries,qrels}.jsonl``."""
-
-    def dump(path: Path, rows: list[dict]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
-
-    dump(
-        root / "qmsum" / "corpus.jsonl",
-        [{"doc_id": "a", "text": "long a"}, {"doc_id": "b", "text": "long b"}],
-    )
-    dump(root / "qmsum" / "queries.jsonl", [{"qid": "x", "text": "summary of b"}])
-    dump(root / "qmsum" / "qrels.jsonl", [{"qid": "x", "doc_id": "b"}])
-    for config in ("passkey", "needle"):
-        corpus, queries, qrels = [], [], []
-        for n in lengths:
-            for i in range(3):
-                corpus.append({"doc_id": f"{n}-d{i}", "text": f"doc {i} at {n}", "context_length": n})
-            queries.append({"qid": f"{n}-q", "text": f"key at {n}?", "context_length": n})
-            qrels.append({"qid": f"{n}-q", "doc_id": f"{n}-d1", "context_length": n})
-        dump(root / config / "corpus.jsonl", corpus)
-        dump(root / config / "queries.jsonl", queries)
-        dump(root / config / "qrels.jsonl", qrels)
-    return root
-
-
 def test_longembed_snapshot(tmp_path: Path) -> None:
     root = write_longembed_snapshot(tmp_path / "LongEmbed", (512, 256))
     (real,) = load_longembed("qmsum", source=root, cache_dir=tmp_path / "hf")
@@ -398,15 +301,6 @@ def test_longembed_snapshot(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- offline Hub
-
-
-@pytest.fixture
-def hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline mode as a user sets it; the libraries read the env at import, so patch them too."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
 
 
 @pytest.mark.parametrize(

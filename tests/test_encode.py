@@ -24,55 +24,12 @@ from safetensors.torch import load_file, save_file
 
 from harness.encode import ColBERTEncoder, DenseEncoder, load_encoder, plan_batches
 from harness.kernels import onednn_unavailable
+from harness.kernels.linear import ONEDNN_CAPABILITIES
 from harness.types import HarnessError, InputError
-from tests.model_fixtures import SCIFACT_DIR, pylate_encode, scifact_texts
+from tests.model_fixtures import PARITY_TOL, TEXTS, assert_parity, pylate_encode
 
-PARITY_TOL = 1e-5
 # PyLate is a test dependency (`make setup` installs it); a missing one fails here rather than skipping.
 needs_pylate = pytest.mark.pylate
-
-
-def _varied_texts() -> list[str]:
-    """~30 texts: empty-ish, punctuation, case, unicode, special-token look-alikes, long (truncated)."""
-    texts = [
-        "",
-        " ",
-        "\t\n",
-        "a",
-        "!!!",
-        "?.,;:",
-        "Hello, World!",
-        "UPPER CASE SHOUTING TEXT",
-        "MiXeD cAsE wOrDs",
-        "   leading and trailing spaces   ",
-        "naïve café déjà vu — Ünïcödé",
-        "数据 中文 テキスト 한국어",
-        "emoji 🙂 test 🚀 end",
-        "numbers 123 4.56 7,890 and 1e-5",
-        "[MASK] literal special tokens [CLS] [SEP] [PAD]",
-        "[Q] [D] prefixes typed in the text",
-        "punctuation... lots!!! of??? it--- (really) {yes} <no>",
-        "tab\tseparated\nnew lines\r\nhere",
-        "https://example.com/path?q=1&r=2#frag",
-        "word " * 2000,
-    ]
-    if (SCIFACT_DIR / "corpus.jsonl").exists():
-        docs = scifact_texts(12)
-        texts += docs[:8]
-        texts.append(" ".join(docs))  # well past 512 tokens
-    else:
-        texts += [f"generated document number {i} about topic {i % 3}." * (i + 1) for i in range(9)]
-    return texts
-
-
-TEXTS = _varied_texts()
-
-
-def _assert_parity(ours, reference: list[np.ndarray], texts: list[str]) -> None:
-    assert len(ours) == len(reference) == len(texts)
-    for i, ref in enumerate(reference):
-        assert ours[i].shape == ref.shape, f"text {i} {texts[i][:40]!r}: {ours[i].shape} != {ref.shape}"
-        assert np.abs(ours[i] - ref).max() <= PARITY_TOL, f"text {i} {texts[i][:40]!r}"
 
 
 @pytest.fixture(scope="module")
@@ -98,22 +55,29 @@ def pylate_reference(ettin_like_checkpoint: Path, bert_checkpoint: Path, tmp_pat
 @pytest.mark.pylate
 @pytest.mark.parametrize("name", ["ettin", "bert"])
 @pytest.mark.parametrize("is_query", [True, False])
-@pytest.mark.parametrize("kernels", ["onednn", "default"])  # the fast path (forced) and torch's own
+@pytest.mark.parametrize("kernels", ["onednn", "default", "auto"])  # forced fast path, torch's own, the rule
 def test_colbert_parity_with_pylate(
     name, is_query, kernels, pylate_reference, ettin_like_checkpoint, bert_checkpoint
 ):
+    """PyLate's embeddings (1e-5) under each ``--kernels`` mode; what ran is derived from the rule
+    (oneDNN's linear under "auto" where torch runs AVX-512 kernels and oneDNN is usable, the compiled
+    rotary for ModernBERT unless "default"), not from the CPU the test was written on."""
     if kernels == "onednn" and onednn_unavailable() is not None:
         pytest.skip(str(onednn_unavailable()))
     checkpoint = ettin_like_checkpoint if name == "ettin" else bert_checkpoint
     encoder = load_encoder(checkpoint, kernels=kernels)
     ettin = name == "ettin"
-    expected = {"mode": kernels, "linear": kernels}
-    expected |= {"fused": ("glu" if ettin else "gelu") if kernels == "onednn" else "none"}
+    linear = kernels
+    if kernels == "auto":
+        by_isa = torch.backends.cpu.get_cpu_capability() in ONEDNN_CAPABILITIES
+        linear = "onednn" if by_isa and onednn_unavailable() is None else "default"
+    expected = {"mode": kernels, "linear": linear}
+    expected |= {"fused": ("glu" if ettin else "gelu") if linear == "onednn" else "none"}
     expected |= {"rotary": "compiled" if ettin and kernels != "default" else "default"}
     assert encoder.kernels == expected
     ours = encoder.encode(TEXTS, is_query=is_query, batch_size=8, show_progress=False)
     assert ours.vectors.dtype == np.float32
-    _assert_parity(ours, pylate_reference["embeddings"][(name, is_query)], TEXTS)
+    assert_parity(ours, pylate_reference["embeddings"][(name, is_query)], TEXTS)
 
 
 @needs_pylate
@@ -122,7 +86,7 @@ def test_colbert_parity_with_pylate(
 def test_loads_pylate_saved_checkpoint(name, pylate_reference):
     encoder = load_encoder(pylate_reference["resaved"] / name)
     ours = encoder.encode(TEXTS, is_query=True, show_progress=False)
-    _assert_parity(ours, pylate_reference["embeddings"][(name, "resaved")], TEXTS)
+    assert_parity(ours, pylate_reference["embeddings"][(name, "resaved")], TEXTS)
 
 
 @needs_pylate
@@ -138,9 +102,7 @@ def test_stanford_checkpoint_parity_with_pylate(stanford_checkpoint):
     assert (settings["query_prefix"], settings["document_prefix"]) == ("[unused0]", "[unused1]")
     assert (settings["query_length"], settings["document_length"], settings["dim"]) == (24, 120, 96)
     for is_query, ref in zip((True, False), reference, strict=True):
-        _assert_parity(
-            encoder.encode(texts, is_query=is_query, batch_size=8, show_progress=False), ref, texts
-        )
+        assert_parity(encoder.encode(texts, is_query=is_query, batch_size=8, show_progress=False), ref, texts)
 
 
 def test_stanford_checkpoint_from_a_bin_file(stanford_checkpoint, tmp_path):
@@ -525,6 +487,7 @@ print(rss() - before, sum(map(len, ids)))
 """
 
 
+@pytest.mark.slow
 def test_tokenizing_memory_does_not_grow_with_the_corpus(bert_checkpoint):
     """A fast tokenizer's output (token strings, offsets, each text's truncated overflow) is tens of
     times the ids kept; tokenized in chunks, a corpus's tokenization costs little more than its ids.

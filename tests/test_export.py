@@ -12,6 +12,7 @@ from harness.export import write_per_query_csv
 from harness.results import Result, SubsetScores
 from harness.runfile import read_trec_run, write_trec_run
 from harness.types import InputError
+from tests.helpers import needs_scifact, small_beir
 
 MEASURES = {"ndcg_cut_10", "map", "recall_100", "P_5", "recip_rank", "ndcg_cut_1000"}
 
@@ -120,19 +121,16 @@ def test_export_cli_takes_folders_and_writes_to_stdout(tmp_path, capsys):
     assert main(["export", str(tmp_path / "empty"), "--out", "-"]) == 2
 
 
+@needs_scifact
 def test_per_query_csv_holds_every_metric_equal_to_pytrec_eval_per_query(tmp_path):
     """A BM25 run on SciFact queries: the CSV's trec rows equal pytrec_eval's per-query values on the
     run file the harness saved (1e-12: both float64 over the same ranking), and its card rows
     average to the card means of the results file."""
-    from tests.test_run import SCIFACT, _small_beir
-
-    if not SCIFACT.exists():
-        pytest.skip(f"{SCIFACT} missing")
     from harness.cli import main
     from harness.results import load_results
     from harness.runfile import read_trec_run
 
-    data = _small_beir(tmp_path / "data" / "mini", n_docs=80, n_queries=10)
+    data = small_beir(tmp_path / "data" / "mini", n_docs=80, n_queries=10)
     out = tmp_path / "out"
     args = ["evaluate", "--model", "bm25", "--tasks", "mini", "--data-dir", str(data.parent)]
     assert main([*args, "--output", str(out), "--save-run", "--quiet"]) == 0

@@ -1,9 +1,14 @@
 """harness.kernels: oneDNN's prepacked linear, with ModernBERT's GLU fused into it, gives the default
 path's embeddings (1e-5 on unit vectors, the parity tolerance of tests/test_encode.py; observed ~1e-7),
 a forced fallback gives the unpatched model's bits, the choice is recorded, encoders still pickle, and
-a forced kernel that cannot run says why; both rotary embeddings give transformers' bits. The
-Ettin-shaped ModernBERT has the real model's linear shapes; the BERT one has biases and a residual
-Dense."""
+a forced kernel that cannot run says why; both rotary embeddings and the rotary tables give
+transformers' bits, in the first forward of a process too. The Ettin-shaped ModernBERT has the real
+model's linear shapes; the BERT one has biases and a residual Dense.
+
+What ``--kernels auto`` should pick is derived here from the rules and the capabilities the code
+detects (``torch.backends.cpu.get_cpu_capability()``, ``onednn_unavailable``), never from the CPU a
+test was written on; fast paths this CPU cannot run are skipped with the reason. tests/test_isa.py
+runs these tests again under a smaller instruction set (AVX2; AVX-512 without AMX)."""
 
 from __future__ import annotations
 
@@ -324,6 +329,7 @@ print(rss() - before, os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"], os.environ[
 """
 
 
+@pytest.mark.slow
 @needs_onednn
 @pytest.mark.parametrize("preset", [None, "1024"])
 def test_onednn_caches_are_bounded_unless_the_user_says(preset: str | None) -> None:
@@ -334,8 +340,9 @@ def test_onednn_caches_are_bounded_unless_the_user_says(preset: str | None) -> N
     env = {k: v for k, v in os.environ.items() if not k.endswith("CACHE_CAPACITY")}
     if preset:
         env |= {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": preset, "LRU_CACHE_CAPACITY": preset}
+    shapes = "1" if preset else "600"  # a user's capacity: only its propagation is checked
     proc = subprocess.run(
-        [sys.executable, "-c", _SHAPES_SCRIPT, "600"], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", _SHAPES_SCRIPT, shapes], capture_output=True, text=True, env=env, check=True
     )
     growth, onednn_capacity, ideep_capacity = proc.stdout.split()
     assert onednn_capacity == ideep_capacity == (preset or CACHE_CAPACITY["LRU_CACHE_CAPACITY"])
@@ -349,7 +356,8 @@ def test_kernel_choice_is_in_the_results_and_the_fallback_gives_the_same_metrics
     """``--kernels default`` (torch's and transformers' own) and the fast path: the same metrics
     (1e-6: float32 rounding of the embeddings moves no rank here), each recording what ran."""
     from harness.run import evaluate
-    from tests.test_run import SCIFACT, _small_beir
+    from tests.helpers import SCIFACT
+    from tests.helpers import small_beir as _small_beir
 
     if not SCIFACT.exists():
         pytest.skip(f"{SCIFACT} missing")
@@ -371,3 +379,99 @@ def test_kernel_choice_is_in_the_results_and_the_fallback_gives_the_same_metrics
     for convention in ("card", "trec"):
         for metric, value in a.metrics(convention).items():
             assert b.metrics(convention)[metric] == pytest.approx(value, abs=1e-6), (convention, metric)
+
+
+def test_transformers_rotary_is_recognised_in_both_forms() -> None:
+    """transformers' ``apply_rotary_pos_emb`` is a plain function, or (5.2x with the ``kernels``
+    package it then requires) an ``nn.Module`` wrapping it: both are the reference; anything else is
+    someone else's replacement, left alone."""
+    from transformers.models.modernbert import modeling_modernbert as modeling
+
+    from harness.kernels.rotary import is_transformers_rotary
+
+    def apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1):
+        return q, k
+
+    apply_rotary_pos_emb.__qualname__ = "apply_rotary_pos_emb"  # a module-level function's, as transformers'
+    assert is_transformers_rotary(_reference_rotary())
+    assert is_transformers_rotary(apply_rotary_pos_emb)
+    assert not is_transformers_rotary(rotary_halves) and not is_transformers_rotary(nn.Identity())
+    try:
+        from transformers.integrations import use_kernel_forward_from_hub
+
+        wrapped = use_kernel_forward_from_hub("rotary_pos_emb")(apply_rotary_pos_emb)
+    except ImportError:  # transformers without the kernels integration: the plain form only
+        wrapped = apply_rotary_pos_emb
+    assert is_transformers_rotary(wrapped)
+    assert modeling.apply_rotary_pos_emb in (*ROTARY.values(), _reference_rotary())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotary_tables_are_transformers_tables_bit_for_bit(ettin_like_checkpoint: Path, dtype) -> None:
+    """The tables computed at load give transformers' own ``ModernBertRotaryEmbedding.forward`` bits
+    for every layer type, for positions in any order, batch and dtype; positions past the table fall
+    back to transformers' forward."""
+    from transformers.models.modernbert.modeling_modernbert import ModernBertRotaryEmbedding
+
+    from harness.kernels.tables import TabulatedModernBertRotaryEmbedding
+
+    encoder = load_encoder(ettin_like_checkpoint, kernels="default")
+    rotary = encoder.model.rotary_emb
+    assert type(rotary) is TabulatedModernBertRotaryEmbedding
+    size = len(next(iter(rotary.harness_tables.values()))[0])
+    assert size == max(encoder.config.document_length, encoder.model.config.max_position_embeddings)
+    generator = torch.Generator().manual_seed(5)
+    x = torch.zeros(1, dtype=dtype)
+    cases = [
+        torch.arange(130)[None].expand(3, -1),
+        torch.randint(0, size, (2, 77), generator=generator),
+        torch.randperm(size, generator=generator)[None],
+        torch.tensor([[size - 1, 0, size - 1]]),
+        torch.tensor([[size, size + 3]]),  # past the table: transformers' forward
+    ]
+    for layer_type in rotary.layer_types:
+        for positions in cases:
+            ours = rotary(x, positions, layer_type)
+            theirs = ModernBertRotaryEmbedding.forward(rotary, x, positions, layer_type)
+            for a, b in zip(ours, theirs, strict=True):
+                assert a.dtype == b.dtype == dtype and a.shape == b.shape
+                assert torch.equal(a, b), (layer_type, positions.shape)
+
+
+_FIRST_COS_SCRIPT = """
+import sys, numpy as np, torch
+from harness.encode import load_encoder
+
+_cos = torch.Tensor.cos
+armed = [True]
+
+def cos(self):  # the first large call comes back off for the main thread's half, as observed
+    out = _cos(self)
+    if armed[0] and self.numel() >= 1024:
+        armed[0] = False
+        out = out.clone()
+        out.view(-1)[: out.numel() // 2] += 3e-5
+    return out
+
+torch.Tensor.cos = cos
+encoder = load_encoder(sys.argv[1], kernels=sys.argv[2])
+texts = ["a", "rotary positions and sliding windows " * 40, "numbers 123 4.56 and UPPER case"]
+first, second = (encoder.encode(texts, is_query=q, show_progress=False).vectors for q in (True, True))
+print(armed[0], float(np.abs(first - second).max()))
+"""
+
+
+@pytest.mark.parametrize("mode", ["auto", "default"])
+def test_the_first_forward_of_a_process_gives_the_same_bits(ettin_like_checkpoint: Path, mode: str) -> None:
+    """A fresh process whose first large ``cos`` call comes back inaccurate (what torch's CPU cos did
+    for the main thread's share in some processes: issue "Green on every CPU", item 3) still encodes
+    the same bits in its first forward as in every later one: the rotary tables are computed at load,
+    twice, and kept only when the two agree. Fails on the code before the tables (transformers
+    computes cos in every forward: the first encode differed by ~1e-5 here)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _FIRST_COS_SCRIPT, str(ettin_like_checkpoint), mode],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    armed, diff = proc.stdout.split()
+    assert armed == "False", "the injected fault never fired: the test tests nothing"
+    assert float(diff) == 0.0

@@ -1,21 +1,26 @@
 """The package's shape: data flows one way (no module imports one listed after it, lazy imports
-included), every module has its place in that order, and the public surface is what it says."""
+included), every module has its place in that order, and the public surface is what it says; and
+the tests' shape: no test module imports another (shared code lives in tests/helpers.py,
+tests/model_fixtures.py and tests/conftest.py)."""
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 from pathlib import Path
 
 import harness
 
 ROOT = Path(__file__).resolve().parents[1] / "harness"
+TESTS = Path(__file__).resolve().parent
 # The dependency order of docs/DESIGN.md: a module may import only modules above it.
 ORDER = [
     "harness.errors",
     "harness.units",
     "harness.hashing",
     "harness.fileio",
+    "harness.jit",
     "harness.hub",
     "harness.console",
     "harness.types",
@@ -32,6 +37,7 @@ ORDER = [
     "harness.kernels.fusion",
     "harness.kernels.linear",
     "harness.kernels.rotary",
+    "harness.kernels.tables",
     "harness.kernels",
     "harness.checkpoints.files",
     "harness.checkpoints.layout",
@@ -119,3 +125,34 @@ def test_public_surface() -> None:
         assert getattr(harness, name) is not None
     assert harness.evaluate is importlib.import_module("harness.run").evaluate
     assert (ROOT / "py.typed").is_file()
+
+
+def _imported_modules(source: str) -> set[str]:
+    """Modules imported anywhere in ``source`` (lazy imports included; ``from tests import x``
+    counts as ``tests.x``, ``from .x import y`` as ``tests.x``), and in any string constant that
+    parses as Python with an import (the scripts tests run in subprocesses)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = f"tests.{node.module or ''}".rstrip(".") if node.level else (node.module or "")
+            found.add(module)
+            if module == "tests":
+                found |= {f"tests.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "import" in node.value:
+            with contextlib.suppress(SyntaxError):  # prose, not a script
+                found |= _imported_modules(node.value)
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """A test module's shared builders come from the helper modules, so running (or deleting) one
+    test module never depends on another; a module uses its own names without importing itself."""
+    importing = [
+        f"{path.name} imports {module}"
+        for path in sorted(TESTS.glob("*.py"))
+        for module in sorted(_imported_modules(path.read_text()))
+        if module.startswith("tests.test_")
+    ]
+    assert importing == [], "move what they share into tests/helpers.py (fixtures: tests/conftest.py)"

@@ -26,24 +26,8 @@ from harness.errors import InputError
 from harness.plan import EvalSettings
 from harness.report import leaderboard_tables
 from harness.results import load_results
-from tests.model_fixtures import REPO_ROOT, SCIFACT_DIR, pylate_encode, scifact_texts
-
-needs_scifact = pytest.mark.skipif(not SCIFACT_DIR.exists(), reason=f"{SCIFACT_DIR} missing")
-
-
-def long_texts(tokens: list[int], tokenizer) -> list[str]:
-    """One text per entry, of about that many tokens: SciFact abstracts joined (each text starts at
-    another abstract, so the texts differ)."""
-    pool = scifact_texts(2000)
-    texts = []
-    for i, want in enumerate(tokens):
-        parts, count, j = [], 0, 37 * i
-        while count < want:
-            parts.append(pool[j % len(pool)])
-            count += len(tokenizer(pool[j % len(pool)], add_special_tokens=False)["input_ids"])
-            j += 1
-        texts.append(" ".join(parts))
-    return texts
+from tests.helpers import REPO_ROOT, needs_scifact
+from tests.model_fixtures import long_texts, pylate_encode, scifact_texts
 
 
 def assert_same_embeddings(a, b, tol: float = 1e-5) -> None:
@@ -54,8 +38,8 @@ def assert_same_embeddings(a, b, tol: float = 1e-5) -> None:
 @needs_scifact
 @pytest.mark.parametrize(
     ("fixture", "length"),
-    [("ettin_like_checkpoint", 512), ("ettin_like_checkpoint", 2048), ("ettin_like_checkpoint", 8192)]
-    + [("bert_checkpoint", 512)],
+    [("ettin_like_checkpoint", 512), ("ettin_like_checkpoint", 2048)]
+    + [pytest.param("ettin_like_checkpoint", 8192, marks=pytest.mark.slow), ("bert_checkpoint", 512)],
     ids=["modernbert-512", "modernbert-2k", "modernbert-8k", "bert-512"],
 )
 def test_blockwise_attention_equals_the_library_attention(fixture, length, request):
@@ -76,6 +60,7 @@ def test_blockwise_attention_equals_the_library_attention(fixture, length, reque
     )
 
 
+@pytest.mark.slow
 @needs_scifact
 @pytest.mark.pylate
 def test_blockwise_attention_equals_pylate_at_2k(ettin_like_checkpoint):
@@ -169,17 +154,11 @@ def test_settings_check_memory_and_attention():
 # --------------------------------------------------------------------------- 32k in a subprocess
 
 
-def peak_rss() -> int:
-    """This process's peak RSS in bytes: ``VmHWM`` (``ru_maxrss`` would carry the peak of the
-    process that forked it across exec on Linux)."""
-    status = Path("/proc/self/status").read_text().splitlines()
-    return int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) * 1024
-
-
 _PEAK_SCRIPT = """
 import json, sys
 from harness.encode import load_encoder
-from tests.test_long import long_texts, peak_rss
+from tests.helpers import peak_rss
+from tests.model_fixtures import long_texts
 encoder = load_encoder(sys.argv[1], document_length=32768)
 [text] = long_texts([33000], encoder.tokenizer)
 before = peak_rss()

@@ -18,13 +18,13 @@ from harness.encode import load_encoder
 from harness.models import find_model, list_models
 from harness.results import load_result
 from harness.run import evaluate
-from tests.model_fixtures import minilm_model_dir, pylate_encode
-from tests.test_encode import TEXTS, _assert_parity
-from tests.test_run import _small_beir, needs_scifact
+from tests.helpers import make_result, needs_scifact, scores, small_beir
+from tests.model_fixtures import TEXTS, assert_parity, minilm_model_dir, pylate_encode
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.pylate
 def test_published_pylate_layouts_equal_pylate(gte_like_checkpoint, ettin_like_checkpoint):
     """GTE-ModernColBERT's layout (added_tokens.json, sentence_bert_config model_args, use_residual)
@@ -36,7 +36,7 @@ def test_published_pylate_layouts_equal_pylate(gte_like_checkpoint, ettin_like_c
         encoder = load_encoder(checkpoint)
         for is_query in (True, False):
             ours = encoder.encode(TEXTS, is_query=is_query, batch_size=8, show_progress=False)
-            _assert_parity(ours, next(reference), TEXTS)
+            assert_parity(ours, next(reference), TEXTS)
 
 
 def test_granite_layout_equals_sentence_transformers(granite_like_checkpoint):
@@ -73,7 +73,7 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: Path) -> 
 @needs_scifact
 def test_revision_reaches_the_hub_and_lands_in_the_results(bert_checkpoint, tmp_path, monkeypatch):
     calls = _fake_hub(monkeypatch, tmp_path, bert_checkpoint)
-    _small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
+    small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
     kwargs = dict(
         data_dir=tmp_path / "data", output_dir=tmp_path / "out", cache_dir=None, show_progress=False
     )
@@ -96,7 +96,7 @@ def test_registered_model_loads_by_name_with_its_settings(ettin_like_checkpoint,
     variant's document length), its name and size group in the results; flags still win. (The Hub
     serves the ettin-shaped fixture: a ModernBERT, like the registered model.)"""
     calls = _fake_hub(monkeypatch, tmp_path, ettin_like_checkpoint)
-    _small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
+    small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
     args = [
         "evaluate",
         "--model",
@@ -192,7 +192,6 @@ def test_revisions_show_in_check_and_leaderboard(tmp_path):
     """The commit a result was made with shows in the regression report and on the leaderboard."""
     from harness.check import check
     from harness.report import leaderboard_tables
-    from tests.test_check import make_result, scores
 
     values = scores(np.linspace(0.2, 0.9, 40))
     base, cand = (
@@ -211,7 +210,7 @@ def test_revisions_show_in_check_and_leaderboard(tmp_path):
 def test_prompt_flags_are_recorded_and_key_the_cache(bert_checkpoint, tmp_path):
     """`--query-prompt` lands in the results' model settings and in the cache key (a new query
     entry; the documents' entry is reused), and changes the numbers."""
-    _small_beir(tmp_path / "data" / "mini", n_docs=40, n_queries=5)
+    small_beir(tmp_path / "data" / "mini", n_docs=40, n_queries=5)
     kwargs = dict(
         data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
     )
@@ -231,7 +230,7 @@ def test_a_local_snapshot_of_a_registered_model_is_that_model(bert_checkpoint, t
     snapshot's commit, as loading it by Hub id would (one leaderboard row, not two)."""
     snapshot = tmp_path / "hub" / "models--colbert-ir--colbertv2.0" / "snapshots" / ("e" * 40)
     shutil.copytree(bert_checkpoint, snapshot)
-    _small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
+    small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
     [result] = evaluate(
         str(snapshot),
         ["mini"],

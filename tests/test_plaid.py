@@ -35,8 +35,7 @@ from harness.plaid import (
 from harness.plaid.codec import _lloyd_max
 from harness.retrieve import exact_search, to_run
 from harness.types import InputError, TokenEmbeddings
-
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
+from tests.helpers import SCIFACT
 
 
 def clustered(
@@ -87,7 +86,7 @@ def index(tmp_path_factory: pytest.TempPathFactory, corpus: TokenEmbeddings) -> 
 
 
 def test_default_sizes_follow_reference_formulas() -> None:
-    # REFERENCE §6: K = 2^floor(log2(16 sqrt(T))); sample = min(1 + 16 sqrt(120 N), N)
+    # ColBERT's (stanford-futuredata) rule: K = 2^floor(log2(16 sqrt(T))); sample = min(1 + 16 sqrt(120 N), N)
     assert default_n_centroids(1_000_000) == 8192  # 16 * 1000 = 16000 -> 2^13
     assert default_n_centroids(20_000_000) == 65536  # 16 * 4472 = 71554 -> 2^16
     assert default_sample_docs(1_000_000) == 1 + int(16 * np.sqrt(120e6))  # 175272

@@ -17,7 +17,7 @@ from harness.ranking import rank
 from harness.retrieve import BM25Retriever, Embedder, ExactRetriever, RunFileRetriever
 from harness.run import evaluate
 from harness.types import InputError, Texts, TokenEmbeddings
-from tests.test_run import _small_beir, needs_scifact
+from tests.helpers import REPO_ROOT, needs_scifact, small_beir
 
 
 @pytest.mark.parametrize(
@@ -176,7 +176,7 @@ def test_first_stage_model_gets_the_runs_loading_options(
 @needs_scifact
 def test_bm25_model_ignores_the_first_stage_without_loading_it(tmp_path: Path) -> None:
     """BM25 reranks nothing: a first stage named beside it is not loaded (a Hub id would fail here)."""
-    _small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
+    small_beir(tmp_path / "data" / "mini", n_docs=30, n_queries=3)
     kwargs = dict(data_dir=tmp_path / "data", output_dir=None, show_progress=False)
     [plain] = evaluate("bm25", ["mini"], **kwargs)
     [named] = evaluate("bm25", ["mini"], first_stage="org/not-on-this-machine", **kwargs)
@@ -187,7 +187,7 @@ def test_bm25_model_ignores_the_first_stage_without_loading_it(tmp_path: Path) -
 def test_rerank_on_a_card_task_scores_like_pylate(bert_checkpoint, tmp_path: Path) -> None:
     """A first stage on a NanoBEIR-style task: ``pylate`` scoring reranks (it used to fail with a
     stray chunk-size argument) and equals exact search when the first stage passes every doc."""
-    _small_beir(tmp_path / "data" / "NanoSciFact", n_docs=40, n_queries=5, split="train")
+    small_beir(tmp_path / "data" / "NanoSciFact", n_docs=40, n_queries=5, split="train")
     kwargs = dict(
         data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
     )
@@ -237,7 +237,7 @@ def test_messages_say_where_in_the_users_terms(tmp_path: Path, capsys: pytest.Ca
         str(InputError("must be a positive integer, got 0", field="--k"))
         == "--k: must be a positive integer, got 0"
     )
-    published = load_results([Path(__file__).resolve().parents[1] / "results" / "published"])
+    published = load_results([REPO_ROOT / "results" / "published"])
     partial = [r for r in published if r.task_name != "NanoClimateFEVER"]  # a NanoBEIR mean of 12 would lie
     with pytest.raises(InputError) as err:
         render_model_card(partial, "mxbai-edge-colbert-v0-17m")

@@ -13,8 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +25,11 @@ from harness.encode import load_encoder
 from harness.errors import InputError
 from harness.executor import LocalExecutor, RayExecutor
 from harness.run import evaluate
+from tests.helpers import REPO_ROOT, needs_scifact, small_beir, wait_until
 from tests.model_fixtures import scifact_texts
-from tests.test_run import SCIFACT, _small_beir
 
 ray = pytest.importorskip("ray")
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not SCIFACT.exists(), reason=f"{SCIFACT} missing")
+pytestmark = [pytest.mark.ray, needs_scifact]
 
 
 class SlowEncoder:
@@ -59,6 +58,19 @@ def _entry_files(cache: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def _live_processes(group: int) -> list[int]:
+    """Processes of process group ``group`` that have not exited (zombies left out)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # exited while read
+        if int(pgrp) == group and state not in "ZX":
+            live.append(int(stat.parent.name))
+    return live
+
+
 def _scores(folder: Path) -> dict:
     (path,) = folder.glob("*.json")
     result = json.loads(path.read_text())
@@ -69,27 +81,33 @@ def _scores(folder: Path) -> dict:
 
 
 def test_a_killed_driver_resumes_from_the_cached_shards(ettin_like_checkpoint, tmp_path):
-    data = _small_beir(tmp_path / "data" / "scismall", 200, 12)
+    data = small_beir(tmp_path / "data" / "scismall", 200, 12)
     cache, out = tmp_path / "cache", tmp_path / "out"
     command = [
         *(sys.executable, "-m", "harness.cli", "evaluate", "--model", str(ettin_like_checkpoint)),
         *("--tasks", "scismall", "--data-dir", str(data.parent), "--cache-dir", str(cache)),
         *("--output", str(out), "--executor", "ray", "--workers", "2", "--shard-size", "8", "--quiet"),
     ]
-    driver = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while len(_entry_files(cache)) < 4 and driver.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    driver = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, stderr=subprocess.PIPE)
+    wait_until(
+        lambda: len(_entry_files(cache)) >= 4 or driver.poll() is not None,
+        240,
+        "the driver wrote fewer than 4 document shards",
+    )
     assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
-    driver.kill()  # SIGKILL, the driver only
+    driver.kill()  # SIGKILL, the driver: its raylet and workers die with it
     driver.wait()
-    time.sleep(2)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(driver.pid, signal.SIGKILL)  # Ray's agents that outlive their raylet
-    before = _entry_files(cache)
+        os.killpg(driver.pid, signal.SIGKILL)  # and Ray's agents, which outlive their raylet
+    wait_until(
+        lambda: not _live_processes(driver.pid),
+        60,
+        "the killed driver's Ray processes still run after SIGKILL",
+    )
+    before = _entry_files(cache)  # nothing of the first run writes any more
     assert not list(out.glob("*.json")), "killed before its results file"
 
-    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     [path] = out.glob("*.json")
     assert rerun.stderr == "" and rerun.stdout.splitlines()[-1] == f"results: {path}"  # --quiet: summary
@@ -118,7 +136,7 @@ def ray_cluster():
         num_cpus=2,
         include_dashboard=False,
         configure_logging=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
     )
     yield
     ray.shutdown()
@@ -141,7 +159,7 @@ def test_ray_workers_give_the_local_embeddings_and_metrics(ray_cluster, ettin_li
         executor.close()
     assert ray.is_initialized()  # an executor leaves alone a cluster it did not start
 
-    data = _small_beir(tmp_path / "data" / "scismall", 120, 10)
+    data = small_beir(tmp_path / "data" / "scismall", 120, 10)
     common = {"data_dir": data.parent, "show_progress": False, "shard_size": 32, "output_dir": None}
     here = evaluate(str(ettin_like_checkpoint), ["scismall"], cache_dir=tmp_path / "c2", **common)
     on_ray = evaluate(
@@ -171,20 +189,19 @@ def test_a_worker_killed_mid_shard_is_replaced(ray_cluster, ettin_like_checkpoin
     victim = executor.worker_pids()[0]
 
     def kill_inside_a_shard() -> None:
-        deadline = time.monotonic() + 120
-        while not list(markers.glob(f"{victim}-*")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: any(markers.glob(f"{victim}-*")), 120, f"worker {victim} never began a shard")
         os.kill(victim, signal.SIGKILL)  # asleep inside encode: mid-shard
 
-    killer = threading.Thread(target=kill_inside_a_shard)
-    killer.start()
+    killer = ThreadPoolExecutor(1)
+    killed = killer.submit(kill_inside_a_shard)
     try:
         shards, use = encode_entry(
             encoder, texts, is_query=False, cache_dir=tmp_path / "cache", shard_size=16, executor=executor
         )
     finally:
-        killer.join()
+        killer.shutdown()
         executor.close()
+    killed.result()  # the killer's own failure, if it timed out
     assert executor.replaced == 1
     assert use.encoded == 6
     assert not list(entry.glob("*.tmp"))  # the planted half-written file too

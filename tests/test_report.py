@@ -3,11 +3,14 @@ card (parsed here independently); the leaderboard page driven in headless Chromi
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import math
+import os
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,12 +24,12 @@ from harness import stats as stats_mod
 from harness.report import catalogue
 from harness.results import Result, SubsetScores, load_results
 from harness.types import InputError
+from tests.helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ROOT / "results" / "published"
-SEED = ROOT.parent / "shared" / "seeds" / "mxbai-edge-colbert-v0-17m-model-card.txt"
+PUBLISHED = REPO_ROOT / "results" / "published"
+SEED = REPO_ROOT.parent / "shared" / "seeds" / "mxbai-edge-colbert-v0-17m-model-card.txt"
 MODEL = "mxbai-edge-colbert-v0-17m"
-# Column label of the card's BEIR table -> harness task (the BEIR dataset names, REFERENCE §7).
+# Column label of the card's BEIR table -> harness task (the BEIR dataset names).
 BEIR_TASKS = {
     "MS MARCO": "BEIR/msmarco",
     "SciFact": "BEIR/scifact",
@@ -101,8 +104,9 @@ def published() -> list[Result]:
 # --------------------------------------------------------------------------- transcription
 
 
-def test_transcription_is_reproducible(tmp_path):
+def test_transcription_is_reproducible(tmp_path, monkeypatch):
     """transcribe.py run afresh writes exactly the committed files (harness_version aside)."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no __pycache__ in results/published/
     spec = importlib.util.spec_from_file_location("transcribe", PUBLISHED / "transcribe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -368,6 +372,16 @@ def _chromium(profile: Path, width: int = 1400, dark: bool = False):
     return driver
 
 
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where the page tests save their screenshots: the test's temporary folder, or the folder
+    ``$HARNESS_SCREENSHOTS_DIR`` names (``make screenshots``: reports/, the README's images)."""
+    named = os.environ.get("HARNESS_SCREENSHOTS_DIR")
+    folder = Path(named) if named else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _expected_significance(rows: list[tuple[str, dict[str, float] | None, float]]) -> dict[str, bool]:
     """Model -> marked, for one size group and dataset: the best run (per-query scores) against each
     other run on the same queries, scipy's paired t-test, statsmodels' Holm correction, p < 0.05."""
@@ -384,7 +398,8 @@ def _expected_significance(rows: list[tuple[str, dict[str, float] | None, float]
     return {name: bool(r) for (name, _), r in zip(others, rejected, strict=True)}
 
 
-def test_leaderboard_page_in_headless_chromium(board, tmp_path):
+@pytest.mark.browser
+def test_leaderboard_page_in_headless_chromium(board, tmp_path, screenshots):
     results, _, _, page = board
     driver = _chromium(tmp_path / "profile")
     try:
@@ -511,10 +526,9 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path):
 
         images = driver.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
         assert images and all(w > 0 for w in images)
-        (ROOT / "reports").mkdir(exist_ok=True)
         driver.find_element(By.ID, "show-ci").click()  # the screenshot as a reader first sees it
         driver.find_element(By.TAG_NAME, "summary").click()
-        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_1400.png"))
+        assert driver.save_screenshot(str(screenshots / "leaderboard_1400.png"))
     finally:
         driver.quit()
 
@@ -524,7 +538,10 @@ def _background(driver) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", color)[:3])
 
 
-def test_leaderboard_page_at_800px_keeps_the_model_column_in_view_and_has_a_dark_theme(board, tmp_path):
+@pytest.mark.browser
+def test_leaderboard_page_at_800px_keeps_the_model_column_in_view_and_has_a_dark_theme(
+    board, tmp_path, screenshots
+):
     *_, page = board
     from selenium.webdriver.common.by import By
 
@@ -545,7 +562,7 @@ def test_leaderboard_page_at_800px_keeps_the_model_column_in_view_and_has_a_dark
         ) == pytest.approx(left, abs=1)
         last = table.find_elements(By.CSS_SELECTOR, "thead th")[-1]  # Mean scrolled into view
         assert driver.execute_script("return arguments[0].getBoundingClientRect().right", last) <= 800
-        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_800.png"))
+        assert driver.save_screenshot(str(screenshots / "leaderboard_800.png"))
     finally:
         driver.quit()
     driver = _chromium(tmp_path / "dark", width=1400, dark=True)
@@ -554,7 +571,7 @@ def test_leaderboard_page_at_800px_keeps_the_model_column_in_view_and_has_a_dark
         assert sum(_background(driver)) < 150  # the dark theme applies
         text = driver.execute_script("return getComputedStyle(document.querySelector('td')).color")
         assert sum(int(x) for x in re.findall(r"\d+", text)[:3]) > 500  # light text on it
-        assert driver.save_screenshot(str(ROOT / "reports" / "leaderboard_dark.png"))
+        assert driver.save_screenshot(str(screenshots / "leaderboard_dark.png"))
     finally:
         driver.quit()
 
@@ -637,11 +654,14 @@ def test_a_card_for_a_model_with_beir_results_only(board):
         report.render_model_card(results, "nobody")
 
 
-def test_holm_equals_statsmodels():
+def test_holm_equals_statsmodels(monkeypatch):
     """``stats.holm`` against statsmodels' ``multipletests(method="holm")``: families of 1-9 p-values
     with ties and values past 1 after scaling; a nan is left out of the family and stays nan."""
     from statsmodels.stats.multitest import multipletests
 
+    # multipletests runs a full gc.collect() per call: ~0.15 s each in a process holding the suite's
+    # models (180 calls). Collecting changes no result.
+    monkeypatch.setattr(gc, "collect", lambda *args, **kwargs: 0)
     rng = np.random.default_rng(0)
     for size in range(1, 10):
         for _ in range(20):

@@ -15,6 +15,7 @@ import pytest
 
 from harness.retrieve import bm25_search, exact_search, rerank, to_run
 from harness.types import InputError, TokenEmbeddings
+from tests.helpers import REPO_ROOT, BulkEncoder, bulk_texts
 
 DIM = 16
 REL = 1e-6
@@ -340,41 +341,12 @@ def test_empty_corpus_and_queries() -> None:
 # ------------------------------------------------------------- streaming shards under a budget
 
 
-class BulkEncoder:
-    """A fast stand-in model for big corpora: text ``"d<i>"`` -> 128 seeded unit vectors of dim 64
-    (queries ``"q<i>"``: 16)."""
-
-    name, multi_vector, revision, fingerprint = "bulk", True, None, "b" * 64
-
-    def settings(self) -> dict:
-        return {"dim": 64}
-
-    def parameter_count(self) -> int:
-        return 0
-
-    def encode(self, texts, *, is_query, batch_size=32, show_progress=True) -> TokenEmbeddings:
-        n = 16 if is_query else 128
-        arrays = []
-        for text in texts:
-            v = np.random.default_rng(int(text[1:])).standard_normal((n, 64), np.float32)
-            arrays.append(v / np.linalg.norm(v, axis=1, keepdims=True))
-        return TokenEmbeddings.from_list(arrays, 64)
-
-
-def bulk_texts(n_docs: int, n_queries: int):
-    from harness.types import Texts
-
-    docs = Texts([f"doc{i}" for i in range(n_docs)], [f"d{i}" for i in range(n_docs)])
-    return Texts([f"q{i}" for i in range(n_queries)], [f"q{10**9 + i}" for i in range(n_queries)]), docs
-
-
 _STREAM_SCRIPT = """
 import json, sys
 from pathlib import Path
 import numpy as np
 from harness.retrieve.stages import Embedder, ExactRetriever
-from tests.test_long import peak_rss
-from tests.test_retrieve import BulkEncoder, bulk_texts
+from tests.helpers import BulkEncoder, bulk_texts, peak_rss
 cache, budget, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 queries, docs = bulk_texts(int(sys.argv[4]), 20)
 docs.tie_keys, queries.sha256, docs.sha256  # computed before the measurement: the dataset's, not ours
@@ -389,13 +361,13 @@ print(json.dumps({"base": base, "peak": peak_rss()}))
 """
 
 
+@pytest.mark.slow
 def test_exact_search_streams_a_corpus_ten_times_its_memory_budget(tmp_path):
     """640 MB of cached token embeddings searched under --max-memory 64MB: peak RSS grows by less
     than the budget (measured in a subprocess) and the ranking equals the in-RAM search's."""
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     from harness.cache import encode_entry, pack
 
@@ -405,10 +377,13 @@ def test_exact_search_streams_a_corpus_ten_times_its_memory_budget(tmp_path):
     shards, _ = encode_entry(encoder, docs, is_query=False, cache_dir=tmp_path / "cache", show_progress=False)
     assert sum(s.vectors.nbytes for s in shards) >= 10 * budget
     encode_entry(encoder, queries, is_query=True, cache_dir=tmp_path / "cache", show_progress=False)
-    root = Path(__file__).resolve().parents[1]
     args = [str(tmp_path / "cache"), str(budget), str(tmp_path), str(n_docs)]
     proc = subprocess.run(
-        [sys.executable, "-c", _STREAM_SCRIPT, *args], cwd=root, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _STREAM_SCRIPT, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     memory = json.loads(proc.stdout.splitlines()[-1])

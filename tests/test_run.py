@@ -16,37 +16,9 @@ from harness.plaid import PlaidIndex, default_search_settings
 from harness.results import load_result
 from harness.run import evaluate
 from harness.types import InputError
+from tests.helpers import REPO_ROOT, SCIFACT, needs_scifact, read_lines, small_beir
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "scifact"
-BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline"
-needs_scifact = pytest.mark.skipif(not SCIFACT.exists(), reason=f"{SCIFACT} missing")
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines(keepends=True)
-
-
-def _small_beir(dest: Path, n_docs: int, n_queries: int, split: str = "test") -> Path:
-    """The first queries of SciFact's test split with their relevant docs plus filler docs, BEIR layout."""
-    qrels: dict[str, dict[str, str]] = {}
-    lines = (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]
-    for line in lines:
-        qid, did, score = line.split("\t")
-        if len(qrels) < n_queries or qid in qrels:
-            qrels.setdefault(qid, {})[did] = score
-    wanted = {d for docs in qrels.values() for d in docs}
-    corpus = []
-    for line in _lines(SCIFACT / "corpus.jsonl"):
-        doc = json.loads(line)
-        if doc["_id"] in wanted or len(corpus) < n_docs:
-            corpus.append(line)
-    queries = [line for line in _lines(SCIFACT / "queries.jsonl") if json.loads(line)["_id"] in qrels]
-    (dest / "qrels").mkdir(parents=True)
-    (dest / "corpus.jsonl").write_text("".join(corpus))
-    (dest / "queries.jsonl").write_text("".join(queries))
-    rows = [f"{q}\t{d}\t{s}" for q, docs in qrels.items() for d, s in docs.items()]
-    (dest / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
-    return dest
+BASELINE = REPO_ROOT / "results" / "baseline"
 
 
 @pytest.mark.slow
@@ -91,6 +63,7 @@ def test_minilm_scifact_reproduces_published_ndcg_and_the_stored_baseline(
     assert result.subsets[0].per_query == pytest.approx(baseline.subsets[0].per_query, abs=1e-6), table
 
 
+@pytest.mark.slow
 @needs_scifact
 @pytest.mark.parametrize("checkpoint", ["ettin_like_checkpoint", "stanford_checkpoint"])
 def test_card_metrics_equal_pylate_evaluator(checkpoint, request, tmp_path):
@@ -99,7 +72,7 @@ def test_card_metrics_equal_pylate_evaluator(checkpoint, request, tmp_path):
     from pylate import evaluation, models
 
     ettin_like_checkpoint = request.getfixturevalue(checkpoint)
-    data = _small_beir(tmp_path / "data" / "NanoSciFact", n_docs=200, n_queries=12, split="train")
+    data = small_beir(tmp_path / "data" / "NanoSciFact", n_docs=200, n_queries=12, split="train")
     [result] = evaluate(
         str(ettin_like_checkpoint),
         ["NanoSciFact"],
@@ -110,9 +83,9 @@ def test_card_metrics_equal_pylate_evaluator(checkpoint, request, tmp_path):
     )
     assert result.retrieval["scoring"] == "pylate"
 
-    rows = map(json.loads, _lines(data / "corpus.jsonl"))
+    rows = map(json.loads, read_lines(data / "corpus.jsonl"))
     corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
-    queries = {row["_id"]: row["text"] for row in map(json.loads, _lines(data / "queries.jsonl"))}
+    queries = {row["_id"]: row["text"] for row in map(json.loads, read_lines(data / "queries.jsonl"))}
     relevant: dict[str, set[str]] = {}
     for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:
         qid, did, _ = line.split("\t")
@@ -148,7 +121,7 @@ class CountingEncoder:
 def test_rerun_reuses_results_and_cache(bert_checkpoint, tmp_path):
     from harness.encode import load_encoder
 
-    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
     kwargs = dict(
         data_dir=tmp_path / "data",
         output_dir=tmp_path / "out",
@@ -173,7 +146,7 @@ def test_token_length_flags_reach_the_encoder_and_the_record(bert_checkpoint, mi
     """--document-length / --query-length replace the checkpoint's limits (PyLate's constructor
     arguments): recorded in the model settings, a new cache entry and, for a document limit shorter
     than the texts, different numbers. A dense model has no such limit: a clear error."""
-    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
     kwargs = dict(
         data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
     )
@@ -229,7 +202,7 @@ def test_bm25_baseline_and_saved_run(tmp_path):
 
     from harness.runfile import read_trec_run
 
-    data = _small_beir(tmp_path / "data" / "mini", n_docs=300, n_queries=20)
+    data = small_beir(tmp_path / "data" / "mini", n_docs=300, n_queries=20)
     [result] = evaluate(
         "bm25",
         ["mini"],
@@ -252,7 +225,7 @@ def test_bm25_baseline_and_saved_run(tmp_path):
 @needs_scifact
 def test_rerank_over_exact_candidates_equals_exact(bert_checkpoint, tmp_path):
     """Rerank over a run file of exact MaxSim's own top 100 must reproduce exact MaxSim's metrics."""
-    _small_beir(tmp_path / "data" / "mini", n_docs=150, n_queries=8)
+    small_beir(tmp_path / "data" / "mini", n_docs=150, n_queries=8)
     kwargs = dict(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", show_progress=False, k=100)
     [exact] = evaluate(str(bert_checkpoint), ["mini"], output_dir=tmp_path / "exact", save_run=True, **kwargs)
     [run_file] = (tmp_path / "exact" / "runs").glob("*.trec")
@@ -265,7 +238,7 @@ def test_rerank_over_exact_candidates_equals_exact(bert_checkpoint, tmp_path):
 
 @needs_scifact
 def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path, monkeypatch):
-    _small_beir(tmp_path / "data" / "mini", n_docs=200, n_queries=8)
+    small_beir(tmp_path / "data" / "mini", n_docs=200, n_queries=8)
     kwargs = dict(
         data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", output_dir=None, show_progress=False
     )
@@ -327,7 +300,7 @@ def test_nanobeir_group_from_local_folders_writes_the_model_card(bert_checkpoint
     NANOBEIR_DATASETS = nanobeir_datasets()
 
     for name in NANOBEIR_DATASETS:
-        _small_beir(tmp_path / "data" / name, n_docs=12, n_queries=2, split="train")
+        small_beir(tmp_path / "data" / name, n_docs=12, n_queries=2, split="train")
     args = [
         "evaluate",
         "--model",
@@ -364,7 +337,7 @@ def test_a_full_disk_is_found_before_encoding(bert_checkpoint, tmp_path, monkeyp
     from harness.encode import load_encoder
     from harness.fileio import DiskFullError
 
-    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
     folder = tmp_path / full
     real = harness.fileio.free_bytes
     monkeypatch.setattr(
@@ -394,7 +367,7 @@ def test_a_write_that_hits_a_full_disk_names_the_folder(bert_checkpoint, tmp_pat
 
     import harness.fileio
 
-    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
 
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -437,7 +410,7 @@ def test_same_inputs_same_results_files(bert_checkpoint, tmp_path):
     """Two PLAID runs from scratch (separate caches, so two builds): the results files are equal but
     for created and timings (no index build time outside timings, manifests byte-identical), and
     every file holds exactly the keys the schema in harness/results.py documents."""
-    _small_beir(tmp_path / "data" / "mini", n_docs=120, n_queries=6)
+    small_beir(tmp_path / "data" / "mini", n_docs=120, n_queries=6)
     texts = []
     for run in ("a", "b"):
         evaluate(
@@ -468,7 +441,7 @@ def test_cache_hit_timings_are_carried_and_say_so(bert_checkpoint, tmp_path):
     a cold run's are "measured"; the leaderboard's throughput uses measured timings only."""
     from harness.report.tables import _throughput
 
-    _small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
+    small_beir(tmp_path / "data" / "mini", n_docs=60, n_queries=5)
     kwargs = dict(
         data_dir=tmp_path / "data", output_dir=None, cache_dir=tmp_path / "cache", show_progress=False
     )

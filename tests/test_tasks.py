@@ -1,6 +1,7 @@
 """Task registry, groups, name resolution with --data-dir, plugins via entry points.
 
-Expected task lists are the published ones (REFERENCE §2, §7, §8, the model card's BEIR table).
+Expected task lists are the published ones (the NanoBEIR, BEIR and LongEmbed datasets, the model
+card's BEIR table).
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import harness.tasks as tasks_mod
 from harness.data import load_beir_folder
 from harness.tasks import Task, TaskGroup, folder_task, get_task, list_groups, resolve_tasks
 from harness.types import HarnessError, InputError
-from tests.test_data import SCIFACT, hub_offline, write_beir, write_longembed_snapshot, write_nano_snapshot
-
-__all__ = ["hub_offline"]  # the fixture, imported for the offline test below
+from tests.helpers import SCIFACT, needs_scifact, write_beir, write_longembed_snapshot, write_nano_snapshot
 
 NANO_CARD_ORDER = [
     "ClimateFEVER",
@@ -133,7 +132,7 @@ def test_adhoc_folder_of_folders(tmp_path: Path) -> None:
         folder_task(tmp_path / "empty").load()
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason="real SciFact not available")
+@needs_scifact
 def test_registered_beir_task_reads_data_dir_first() -> None:
     (task,) = resolve_tasks(["BEIR/scifact"], data_dir=SCIFACT.parent)
     (ds,) = task.load(data_dir=SCIFACT.parent)

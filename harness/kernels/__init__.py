@@ -7,11 +7,14 @@ numbers (bit for bit, or to float rounding) and each recorded in the results (``
 - :mod:`~harness.kernels.linear`: which of torch's and oneDNN's the linear layers run (by the
   instruction set under ``--kernels auto``: the same choice every run).
 - :mod:`~harness.kernels.rotary`: ModernBERT's rotary embedding in one compiled pass.
+- :mod:`~harness.kernels.tables`: ModernBERT's rotary cos/sin tables computed once at load (the same
+  bits in every forward of every process).
 """
 
 from harness.kernels.linear import KERNELS, MODES, KernelChoice, fast_linear
 from harness.kernels.packed import PackedLinear, onednn_unavailable
 from harness.kernels.rotary import ROTARY, fast_rotary, rotary_compiled, rotary_halves
+from harness.kernels.tables import tabulate_rotary
 
 __all__ = [
     "KERNELS",
@@ -24,4 +27,5 @@ __all__ = [
     "onednn_unavailable",
     "rotary_compiled",
     "rotary_halves",
+    "tabulate_rotary",
 ]

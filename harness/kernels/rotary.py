@@ -25,11 +25,13 @@ import threading
 import numba
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import prange
 from torch import nn
 
+from harness.jit import njit
+
 # no "fastmath": every product and sum is rounded on its own, as torch's loops do
-_JIT = {"parallel": True, "nogil": True, "cache": True}
+_JIT = {"parallel": True, "nogil": True}
 COMPILED_DTYPES = (torch.float32, torch.bfloat16)  # q/k dtypes rotary_compiled runs itself
 _LOCK = threading.Lock()  # numba's "workqueue" threading layer must not be entered by two threads
 
@@ -157,6 +159,15 @@ def rotary_compiled(
 ROTARY = {"halves": rotary_halves, "compiled": rotary_compiled}
 
 
+def is_transformers_rotary(function: object) -> bool:
+    """Whether ``function`` is transformers' own ``apply_rotary_pos_emb``: the plain function, or (from
+    transformers 5.2x with the ``kernels`` package installed, which it then requires) that function
+    wrapped by ``use_kernel_forward_from_hub("rotary_pos_emb")`` into an ``nn.Module`` instance."""
+    if getattr(function, "__qualname__", "") == "apply_rotary_pos_emb":
+        return True
+    return isinstance(function, nn.Module) and getattr(function, "kernel_layer_name", "") == "rotary_pos_emb"
+
+
 def fast_rotary(model: nn.Module, choice: str = "compiled") -> str:
     """Use ``ROTARY[choice]`` for ``model``'s architecture (``"default"``: transformers' own again)
     when its modeling module applies transformers' standard rotary embedding (ModernBERT); returns the
@@ -170,7 +181,7 @@ def fast_rotary(model: nn.Module, choice: str = "compiled") -> str:
         return "default"
     reference = getattr(module, "_harness_reference_rotary", None)
     if reference is None:
-        if getattr(current, "__qualname__", "") != "apply_rotary_pos_emb":
+        if not is_transformers_rotary(current):
             return "default"  # someone else's replacement: leave it
         reference = module._harness_reference_rotary = current  # type: ignore[union-attr]
     module.apply_rotary_pos_emb = ROTARY.get(choice, reference)  # type: ignore[union-attr]

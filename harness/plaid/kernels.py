@@ -14,11 +14,12 @@ so a run is reproducible bit for bit on the same machine.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from harness.jit import njit
 
 # "contract" lets LLVM fuse multiply-adds into FMA instructions (one rounding instead of two); no
 # reassociation, so every score is a fixed function of its inputs
-_JIT = {"nogil": True, "cache": True, "fastmath": {"contract"}}
+_JIT = {"nogil": True, "fastmath": {"contract"}}
 
 
 @njit(**_JIT)
