@@ -48,7 +48,8 @@ from harness.retrieve import exact_search, to_run
 from harness.types import TokenEmbeddings
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCH_SETTINGS = {  # ours (default_search_settings(10)) and the peers' knobs for k=10 (REFERENCE §6)
+# ours (default_search_settings(10)) and the peers' knobs for k=10 (ColBERT's and fast-plaid's READMEs)
+SEARCH_SETTINGS = {
     "defaults": {},
     "stanford k<=10": {"n_probe": 1, "centroid_score_threshold": 0.5, "n_full_scores": 256},
     "n_probe 2, n_full_scores 1536": {"n_probe": 2, "centroid_score_threshold": 0.45, "n_full_scores": 1536},

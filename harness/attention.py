@@ -1,5 +1,5 @@
 """Attention whose memory grows linearly with the sequence: what lets a 32k-token document encode in
-a few GB on a CPU (REFERENCE §8: LongEmbed at 32k).
+a few GB on a CPU (LongEmbed, Zhu et al., EMNLP 2024: documents up to 32k tokens).
 
 transformers' default ("sdpa") builds a ``[batch, 1, T, T]`` mask for every layer — 1 GB of booleans
 at 32k tokens, before any attention is computed — and gives ModernBERT's sliding-window layers the

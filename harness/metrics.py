@@ -1,9 +1,10 @@
 """Retrieval metrics over ``(Qrels, Run)`` in the two conventions that published numbers use.
 
 ``card_metrics``: sentence-transformers ``InformationRetrievalEvaluator.compute_metrics`` (what
-PyLate model cards report; REFERENCE §3a). ``trec_metrics``: trec_eval (Buckley et al.), as
-pytrec_eval (Van Gysel & de Rijke, SIGIR 2018) computes it and BEIR (Thakur et al., NeurIPS 2021
-Datasets) reports it (REFERENCE §3b).
+PyLate model cards report; ``sentence_transformers/evaluation/InformationRetrievalEvaluator.py``).
+``trec_metrics``: trec_eval (Buckley et al.), as pytrec_eval (Van Gysel & de Rijke, SIGIR 2018)
+computes it and BEIR (Thakur et al., NeurIPS 2021 Datasets) reports it
+(``beir/retrieval/evaluation.py``, ``EvaluateRetrieval.evaluate``).
 
 Both rank each query's docs with :func:`harness.ranking.rank` (score descending, ties by doc id
 descending: trec_eval's rule for both conventions; sentence-transformers >= 6 breaks exact ties by

@@ -1,4 +1,5 @@
-"""BEIR: every public dataset as ``BEIR/<name>`` (REFERENCE §7), trec convention, nDCG@10.
+"""BEIR: every public dataset as ``BEIR/<name>`` (Thakur et al., NeurIPS 2021
+Datasets), trec convention, nDCG@10.
 
 ``msmarco`` is scored on ``dev``, the others on ``test``; identical query/doc ids are
 ignored as in BEIR's ``EvaluateRetrieval``. ``cqadupstack`` is 12 sub-forum subsets
@@ -49,7 +50,7 @@ NAMES = (
     "climate-fever",
     "scifact",
 )
-# The model card's BEIR table (REFERENCE §7), in its order, with its column labels.
+# The model card's BEIR table (mxbai-edge-colbert-v0-17m), in its order, with its column labels.
 CARD = ("msmarco", "scifact", "webis-touche2020", "fiqa", "trec-covid", "nq", "dbpedia-entity")
 LABELS = {
     "msmarco": "MS MARCO",

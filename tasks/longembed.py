@@ -1,4 +1,5 @@
-"""LongEmbed (REFERENCE §8): 6 long-document tasks ``LongEmbed/<config>`` from ``dwzhu/LongEmbed``.
+"""LongEmbed (Zhu et al., "LongEmbed", EMNLP 2024): 6 long-document tasks
+``LongEmbed/<config>`` from ``dwzhu/LongEmbed``.
 
 narrativeqa, summ_screen_fd, qmsum, 2wikimqa: nDCG@10. passkey, needle: nDCG@1, one subset
 per context length (256 ... 32768), task score = mean over the 8. Trec convention.

@@ -1,4 +1,5 @@
-"""NanoBEIR: the 13 small BEIR samples the model card evaluates (REFERENCE §2).
+"""NanoBEIR: the 13 small BEIR samples the model card evaluates (the ``zeta-alpha-ai/Nano*`` datasets;
+sentence-transformers' ``NanoBEIREvaluator``).
 
 Task ``Nano<Name>``: HF ``zeta-alpha-ai/Nano<Name>``, split ``train``, model-card metrics,
 main metric nDCG@10. Local copy: ``DIR/Nano<Name>`` holding either a snapshot of the HF
@@ -16,7 +17,7 @@ from harness.tasks import Task, TaskGroup
 from harness.types import Dataset
 
 HF_ORG = "zeta-alpha-ai"
-# Card order (REFERENCE §2).
+# The model card's order (mxbai-edge-colbert-v0-17m's NanoBEIR table).
 NAMES = (
     "ClimateFEVER",
     "DBPedia",
@@ -33,7 +34,7 @@ NAMES = (
     "Touche2020",
 )
 SPLIT = "train"
-# Published sizes (REFERENCE §2, from the datasets): queries 50 except Touche2020; documents where recorded.
+# Published sizes (from the datasets on the Hub): queries 50 except Touche2020; documents where recorded.
 QUERIES = {"Touche2020": 49}
 DOCUMENTS = {
     "SciFact": 2_919,

@@ -124,9 +124,9 @@ def _do_lower_case(layout: Layout, overrides: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class ColBERTConfig(_EncoderConfig):
-    """PyLate 1.6 ``ColBERT`` settings (REFERENCE §4); ``attend_to_expansion_tokens`` is the
-    effective value (False without query expansion). The prompts default to the one PyLate applies
-    to both sides (``prompts[default_prompt_name]``)."""
+    """PyLate 1.6 ``ColBERT`` settings (``pylate/models/colbert.py``, ``ColBERT.__init__``);
+    ``attend_to_expansion_tokens`` is the effective value (False without query expansion). The
+    prompts default to the one PyLate applies to both sides (``prompts[default_prompt_name]``)."""
 
     encoder: Literal["colbert"] = "colbert"
     pipeline_version: int = PIPELINE_VERSION

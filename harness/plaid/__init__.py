@@ -1,4 +1,5 @@
-"""PLAID-style compressed multi-vector index (ColBERTv2 / PLAID engine, REFERENCE §6).
+"""PLAID-style compressed multi-vector index (Santhanam et al., "ColBERTv2",
+NAACL 2022; "PLAID", CIKM 2022).
 
 Build (``build``): k-means centroids on a document sample (``centroids``: exact nearest centroid with a
 bf16 screen), a residual codec with ``nbits`` per dimension (``codec``) and the token codes, written

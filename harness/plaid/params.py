@@ -1,5 +1,6 @@
 """PLAID parameters and their defaults: residual bits, centroid count, k-means sample, search knobs
-(ColBERTv2 / PLAID and fast-plaid's values, REFERENCE §6). No heavy imports: the run's settings
+(ColBERTv2 / PLAID: Santhanam et al., "PLAID", CIKM 2022, and the stanford-futuredata/ColBERT
+and lightonai/fast-plaid defaults). No heavy imports: the run's settings
 are validated with these before anything is loaded."""
 
 from __future__ import annotations
