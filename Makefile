@@ -30,11 +30,13 @@ evaluate-offline: setup
 
 test: setup system-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 $(ARGS)
 
 # The edit loop (target: under 3 minutes): no slow end-to-end runs, no browser, no Ray cluster.
 test-fast: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not browser and not ray" --durations=10 $(ARGS)
 
 # Refresh the README's leaderboard screenshots in reports/ (the page tests save into a temp folder otherwise).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"  # 0.2: one ranking rule at every cut (results of 0.1 are not reused)
+from harness.version import __version__
 
 _EXPORTS = {
     "evaluate": "harness.run",

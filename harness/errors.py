@@ -33,6 +33,7 @@ class InputError(HarnessError):
 def positive_int(value: object, field: str, *, file: str | None = None) -> int:
     """``value`` as an int when it is a positive integer (numpy integers too, bools not), else
     InputError naming ``field`` (and ``file``)."""
+    # hasattr narrows to "has __index__", which says nothing of "<": every int-like compares with int
     if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:  # type: ignore[operator]
         raise InputError(f"must be a positive integer, got {value!r}", file=file, field=field)
-    return int(value)  # type: ignore[call-overload]
+    return int(value)

@@ -43,8 +43,11 @@ class Executor(Protocol):
     """Runs ``work(encoder, item)`` for every item; ``in_process`` says whether a progress bar the
     work draws reaches this terminal."""
 
-    name: str
-    in_process: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def in_process(self) -> bool: ...
 
     def map(
         self, encoder: Encoder, work: Callable[[Encoder, T], R], items: Sequence[T]

@@ -11,12 +11,18 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from harness.errors import HarnessError, InputError
 from harness.units import format_size
 
 TEMP_SUFFIX = ".tmp"
+
+
+class ByteSink(Protocol):
+    """What :func:`write_atomic` hands its ``write``: a file to write bytes to, nothing more."""
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 class _HashingWriter:
@@ -48,7 +54,7 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
+def write_atomic(path: Path, write: Callable[[ByteSink], Any]) -> str:
     """Run ``write(file)`` into a temp file next to ``path``, fsync it, rename it over ``path`` and
     fsync the folder; return the sha256 of the bytes written. The parent folder is created. On any
     error or interrupt the temp file is removed and ``path`` is untouched; a full disk is a

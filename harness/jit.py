@@ -44,5 +44,6 @@ def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     at each module's import, before any kernel is defined."""
     folder = jit_cache_dir()
     if folder is not None:
-        numba.config.CACHE_DIR = str(folder)
+        # numba.config sets its settings at import (from the environment): invisible to a type checker
+        numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]
     return numba.njit(**options, cache=folder is not None)

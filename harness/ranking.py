@@ -51,6 +51,7 @@ def top_k(scores: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
     scores = np.asarray(scores)
     n, m = scores.shape
     keys = np.broadcast_to(keys, scores.shape)
+    cols: np.ndarray  # [n, min(k, m)] column indices
     if k < m:
         part = np.argpartition(scores, m - k, axis=1)
         kth = np.take_along_axis(scores, part[:, m - k : m - k + 1], axis=1)  # k-th largest per row

@@ -52,12 +52,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
 from harness.errors import InputError
 from harness.fileio import read_text, write_json_atomic
 from harness.ranking import drop_identical_ids
 from harness.runfile import write_trec_run
 from harness.types import Run
+from harness.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -343,8 +343,8 @@ class Results(list[Result]):
 
         if wide:
             columns = ["model", "published", "task", "value"]
-            rows = [(r.model_id, r.published is not None, r.task_name, r.main_score) for r in self]
-            frame = pd.DataFrame(rows, columns=columns)
+            wide_rows = [(r.model_id, r.published is not None, r.task_name, r.main_score) for r in self]
+            frame = pd.DataFrame(wide_rows, columns=columns)
             return frame.pivot_table(index=columns[:2], columns="task", values="value", aggfunc="last")
         rows = [
             (r.model_id, r.task_name, s.name, convention, metric, value, r.published is not None)

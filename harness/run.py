@@ -19,15 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.fileio import require_free_space
+from harness.jit import default_cache_dir
 from harness.metrics import card_metrics, trec_metrics
 from harness.models import find_model
 from harness.plan import (
     BM25_MODEL_ID,
-    CARD_DEPTH,
-    TREC_DEPTH,
-    EvalSettings,
     TaskPlan,
-    default_cache_dir,
     is_bm25,
     load_executor,
     load_first_stage,
@@ -38,6 +35,7 @@ from harness.plan import (
 from harness.ranking import to_run
 from harness.results import Result, SubsetScores, load_reusable, save_result
 from harness.retrieve import SearchStats
+from harness.settings import CARD_DEPTH, TREC_DEPTH, EvalSettings
 from harness.tasks import Task
 from harness.types import Dataset, Encoder, Run, sum_known
 
@@ -93,7 +91,7 @@ def model_record(encoder: Encoder | None) -> dict[str, Any]:
         "settings": encoder.settings(),
         # the CPU kernels that ran (--kernels: asked mode, linear layers, rotary embedding); not in
         # ``settings`` (the cache key): they give the same numbers
-        **({"kernels": encoder.kernels} if getattr(encoder, "kernels", None) else {}),
+        **({"kernels": kernels} if (kernels := getattr(encoder, "kernels", None)) else {}),
     }
 
 

@@ -51,31 +51,38 @@ def read_trec_run(path: Path) -> Run:
     path = Path(path)
     text = read_text(path, "run file")
     run: Run = {}
+    name = str(path)
     fields = ("qid", "Q0", "docid", "rank", "score", "tag")
     for number, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
-        where = {"file": str(path), "line": number}
         if len(parts) != len(fields):
             field = fields[len(parts)] if len(parts) < len(fields) else "tag"
             raise InputError(
-                f"expected 6 whitespace-separated fields, got {len(parts)}", field=field, **where
+                f"expected 6 whitespace-separated fields, got {len(parts)}",
+                field=field,
+                file=name,
+                line=number,
             )
         qid, _, doc_id, position, score, _ = parts
         try:
             if int(position) < 1:
                 raise ValueError
         except ValueError:
-            raise InputError(f"rank {position!r} is not a positive integer", field="rank", **where) from None
+            raise InputError(
+                f"rank {position!r} is not a positive integer", field="rank", file=name, line=number
+            ) from None
         try:
             value = float(score)
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise InputError(f"score {score!r} is not a finite number", field="score", **where)
+            raise InputError(f"score {score!r} is not a finite number", field="score", file=name, line=number)
         docs = run.setdefault(qid, {})
         if doc_id in docs:
-            raise InputError(f"doc {doc_id!r} listed twice for query {qid!r}", field="docid", **where)
+            raise InputError(
+                f"doc {doc_id!r} listed twice for query {qid!r}", field="docid", file=name, line=number
+            )
         docs[doc_id] = value
     return run

@@ -1,7 +1,8 @@
 """Tasks, task groups and the plugin registry.
 
-A :class:`Task` says how to load one benchmark and how to score it; a :class:`TaskGroup`
-names a list of tasks (``NanoBEIR``, ``BEIR``, ``BEIR-card``, ``LongEmbed``).
+A :class:`Task` says how to load one benchmark, how to score it and which MTEB tasks hold its
+figures (:class:`MtebTask`); a :class:`TaskGroup` names a list of tasks and, when it is a report
+family, how reports show it. The core names no dataset: what it knows of one comes from here.
 
 Plugins
 -------
@@ -17,7 +18,7 @@ objects. A third party adds tasks with, in its ``pyproject.toml``::
         def loader(split, local, cache_dir):      # local: DIR/<folder_name> if it exists
             return [load_beir_folder(local or download(...), split)]
         return [Task("MyBench", "mybench", "trec", "ndcg@10", "test", True, loader),
-                TaskGroup("MyGroup", ("MyBench", "BEIR/scifact"))]
+                TaskGroup("MyGroup", ("MyBench",), report_order=9)]  # its own leaderboard table
 
 Names are unique across plugins, case-insensitively (a clash is an error naming both).
 
@@ -52,6 +53,16 @@ Loader = Callable[[str, Path | None, Path | None], list[Dataset]]
 
 
 @dataclass(frozen=True)
+class MtebTask:
+    """An MTEB task holding a harness task's figures (or part of them): ``splits`` pairs each of its
+    splits (MTEB's ``"default"`` subset) with the harness subset it scores. Its main score is the
+    harness task's main metric."""
+
+    name: str
+    splits: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Task:
     """One benchmark: how to load it and how to score it.
 
@@ -72,6 +83,7 @@ class Task:
     label: str = ""  # short name in report columns (default: the name after "/")
     n_queries: int | None = None  # the evaluation split's size as published (None: not recorded)
     n_documents: int | None = None
+    mteb: tuple[MtebTask, ...] = ()  # the MTEB tasks making up this task, in order (none: not in MTEB)
 
     @property
     def short_label(self) -> str:
@@ -93,18 +105,35 @@ class Task:
         return datasets
 
 
+CardTable = Literal["metrics", "columns", "average"]
+
+
 @dataclass(frozen=True)
 class TaskGroup:
-    """A named list of task names, expanded by :func:`resolve_tasks`."""
+    """A named list of task names, expanded by :func:`resolve_tasks`.
+
+    A group with ``report_order`` is a report family: one leaderboard table (families sorted by
+    it), whose dataset columns are ``columns`` (default: the members) in that order, headed by
+    each task's ``label``. ``card_table`` is the family's table in the model card: ``metrics``
+    (every card metric per dataset and their mean; the card's model-index), ``columns`` (the main
+    metric per column) or ``average`` (the mean only).
+    """
 
     name: str
     members: tuple[str, ...]
+    report_order: int | None = None
+    columns: tuple[str, ...] = ()
+    card_table: CardTable | None = None
+
+    @property
+    def report_columns(self) -> tuple[str, ...]:
+        return self.columns or self.members
 
 
 @dataclass(frozen=True)
 class _Registry:
     tasks: dict[str, Task]  # lower-cased name -> task, in registration order
-    groups: dict[str, TaskGroup]
+    groups: dict[str, TaskGroup]  # lower-cased name -> group, in registration order
 
 
 @functools.cache
@@ -113,7 +142,7 @@ def _registry() -> _Registry:
     tasks = {key: item for key, item in items.items() if isinstance(item, Task)}
     groups = {key: item for key, item in items.items() if isinstance(item, TaskGroup)}
     for group in groups.values():
-        missing = [m for m in group.members if m.lower() not in tasks]
+        missing = [m for m in (*group.members, *group.columns) if m.lower() not in tasks]
         if missing:
             raise HarnessError(f"group {group.name!r} names unregistered tasks {missing}")
     return _Registry(tasks, groups)
@@ -132,6 +161,12 @@ def list_tasks() -> list[Task]:
 def list_groups() -> dict[str, tuple[str, ...]]:
     """Group name -> member task names."""
     return {g.name: g.members for g in _registry().groups.values()}
+
+
+def report_groups() -> list[TaskGroup]:
+    """The groups that are report families, in report order."""
+    found = [g for g in _registry().groups.values() if g.report_order is not None]
+    return sorted(found, key=lambda g: g.report_order or 0)
 
 
 def get_task(name: str) -> Task:
@@ -163,8 +198,8 @@ def resolve_tasks(names: Iterable[str], data_dir: str | Path | None = None) -> l
 
 
 def _registered_folder(name: str, data_dir: str | Path) -> Task | None:
-    """The one registered task whose folder is called ``name`` (``scifact`` -> ``BEIR/scifact``), so
-    the same data always lands in the same table; None when no task, or several, have it."""
+    """The one registered task whose ``folder_name`` is ``name``, so the same data always lands in
+    the same table; None when no task, or several, have it."""
     matches = [t for t in _registry().tasks.values() if t.folder_name == name]  # the loader reads that folder
     if len(matches) != 1:
         return None

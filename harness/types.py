@@ -225,8 +225,14 @@ def read_rows(vectors: np.ndarray, start: int, stop: int) -> np.ndarray:
     """``vectors[start:stop]`` as an in-memory array. Rows of a memory-mapped .npy file (as
     ``np.load(mmap_mode="r")`` returns it) are read with a plain file read, not through the map:
     pages touched through a map stay in this process's resident memory until the map is closed."""
-    mapped = isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) and vectors.filename
-    if mapped and vectors.mode == "r" and vectors.ndim == 2 and vectors.flags.c_contiguous:
+    if (
+        isinstance(vectors, np.memmap)
+        and isinstance(vectors.base, mmap.mmap)
+        and vectors.filename
+        and vectors.mode == "r"
+        and vectors.ndim == 2
+        and vectors.flags.c_contiguous
+    ):
         row = vectors.shape[1]
         count = max(stop - start, 0) * row
         offset = vectors.offset + start * row * vectors.itemsize
@@ -245,7 +251,8 @@ def id_ranks(ids: Sequence[str]) -> np.ndarray:
 def sum_known(counts: Iterable[int | None]) -> int | None:
     """The sum of token counts, or None when any of them is unknown."""
     values = list(counts)
-    return None if None in values else sum(values)  # type: ignore[arg-type]
+    known = [v for v in values if v is not None]
+    return sum(known) if len(known) == len(values) else None
 
 
 def token_rows(offsets: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

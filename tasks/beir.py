@@ -13,6 +13,12 @@ Sources, in order:
    offline mode apply). Not for cqadupstack, whose forums are only in the zip.
 3. Unless the Hub is in offline mode, the BEIR zip, downloaded and safely extracted into
    ``<cache_dir>/beir`` (default ``$XDG_CACHE_HOME/harness/beir``) and read from there later.
+
+MTEB holds each dataset as one task (cqadupstack as 12, one per forum). Caveat: MTEB ignores
+identical query/doc ids only for some tasks (ArguAna, FEVER, FiQA2018, MSMARCO, QuoraRetrieval);
+the harness does for every BEIR task, so on the others a figure may differ where a query id is
+also a document id. The group ``BEIR`` is the report's second family, its columns the model
+card's BEIR table (the group ``BEIR-card``).
 """
 
 from __future__ import annotations
@@ -23,14 +29,14 @@ from pathlib import Path
 
 from harness.data import (
     HubUnavailableError,
-    download_beir_zip,
+    download_zip,
     is_beir_folder,
     load_beir_folder,
     load_beir_hf,
     load_beir_tree,
 )
 from harness.hub import hub_offline, hub_reachable, hub_state
-from harness.tasks import Task, TaskGroup
+from harness.tasks import MtebTask, Task, TaskGroup
 from harness.types import Dataset, HarnessError
 
 NAMES = (
@@ -76,6 +82,24 @@ CQADUPSTACK_FORUMS = (
     "wordpress",
 )
 HF_ORG = "BeIR"
+ZIP_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+# MTEB's task names (mteb/tasks/retrieval/eng/*.py); cqadupstack's are CQADupstack<Forum>Retrieval
+MTEB_NAMES = {
+    "msmarco": "MSMARCO",
+    "trec-covid": "TRECCOVID",
+    "nfcorpus": "NFCorpus",
+    "nq": "NQ",
+    "hotpotqa": "HotpotQA",
+    "fiqa": "FiQA2018",
+    "arguana": "ArguAna",
+    "webis-touche2020": "Touche2020",
+    "quora": "QuoraRetrieval",
+    "dbpedia-entity": "DBPedia",
+    "scidocs": "SCIDOCS",
+    "fever": "FEVER",
+    "climate-fever": "ClimateFEVER",
+    "scifact": "SciFact",
+}
 # (queries of the evaluation split, documents): Thakur et al., "BEIR", NeurIPS 2021 Datasets, Table 1
 SIZES = {
     "msmarco": (6_980, 8_841_823),
@@ -94,6 +118,20 @@ SIZES = {
     "climate-fever": (1_535, 5_416_593),
     "scifact": (300, 5_183),
 }
+
+
+def download_beir_zip(
+    name: str, dest_dir: str | Path, *, url_template: str = ZIP_URL, show_progress: bool = True
+) -> Path:
+    """Download and extract the BEIR zip of ``name`` into ``dest_dir``; return ``dest_dir/name``
+    (nothing done when it exists; :func:`harness.data.download_zip`)."""
+    hint = (
+        f"Without network access, download and unzip it elsewhere and pass --data-dir DIR with "
+        f"DIR/{name}/corpus.jsonl, queries.jsonl and qrels/<split>.tsv."
+    )
+    url = url_template.format(name=name)
+    what = f"BEIR dataset '{name}'"
+    return download_zip(url, dest_dir, name, what=what, hint=hint, show_progress=show_progress)
 
 
 def default_download_dir(cache_dir: Path | None) -> Path:
@@ -140,6 +178,19 @@ def _load(name: str, split: str, local: Path | None, cache_dir: Path | None) -> 
     return _load_local(name, split, folder, cache_dir)
 
 
+def _split(name: str) -> str:
+    return "dev" if name == "msmarco" else "test"
+
+
+def _mteb(name: str) -> tuple[MtebTask, ...]:
+    if name == "cqadupstack":
+        return tuple(
+            MtebTask(f"CQADupstack{f.capitalize()}Retrieval", (("test", f"cqadupstack_{f}"),))
+            for f in CQADUPSTACK_FORUMS
+        )
+    return (MtebTask(MTEB_NAMES[name], ((_split(name), name),)),)
+
+
 def register() -> list[Task | TaskGroup]:
     tasks = [
         Task(
@@ -147,18 +198,20 @@ def register() -> list[Task | TaskGroup]:
             folder_name=n,
             convention="trec",
             main_metric="ndcg@10",
-            eval_split="dev" if n == "msmarco" else "test",
+            eval_split=_split(n),
             ignore_identical_ids=True,
             loader=partial(_load, n),
             description=f"BEIR {n}" + (" (12 sub-forums, mean)" if n == "cqadupstack" else ""),
             label=LABELS.get(n, ""),
             n_queries=SIZES[n][0],
             n_documents=SIZES[n][1],
+            mteb=_mteb(n),
         )
         for n in NAMES
     ]
+    card = tuple(f"BEIR/{n}" for n in CARD)
     return [
         *tasks,
-        TaskGroup("BEIR", tuple(t.name for t in tasks)),
-        TaskGroup("BEIR-card", tuple(f"BEIR/{n}" for n in CARD)),
+        TaskGroup("BEIR", tuple(t.name for t in tasks), report_order=1, columns=card, card_table="columns"),
+        TaskGroup("BEIR-card", card),
     ]

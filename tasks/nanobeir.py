@@ -5,6 +5,8 @@ Task ``Nano<Name>``: HF ``zeta-alpha-ai/Nano<Name>``, split ``train``, model-car
 main metric nDCG@10. Local copy: ``DIR/Nano<Name>`` holding either a snapshot of the HF
 repo (corpus/, queries/, qrels/ parquet files) or a BEIR folder (corpus.jsonl,
 queries.jsonl, qrels/train.tsv); the NanoBEIR rules (drop empty texts) apply to both.
+MTEB names them ``Nano<Name>Retrieval`` (``NanoClimateFeverRetrieval``, ``NanoQuoraRetrieval``).
+The group ``NanoBEIR`` is the report's first family and the model card's metrics table.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from harness.data import is_beir_folder, load_beir_folder, load_nanobeir
-from harness.tasks import Task, TaskGroup
+from harness.data import (
+    assemble,
+    drop_empty,
+    hf_table,
+    id_text,
+    is_beir_folder,
+    load_beir_folder,
+    qrels_rows,
+)
+from harness.tasks import MtebTask, Task, TaskGroup
 from harness.types import Dataset
 
 HF_ORG = "zeta-alpha-ai"
@@ -45,6 +55,36 @@ DOCUMENTS = {
     "SCIDOCS": 2_210,
     "NQ": 5_035,
 }
+# MTEB's Nano<key>Retrieval where its key differs from ours (mteb/tasks/retrieval/eng/*.py)
+MTEB_KEYS = {"ClimateFEVER": "ClimateFever", "QuoraRetrieval": "Quora"}
+
+
+def load_nanobeir(
+    source: str | Path,
+    split: str = SPLIT,
+    *,
+    name: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_hint: str = "",
+) -> Dataset:
+    """NanoBEIR layout (``zeta-alpha-ai/Nano*``): configs corpus/queries/qrels, split ``train``.
+
+    As sentence-transformers' ``NanoBEIREvaluator``: rows ``{_id, text}`` (no title), every
+    qrels row ``{query-id, corpus-id}`` means relevance 1 (a score column is ignored), empty
+    texts are dropped and queries without qrels are skipped. ``source`` is a Hub id or a
+    local snapshot folder.
+    """
+    src = str(source)
+    tables = {
+        cfg: hf_table(source, cfg, split, cache_dir, local_hint) for cfg in ("corpus", "queries", "qrels")
+    }
+    corpus = id_text(tables["corpus"], f"{src}:corpus", "_id")
+    queries = id_text(tables["queries"], f"{src}:queries", "_id")
+    qrels = qrels_rows(tables["qrels"], f"{src}:qrels", "query-id", "corpus-id", binary=True)
+    corpus, queries, notes = drop_empty(corpus, queries, [])
+    return assemble(
+        name or Path(src).name, corpus, queries, qrels, source=src, qrels_where=f"{src}:qrels", notes=notes
+    )
 
 
 def _load(task_name: str, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
@@ -69,7 +109,9 @@ def register() -> list[Task | TaskGroup]:
             label=n,
             n_queries=QUERIES.get(n, 50),
             n_documents=DOCUMENTS.get(n),
+            mteb=(MtebTask(f"Nano{MTEB_KEYS.get(n, n)}Retrieval", ((SPLIT, f"Nano{n}"),)),),
         )
         for n in NAMES
     ]
-    return [*tasks, TaskGroup("NanoBEIR", tuple(t.name for t in tasks))]
+    names = tuple(t.name for t in tasks)
+    return [*tasks, TaskGroup("NanoBEIR", names, report_order=0, card_table="metrics")]

@@ -1,5 +1,6 @@
 """The command line explains itself: every option has help and its default, every command has
-examples; ``--quiet`` prints the summary and nothing else (in a subprocess, so third-party bars
+examples; every ``EvalSettings`` flag comes from its field (help, default, the flag its errors
+name); ``--quiet`` prints the summary and nothing else (in a subprocess, so third-party bars
 would show); ``harness tasks`` sizes; ``harness results``."""
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser, main
+from harness.flags import FIELD_DEFAULT, flag_default, flag_fields, from_flags
+from harness.settings import EvalSettings, flag_of
+from harness.types import InputError
 from tests.helpers import REPO_ROOT, SCIFACT, needs_scifact, small_beir
 
 
@@ -78,6 +82,78 @@ def test_one_spelling_for_outputs():
             "harness export",
         ):
             assert writes, path
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    return dict(_commands(build_parser()))["harness evaluate"]
+
+
+SETTING_FLAGS = {f.name: (f, flag) for f, flag in flag_fields(EvalSettings)}
+# a value each checked setting refuses; the other flags take any value of their type
+INVALID = {
+    "batch_size": 0,
+    "device": "gpu0",
+    "dtype": "int8",
+    "scoring": "sum",
+    "index": "hnsw",
+    "first_stage": " ",
+    "rerank_depth": -1,
+    "plaid_nbits": 3,
+    "plaid_n_probe": 0,
+    "plaid_centroid_score_threshold": "high",
+    "plaid_n_full_scores": 0,
+    "k": 0,
+    "document_length": 0,
+    "query_length": -1,
+    "max_memory": "lots",
+    "attention": "flash",
+    "kernels": "fast",
+    "executor": "dask",
+    "ray_address": "auto",  # without --executor ray
+    "workers": 0,
+    "shard_size": 0,
+}
+ANY_VALUE = {"split", "data_dir", "output_dir", "cache_dir", "overwrite", "save_run", "trust_remote_code"}
+ANY_VALUE |= {"model_name", "query_prompt", "document_prompt", "revision"}
+
+
+def test_every_setting_flag_is_classified_and_the_flags_defaults_are_the_settings():
+    """A new flag field needs its invalid value here; the evaluate flags left alone give the
+    settings' defaults, field by field."""
+    assert set(INVALID) | ANY_VALUE == set(SETTING_FLAGS) and not set(INVALID) & ANY_VALUE
+    assert all(f.metadata.get("check") is None for name, (f, _) in SETTING_FLAGS.items() if name in ANY_VALUE)
+    args = _evaluate_parser().parse_args([])
+    assert from_flags(EvalSettings, vars(args)).record() == EvalSettings().record()
+
+
+@pytest.mark.parametrize("name", list(SETTING_FLAGS))
+def test_setting_flag_is_in_evaluate_help_with_its_default(name: str):
+    f, flag = SETTING_FLAGS[name]
+    parser = _evaluate_parser()
+    [action] = [a for a in parser._actions if flag.name in a.option_strings]
+    assert action.dest == name and action.help == flag.help
+    default = flag_default(f, flag)
+    assert action.default == default
+    if flag.default is FIELD_DEFAULT:  # the flag's default is the field's, not a copy of it
+        assert default == getattr(EvalSettings(), name)
+    options = parser.format_help()[parser.format_help().index("options:") :]
+    start = re.search(rf"^  {re.escape(flag.name)}\b", options, re.M)
+    assert start, f"{flag.name} not in harness evaluate --help"
+    block = " ".join(options[start.start() :].split("\n  -")[0].split())
+    said = {f"default {default}", f"default: {default}", f"{default} (default"}
+    if default == "default":  # the PLAID threshold's: by --k
+        said = {"default by --k"}
+    shown = any(text in block for text in said)
+    # --kernels's help names its choice "default", so the formatter appends no default (--help as it was)
+    assert shown == (default not in (None, False) and name != "kernels"), block
+
+
+@pytest.mark.parametrize("name", list(INVALID))
+def test_invalid_setting_names_its_flag(name: str):
+    flag = SETTING_FLAGS[name][1].name
+    assert flag_of(name) == flag
+    with pytest.raises(InputError, match=f"^{re.escape(flag)}: "):
+        EvalSettings(**{name: INVALID[name]})
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

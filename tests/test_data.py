@@ -1,4 +1,5 @@
-"""Loaders: BEIR folders, HF snapshots (parquet / jsonl), BEIR zips, bad input, offline Hub.
+"""Loaders: BEIR folders, HF snapshots (parquet / jsonl), BEIR zips, bad input, offline Hub (the
+formats in harness.data, the benchmarks' loaders in their plugins).
 
 References: the real SciFact folder (BEIR's published sizes: 5183 documents, 300 test queries)
 re-read with BEIR's documented GenericDataLoader rules (json per line, csv qrels with a header);
@@ -18,17 +19,11 @@ import datasets
 import huggingface_hub.constants
 import pytest
 
-from harness.data import (
-    HubUnavailableError,
-    download_beir_zip,
-    load_beir_folder,
-    load_beir_hf,
-    load_longembed,
-    load_nanobeir,
-    read_qrels_tsv,
-    safe_extract_zip,
-)
+from harness.data import HubUnavailableError, load_beir_folder, load_beir_hf, read_qrels_tsv, safe_extract_zip
 from harness.types import HarnessError, InputError
+from tasks.beir import download_beir_zip
+from tasks.longembed import load_longembed
+from tasks.nanobeir import load_nanobeir
 from tests.helpers import (
     CORPUS,
     QRELS,

@@ -443,7 +443,7 @@ def test_tokenizing_in_chunks_changes_nothing(
     inserted, widths and output counts) as one tokenizer call over all of them, chunk boundaries
     anywhere, and so the same embeddings (1e-6: the first forward of a process can differ from later
     ones in the last bits, see the closing note of this change; a wrong id moves them by far more)."""
-    import harness.encode as encode_module
+    import harness.encode.tokenize as encode_module
 
     path = {"ettin": ettin_like_checkpoint, "bert": bert_checkpoint, "dense": minilm_dense_model}[name]
     encoder = load_encoder(path)
@@ -471,7 +471,7 @@ def test_tokenizing_in_chunks_changes_nothing(
 _TOKENIZE_MEMORY_SCRIPT = """
 import os
 import sys
-import harness.encode as encode_module
+import harness.encode.tokenize as encode_module
 from harness.encode import load_encoder
 
 def rss():
@@ -493,7 +493,7 @@ def test_tokenizing_memory_does_not_grow_with_the_corpus(bert_checkpoint):
     times the ids kept; tokenized in chunks, a corpus's tokenization costs little more than its ids.
     3000 texts of ~6 kB truncated to 64 tokens: measured +51 MB in chunks of 256, +581 MB in one call
     (asserted: chunks < 128 MB and < a quarter of one call; a subprocess, so RSS is its own)."""
-    import harness.encode as encode_module
+    import harness.encode.tokenize as encode_module
 
     growth = {}
     for chunk in (encode_module.TOKENIZE_CHUNK, 10**6):

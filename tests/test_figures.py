@@ -12,8 +12,9 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.text import Text
 
-from harness.report import figures
-from harness.report.figures import PAGE, PAPER, build_figures, leaderboard_figures, model_colours, si
+from harness.report import figures, style
+from harness.report.figures import build_figures, leaderboard_figures, si
+from harness.report.style import PAGE, PAPER, model_colours
 from harness.report.tables import Cell, Row, Table, leaderboard_tables
 from harness.results import Result, SubsetScores, load_results
 
@@ -209,7 +210,7 @@ def test_values_on_bars_only_where_they_fit(built):
 
 def test_a_model_has_one_colour_in_every_figure(tables, built):
     colours = model_colours(tables)
-    assert set(colours.values()) <= set(figures.PALETTE)
+    assert set(colours.values()) <= set(style.PALETTE)
     seen: dict[str, set] = {}
     for figs in built.values():
         for stem, _, fig in figs:

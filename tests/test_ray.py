@@ -214,13 +214,13 @@ def test_a_worker_killed_mid_shard_is_replaced(ray_cluster, ettin_like_checkpoin
 
 def test_a_shard_that_verifies_is_not_written_again(bert_checkpoint, tmp_path):
     """A worker lost after writing its shard: the retry keeps the files (``write_shard``)."""
-    from harness.cache import _Job
+    from harness.cache import Job
 
     encoder = load_encoder(bert_checkpoint)
     texts = scifact_texts(10)
     encode_entry(encoder, texts, is_query=False, cache_dir=tmp_path, shard_size=4, executor=LocalExecutor())
     key = cache_key(encoder, texts, is_query=False)
-    job = _Job(encoder, texts, False, key, "", tmp_path / key, 4, None)
+    job = Job(encoder, texts, False, key, "", tmp_path / key, 4, None)
     before = _entry_files(tmp_path)
     seconds, tokens = write_shard(encoder, job.task(1, 32, False))
     sidecar = json.loads((tmp_path / key / "shard-00001.json").read_text())

@@ -14,7 +14,18 @@ import pytest
 
 import harness.tasks as tasks_mod
 from harness.data import load_beir_folder
-from harness.tasks import Task, TaskGroup, folder_task, get_task, list_groups, resolve_tasks
+from harness.mteb import mteb_tasks
+from harness.report.catalogue import families, family
+from harness.tasks import (
+    MtebTask,
+    Task,
+    TaskGroup,
+    folder_task,
+    get_task,
+    list_groups,
+    report_groups,
+    resolve_tasks,
+)
 from harness.types import HarnessError, InputError
 from tests.helpers import SCIFACT, needs_scifact, write_beir, write_longembed_snapshot, write_nano_snapshot
 
@@ -82,6 +93,20 @@ def test_groups_match_published_lists() -> None:
     long = resolve_tasks(["LongEmbed"])
     assert {t.name: t.main_metric for t in long} == {f"LongEmbed/{c}": m for c, m in LONGEMBED.items()}
     assert set(list_groups()) == {"NanoBEIR", "BEIR", "BEIR-card", "LongEmbed"}
+
+
+def test_report_families_and_mteb_names_come_from_the_plugins() -> None:
+    families = report_groups()
+    assert [g.name for g in families] == ["NanoBEIR", "BEIR", "LongEmbed"]
+    assert [g.card_table for g in families] == ["metrics", "columns", "average"]
+    nano, beir, long = families
+    assert nano.report_columns == nano.members and long.report_columns == long.members
+    assert beir.report_columns == list_groups()["BEIR-card"]  # the card's BEIR table
+    assert get_task("BEIR/msmarco").mteb == (MtebTask("MSMARCO", (("dev", "msmarco"),)),)
+    assert get_task("NanoClimateFEVER").mteb[0].name == "NanoClimateFeverRetrieval"
+    assert len(get_task("BEIR/cqadupstack").mteb) == 12
+    passkey = get_task("LongEmbed/passkey").mteb[0].splits
+    assert passkey[0] == ("test_256", "passkey_256") and len(passkey) == 8
 
 
 def test_lookup_is_case_insensitive_and_dedupes() -> None:
@@ -204,13 +229,14 @@ def test_registered_task_offline_without_data_dir(tmp_path: Path, hub_offline: N
 
 
 def plugin_register() -> list[Task | TaskGroup]:
-    """A third-party plugin as the harness.tasks docs describe it."""
+    """A third-party plugin as the harness.tasks docs describe it: tasks, MTEB names, a report family."""
 
     def loader(split, local, cache_dir):
         return [load_beir_folder(local, split)]
 
-    task = Task("Toy/mini", "mini", "trec", "ndcg@10", "test", False, loader, "toy")
-    return [task, TaskGroup("Toys", ("Toy/mini", "BEIR/scifact"))]
+    mteb = (MtebTask("ToyRetrieval", (("test", "mini"),)),)
+    task = Task("Toy/mini", "mini", "trec", "ndcg@10", "test", False, loader, "toy", mteb=mteb)
+    return [task, TaskGroup("Toys", ("Toy/mini", "BEIR/scifact"), report_order=9)]
 
 
 def clash_register() -> list[Task]:
@@ -223,6 +249,10 @@ def broken_register() -> list[Task]:
 
 def bad_group_register() -> list[TaskGroup]:
     return [TaskGroup("Bad", ("NoSuchTask",))]
+
+
+def bad_columns_register() -> list[TaskGroup]:
+    return [TaskGroup("Bad", ("BEIR/scifact",), report_order=3, columns=("NoSuchTask",))]
 
 
 def _with_plugin(monkeypatch: pytest.MonkeyPatch, func: str) -> None:
@@ -239,6 +269,9 @@ def test_entry_point_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     (ds,) = get_task("toy/MINI").load(data_dir=tmp_path)
     assert ds.name == "mini" and len(ds.queries) == 3
     assert len(resolve_tasks(["NanoBEIR"])) == 13  # built-ins still there
+    # one plugin file is the whole benchmark: its report table and MTEB names follow
+    assert families() == ("NanoBEIR", "BEIR", "LongEmbed", "Toys", "Other") and family("Toy/mini") == "Toys"
+    assert mteb_tasks()["ToyRetrieval"].harness_task == "Toy/mini"
 
 
 @pytest.mark.parametrize(
@@ -247,6 +280,7 @@ def test_entry_point_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         ("clash_register", "registered by both"),
         ("broken_register", "'third'.*failed to load: boom"),
         ("bad_group_register", "unregistered tasks"),
+        ("bad_columns_register", "unregistered tasks"),
     ],
 )
 def test_bad_plugins_fail_loudly(monkeypatch: pytest.MonkeyPatch, func: str, message: str) -> None:

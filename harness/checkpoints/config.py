@@ -9,9 +9,9 @@ file > library default). :class:`LoadOptions` holds what changes how, not what, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import Field, asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from harness.checkpoints.files import positive, read_json_object, typed
 from harness.checkpoints.layout import Layout
@@ -105,12 +105,13 @@ class LoadOptions:
 class _EncoderConfig:
     """What both configs answer: their settings as JSON values, and the prompt of a side."""
 
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # declared only: every subclass is a dataclass
     query_prompt: str
     document_prompt: str
 
     def settings(self) -> dict[str, Any]:
         """``asdict(config)`` as JSON values (tuples as lists): what caches are keyed on."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def prompt(self, is_query: bool) -> str:
         return self.query_prompt if is_query else self.document_prompt

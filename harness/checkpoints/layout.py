@@ -69,7 +69,7 @@ def read_layout(folder: Path) -> Layout:
     kinds = [kind for kind, _ in modules]
     if kinds[0] != "transformer" or kinds.count("transformer") != 1:
         raise InputError("the first module (and only that one) must be a Transformer", file=str(modules_file))
-    kind = "dense" if "pooling" in kinds else "colbert"
+    kind: Literal["colbert", "dense"] = "dense" if "pooling" in kinds else "colbert"
     if not re.fullmatch(_PATTERNS[kind], " ".join(kinds) + " "):
         raise InputError(
             f"unsupported module layout {kinds} (ColBERT: Transformer, Dense...; dense: Transformer, "

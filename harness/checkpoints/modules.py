@@ -8,7 +8,7 @@ from imports named in a config file; ``trust_remote_code`` is off unless asked f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,12 +18,17 @@ from harness.checkpoints.files import load_weights, positive, read_json_object, 
 from harness.checkpoints.layout import Layout
 from harness.errors import InputError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 ACTIVATIONS = {"Identity": nn.Identity, "Tanh": nn.Tanh, "ReLU": nn.ReLU, "GELU": nn.GELU}
 ACTIVATIONS.update({"Sigmoid": nn.Sigmoid, "SiLU": nn.SiLU, "LeakyReLU": nn.LeakyReLU})
 
 
 class DenseLayer(nn.Module):
     """PyLate / sentence-transformers Dense: ``y = act(W x + b)``, plus ``x`` or ``R x`` if use_residual."""
+
+    linear: nn.Linear
 
     def __init__(
         self, linear: nn.Linear, activation: nn.Module, use_residual: bool, residual: nn.Linear | None
@@ -65,7 +70,7 @@ class DenseLayer(nn.Module):
             )
 
         state, weights_file = load_weights(folder)
-        expected = {"linear.weight": (out_features, in_features)}
+        expected: dict[str, tuple[int, ...]] = {"linear.weight": (out_features, in_features)}
         if bias:
             expected["linear.bias"] = (out_features,)
         if use_residual and in_features != out_features:
@@ -135,7 +140,9 @@ def load_dense_layers(layout: Layout, width: int) -> list[DenseLayer]:
     return layers
 
 
-def load_backbone(folder: Path, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None):
+def load_backbone(
+    folder: Path, dtype: torch.dtype, trust_remote_code: bool, attn_implementation: str | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """transformers AutoModel (eval mode) + AutoTokenizer from ``folder``.
 
     ``attn_implementation`` None: :mod:`harness.attention`'s memory-linear attention where the

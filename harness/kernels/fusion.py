@@ -27,7 +27,7 @@ from transformers.activations import GELUActivation
 from transformers.models.bert.modeling_bert import BertIntermediate
 from transformers.models.modernbert.modeling_modernbert import ModernBertMLP
 
-from harness.kernels.packed import PackedLinear
+from harness.kernels.packed import PackedLinear, to_packed
 
 INPUT, GATE = (0, 2), (1, 2)  # row blocks of ModernBERT's Wi: transformers' ``chunk(2, dim=-1)`` order
 
@@ -97,13 +97,11 @@ def set_fused(blocks: Iterable[nn.Module], fused: bool) -> None:
     """Fuse ``blocks`` (their linear layer becomes a :class:`PackedLinear`) or restore transformers'
     classes (the linear layer is left to the caller: :func:`harness.kernels.linear.fast_linear`)."""
     for block in blocks:
-        found = kind_of(block)
-        assert found is not None, type(block)
+        found = _fusion(block)
         if fused:
             linear = getattr(block, found.linear)
             if type(linear) is not PackedLinear:
-                linear.__class__ = PackedLinear
-                linear.reset()
+                to_packed(linear)
             block.__class__ = found.fused
         else:
             block.__class__ = _ORIGINAL.get(type(block), type(block))
@@ -111,4 +109,11 @@ def set_fused(blocks: Iterable[nn.Module], fused: bool) -> None:
 
 def names(blocks: Iterable[nn.Module]) -> str:
     """What the results record for ``blocks`` fused: their kinds' names, sorted ("glu", "gelu")."""
-    return ",".join(sorted({kind_of(b).name for b in blocks})) or "none"  # type: ignore[union-attr]
+    return ",".join(sorted({_fusion(b).name for b in blocks})) or "none"
+
+
+def _fusion(block: nn.Module) -> Fusion:
+    """:func:`kind_of` a block known to fuse (one of :func:`fusable_blocks`)."""
+    found = kind_of(block)
+    assert found is not None, type(block)
+    return found

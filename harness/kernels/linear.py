@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 import harness.kernels.fusion as fusion
-from harness.kernels.packed import PackedLinear, bound_caches, onednn_unavailable
+from harness.kernels.packed import PackedLinear, bound_caches, onednn_unavailable, to_packed, to_plain
 
 KERNELS = ("default", "onednn")
 MODES = ("auto", *KERNELS)
@@ -70,19 +70,17 @@ def _linears(modules: Iterable[nn.Module]) -> list[nn.Linear]:
     seen: dict[int, nn.Linear] = {}
     for root in modules:
         for m in root.modules():
-            if type(m) in (nn.Linear, PackedLinear):
-                seen.setdefault(id(m), m)  # type: ignore[arg-type]
+            if isinstance(m, nn.Linear) and type(m) in (nn.Linear, PackedLinear):
+                seen.setdefault(id(m), m)
     return list(seen.values())
 
 
 def _set_kernel(layers: list[nn.Linear], blocks: list[nn.Module], kernel: str) -> None:
     for m in layers:
         if kernel == "onednn" and type(m) is nn.Linear:
-            m.__class__ = PackedLinear
-            m.reset()._pack()
+            to_packed(m)._pack()
         elif kernel == "default" and type(m) is PackedLinear:
-            del m._packed, m._packed_key
-            m.__class__ = nn.Linear
+            to_plain(m)
     fusion.set_fused(blocks, kernel == "onednn")
 
 

@@ -14,7 +14,7 @@ they differ by float rounding only (oneDNN's GELU evaluates erf by its own polyn
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +67,12 @@ def onednn_unavailable(dtype: torch.dtype = torch.float32) -> str | None:
     return None
 
 
+@overload
+def rows(tensor: torch.Tensor, part: Part) -> torch.Tensor: ...
+@overload
+def rows(tensor: None, part: Part) -> None: ...
+@overload
+def rows(tensor: torch.Tensor | None, part: Part) -> torch.Tensor | None: ...
 def rows(tensor: torch.Tensor | None, part: Part) -> torch.Tensor | None:
     """Block ``part`` of ``tensor``'s first dimension (a weight's or a bias's output rows)."""
     if tensor is None or part == WHOLE:
@@ -122,7 +128,7 @@ class PackedLinear(nn.Linear):
         if self._packed_key != key:
             self._packed, self._packed_key = {}, key
         if part not in self._packed:
-            self._packed[part] = pack(rows(w, part))  # type: ignore[arg-type]
+            self._packed[part] = pack(rows(w, part))
         return self._packed[part]
 
     def runs_onednn(self, x: torch.Tensor) -> bool:
@@ -142,7 +148,7 @@ class PackedLinear(nn.Linear):
         and bias: one oneDNN call where :meth:`runs_onednn`, :func:`torch_linear` otherwise."""
         bias = rows(self.bias, part)
         if not self.runs_onednn(x):
-            return torch_linear(x, rows(self.weight, part), bias, post, other)  # type: ignore[arg-type]
+            return torch_linear(x, rows(self.weight, part), bias, post, other)
         return onednn_linear(x, self._pack(part), bias, post, other)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,3 +158,17 @@ class PackedLinear(nn.Linear):
         """Pickle / deepcopy without the packed weights (an opaque oneDNN tensor has no storage to
         copy); the copy packs its own at its first call."""
         return {**self.__dict__, "_packed": {}, "_packed_key": None}
+
+
+def to_packed(linear: nn.Linear) -> PackedLinear:
+    """``linear`` made a :class:`PackedLinear` in place (its packed weights built at the next call)."""
+    linear.__class__ = PackedLinear
+    return cast(PackedLinear, linear).reset()  # its class, just set
+
+
+def to_plain(linear: PackedLinear) -> nn.Linear:
+    """``linear`` made a plain ``nn.Linear`` again in place, its packed weights dropped."""
+    del linear._packed, linear._packed_key
+    plain: nn.Linear = linear
+    plain.__class__ = nn.Linear
+    return plain

@@ -141,7 +141,8 @@ def rotary_compiled(
     where :func:`_compiled_applies`, :func:`rotary_halves` otherwise. Outputs are contiguous."""
     if not _compiled_applies(q, k, cos, sin, unsqueeze_dim):
         return rotary_halves(q, k, cos, sin, unsqueeze_dim)
-    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    # numba.config sets its settings at import (from the environment): invisible to a type checker
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     tables = cos.float().numpy(), sin.float().numpy()  # bfloat16 widens exactly
     outs = torch.empty(q.shape, dtype=q.dtype), torch.empty(k.shape, dtype=k.dtype)
     with _LOCK:
@@ -177,14 +178,16 @@ def fast_rotary(model: nn.Module, choice: str = "compiled") -> str:
     numbers every way, bit for bit)."""
     module = sys.modules.get(type(model).__module__)
     current = getattr(module, "apply_rotary_pos_emb", None)
-    if current is None:
+    if module is None or current is None:
         return "default"
     reference = getattr(module, "_harness_reference_rotary", None)
+    # the ignores below: a module's globals are no declared attributes of ModuleType (typeshed types
+    # reading them, not setting them)
     if reference is None:
         if not is_transformers_rotary(current):
             return "default"  # someone else's replacement: leave it
-        reference = module._harness_reference_rotary = current  # type: ignore[union-attr]
-    module.apply_rotary_pos_emb = ROTARY.get(choice, reference)  # type: ignore[union-attr]
+        reference = module._harness_reference_rotary = current  # type: ignore[attr-defined]
+    module.apply_rotary_pos_emb = ROTARY.get(choice, reference)  # type: ignore[attr-defined]
     if choice not in ROTARY:
         return "default"
     dtype = next(model.parameters()).dtype

@@ -17,7 +17,7 @@ forward.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers.models.modernbert.modeling_modernbert import ModernBertRotaryEmbedding
@@ -55,7 +55,9 @@ def _layer_keys(module: ModernBertRotaryEmbedding) -> list[tuple[Any, ...]]:
     return [(t,) for t in types] if types else [()]
 
 
-def _table(module: ModernBertRotaryEmbedding, positions: int, key: tuple[Any, ...]):
+def _table(
+    module: ModernBertRotaryEmbedding, positions: int, key: tuple[Any, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """transformers' own cos/sin for positions ``0..positions-1`` (float32 ``[positions, dim]``),
     computed until two computations agree bit for bit (a RuntimeError after :data:`_ATTEMPTS`)."""
     device = next((b.device for b in module.buffers()), torch.device("cpu"))
@@ -84,6 +86,6 @@ def tabulate_rotary(model: torch.nn.Module, positions: int) -> int:
             continue
         tables = {key: _table(module, positions, key) for key in _layer_keys(module)}
         module.__class__ = TabulatedModernBertRotaryEmbedding
-        module.harness_tables = tables  # type: ignore[union-attr]
+        cast(TabulatedModernBertRotaryEmbedding, module).harness_tables = tables  # its class, just set
         count += 1
     return count

@@ -10,7 +10,6 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from harness.plaid.params import (
     default_sample_docs,
 )
 from harness.plaid.search import PlaidIndex
+from harness.plaid.source import Shards, ShardSource
 from harness.plaid.storage import (
     CODEC_ARRAYS,
     DOC_ARRAYS,
@@ -38,11 +38,9 @@ from harness.plaid.storage import (
     write_manifest,
     write_timings,
 )
-from harness.types import TokenEmbeddings, consecutive_ranges, token_rows
+from harness.types import consecutive_ranges, token_rows
 
 log = logging.getLogger(__name__)
-
-Shards = Iterable[TokenEmbeddings] | Callable[[], Iterable[TokenEmbeddings]]
 
 
 @dataclass(frozen=True)
@@ -61,43 +59,6 @@ class TrainingSettings:
         check_nbits(self.nbits)
         if self.fit not in ("lloyd", "quantile"):
             raise InputError(f"fit must be 'lloyd' or 'quantile', got {self.fit!r}", field="fit")
-
-
-class ShardSource:
-    """Re-iterable view of the caller's shards (build reads them in up to three passes)."""
-
-    def __init__(self, shards: Shards) -> None:
-        if callable(shards):
-            self._make: Callable[[], Iterable[TokenEmbeddings]] = shards
-        elif iter(shards) is shards:  # type: ignore[arg-type]
-            raise InputError(
-                "shards must be re-iterable (a list, or a callable returning a fresh iterable): "
-                "the index is built in several passes",
-                field="shards",
-            )
-        else:
-            self._make = lambda: shards  # type: ignore[return-value]
-
-    def __iter__(self) -> Iterator[TokenEmbeddings]:
-        for i, shard in enumerate(self._make()):
-            if not isinstance(shard, TokenEmbeddings):
-                raise InputError(
-                    f"shard {i} is a {type(shard).__name__}, not TokenEmbeddings", field="shards"
-                )
-            yield shard
-
-    def count(self, dim: int | None = None) -> tuple[int, int, int]:
-        """(n_docs, n_tokens, dim), checking every shard has the same dim."""
-        n_docs = n_tokens = 0
-        for i, shard in enumerate(self):
-            if dim is None:
-                dim = shard.dim
-            if shard.dim != dim:
-                raise InputError(f"shard {i} has dim {shard.dim}, expected {dim}", field="vectors")
-            n_docs, n_tokens = n_docs + len(shard), n_tokens + len(shard.vectors)
-        if dim is None:
-            raise InputError("no shards given", field="shards")
-        return n_docs, n_tokens, dim
 
 
 def _new_array(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -154,7 +115,7 @@ def _write_doc_arrays(
     if doc != n_docs or tok != n_tokens:
         raise InputError("shards changed between passes (fewer documents)", field="shards")
     for arr in (codes, residuals, doc_offsets):
-        arr.flush()
+        arr.flush()  # type: ignore[attr-defined]  # np.memmap (open_memmap), typed as ndarray
     return paths
 
 

@@ -20,7 +20,7 @@ def check_nbits(nbits: object, dim: int | None = None, *, field: str = "nbits") 
         raise InputError(f"must be 1, 2 or 4, got {nbits!r}", field=field)
     if dim is not None and dim * nbits % 8:
         raise InputError(f"dim * nbits must be a multiple of 8 (dim={dim}, nbits={nbits})", field=field)
-    return int(nbits)  # type: ignore[call-overload]
+    return int(nbits)
 
 
 def default_n_centroids(n_tokens: int) -> int:

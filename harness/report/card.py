@@ -7,12 +7,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
 from harness.errors import InputError
+from harness.fileio import write_text_atomic
 from harness.metrics import CARD_METRICS
 from harness.report.catalogue import (
     DEFAULT_SIZE_GROUPS,
@@ -25,7 +27,7 @@ from harness.report.catalogue import (
     size_group_for,
 )
 from harness.report.render import bold, markdown_table
-from harness.results import Result
+from harness.results import Result, result_filename
 
 # The card's front matter around model-index (mxbai-edge-colbert-v0-17m), in its order.
 CARD_FRONT_MATTER: dict[str, Any] = {
@@ -82,7 +84,7 @@ def nanobeir_card_metrics(results: Sequence[Result], model_name: str) -> dict[st
             values = [s.card.get(metric) if s.card else None for s in result.subsets]
             if any(v is None for v in values):
                 raise InputError(f"the {name} result of {model_name!r} holds no card metric {metric!r}")
-            row[metric] = float(np.mean(values))
+            row[metric] = float(np.mean([v for v in values if v is not None]))  # none is None
         table[name] = row
     missing = [name for name in datasets if name not in table]
     if missing:  # the card's NanoBEIR mean is over all 13: a partial mean would be mislabelled
@@ -194,7 +196,7 @@ def _card_rows(
         if average_task in mine:
             average = mine[average_task].main_score
         elif all(v is not None for v in values):
-            average, note = float(np.mean(values)), "mean of the columns shown"
+            average, note = float(np.mean([v for v in values if v is not None])), "mean of the columns shown"
         else:
             average = None
         info = next(iter(mine.values())).model
@@ -219,7 +221,7 @@ def _card_table(rows: list[_CardRow], header: Sequence[str], decimals: int = 3) 
             key=lambda r: (not r.highlight, -(r.values[0] if r.values[0] is not None else -math.inf))
         )
         best = [
-            max((r.values[i] for r in members if r.values[i] is not None), default=None)
+            max((v for r in members if (v := r.values[i]) is not None), default=None)
             for i in range(len(header) - 1)
         ]
         out.append([f"**{group}**", *[""] * (len(header) - 1)])
@@ -269,3 +271,21 @@ def render_model_card(results: Sequence[Result], model_name: str, *, display_nam
         "LongEmbed: mean of the six task scores.\n"
     )
     return "".join(parts)
+
+
+def write_card_after_full_nanobeir(results: Sequence[Result], output: Path | None) -> list[Path]:
+    """After ``harness evaluate``: for each model whose ``results`` cover every NanoBEIR dataset, its
+    model card (model-index YAML + tables, :func:`render_model_card`) written next to the results,
+    as ``<output>/<model>__model_card.md`` (``result_filename``'s name); nothing without an output
+    folder or a full NanoBEIR run. Returns the paths written."""
+    datasets = set(nanobeir_datasets())
+    by_model: dict[str, set[str]] = {}
+    for r in results:
+        by_model.setdefault(r.model_id, set()).add(r.task_name)
+    written = []
+    for model, tasks in by_model.items():
+        if output and datasets and datasets <= tasks:
+            path = output / result_filename(model, "model_card").replace(".json", ".md")
+            write_text_atomic(path, render_model_card(results, model))
+            written.append(path)
+    return written

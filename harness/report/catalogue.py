@@ -1,14 +1,14 @@
-"""What reports show and how they group results: the benchmark catalogue (read from the task
-registry: a suite's datasets in order, their column labels), which results are published figures or
+"""What reports show and how they group results: the benchmark catalogue, read from the task
+registry only (the report families are the groups with ``report_order``: their datasets in order,
+their column labels, their tables in the model card), which results are published figures or
 averages only, and the size groups rows are compared within.
 
 Conventions shared with ``results/published/``:
 
-* NanoBEIR tasks are ``Nano<Dataset>`` (card convention), BEIR tasks ``BEIR/<name>``,
-  LongEmbed tasks ``LongEmbed/<task>``: the members of the registry's groups of those names.
+* A family's tasks are the members of its registry group (or are named ``<family>/<task>``).
 * An *average-only* figure (a published AVG without its per-dataset numbers) is a result
-  whose task name is the benchmark name (``BEIR``, ``LongEmbed``), with one subset named
-  ``AVG`` whose table holds the single metric ``avg`` (= ``task.main_metric``).
+  whose task name is the family's name, with one subset named ``AVG`` whose table holds the
+  single metric ``avg`` (= ``task.main_metric``).
 * Rows of one size group are compared with each other; a result's group is
   ``model.size_group`` or, failing that, derived from ``model.parameters`` and the bounds
   written in the group labels (``"Small Models (<25M)"``).
@@ -19,39 +19,57 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from harness.errors import InputError
 from harness.mteb import SOURCE_PREFIX as MTEB_SOURCE
 from harness.results import Result
-from harness.tasks import get_task, list_groups
+from harness.tasks import CardTable, TaskGroup, get_task, report_groups
 
-NANOBEIR, BEIR, LONGEMBED, OTHER = "NanoBEIR", "BEIR", "LongEmbed", "Other"
-SUITES = (NANOBEIR, BEIR, LONGEMBED)  # registry groups that are report families, in report order
-FAMILIES = (*SUITES, OTHER)
-BEIR_CARD_GROUP = "BEIR-card"  # the card's BEIR table: its columns, in its order
+OTHER = "Other"  # the family of tasks in no report group
 DEFAULT_SIZE_GROUPS = ("Large Models (>100M)", "Medium Models (<35M)", "Small Models (<25M)")
 AVERAGE_SUBSET = "AVG"
 AVERAGE_METRIC = "avg"
 
 
-def members(group: str) -> tuple[str, ...]:
-    """The task names of a registered group, in registration order (empty if unknown)."""
-    return tuple(list_groups().get(group, ()))
+def families() -> tuple[str, ...]:
+    """The report families in report order (one leaderboard table each), then ``Other``."""
+    return (*(g.name for g in report_groups()), OTHER)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FAMILIES":  # families(), for importers of the former constant
+        return families()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _family_group(fam: str) -> TaskGroup | None:
+    return next((g for g in report_groups() if g.name == fam), None)
+
+
+def card_group(table: CardTable) -> TaskGroup | None:
+    """The family shown as ``table`` in the model card (``TaskGroup.card_table``), if one is."""
+    return next((g for g in report_groups() if g.card_table == table), None)
+
+
+def _card_tasks(table: CardTable) -> tuple[str, ...]:
+    group = card_group(table)
+    return group.report_columns if group is not None else ()
 
 
 def nanobeir_datasets() -> tuple[str, ...]:
-    """The 13 NanoBEIR tasks in the card's order."""
-    return members(NANOBEIR)
+    """The tasks of the card's metrics table and model-index, in the card's order."""
+    return _card_tasks("metrics")
 
 
 def longembed_tasks() -> tuple[str, ...]:
-    """The 6 LongEmbed tasks in the card's order."""
-    return members(LONGEMBED)
+    """The tasks of the card's average-only table, in the card's order."""
+    return _card_tasks("average")
 
 
 def beir_card_columns() -> tuple[tuple[str, str], ...]:
-    """(column label, task name) of the card's BEIR table, in its order."""
-    return tuple((label(name), name) for name in members(BEIR_CARD_GROUP))
+    """(column label, task name) of the card's per-dataset table, in its order."""
+    return tuple((label(name), name) for name in _card_tasks("columns"))
 
 
 def label(task_name: str) -> str:
@@ -63,19 +81,20 @@ def label(task_name: str) -> str:
 
 
 def family(task_name: str) -> str:
-    """Benchmark a task belongs to: a suite (NanoBEIR, BEIR, LongEmbed) when it is one of the suite
-    group's tasks, named ``<suite>/...``, or the suite's own average-only result; else Other."""
-    for suite in SUITES:
-        if task_name == suite or task_name.startswith(suite + "/") or task_name in members(suite):
+    """Benchmark a task belongs to: a report family when it is one of the family group's tasks,
+    named ``<family>/...``, or the family's own average-only result; else Other."""
+    for group in report_groups():
+        suite = group.name
+        if task_name == suite or task_name.startswith(suite + "/") or task_name in group.members:
             return suite
     return OTHER
 
 
 def dataset_order(fam: str, names: Iterable[str]) -> list[str]:
-    """``names`` in the order of the family's card columns (NanoBEIR, the card's BEIR table,
-    LongEmbed), then the others sorted."""
+    """``names`` in the order of the family's columns (``TaskGroup.columns``), then the others sorted."""
     names = set(names)
-    known = list(members(BEIR_CARD_GROUP if fam == BEIR else fam)) if fam in SUITES else []
+    group = _family_group(fam)
+    known = list(group.report_columns) if group is not None else []
     return [n for n in known if n in names] + sorted(names - set(known))
 
 

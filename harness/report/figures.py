@@ -9,13 +9,13 @@ Per table ``<slug>`` (``Table.slug``):
 * ``<slug>_score_vs_parameters`` and ``<slug>_score_vs_throughput``: the headline score (``Row.summary``)
   against parameters / measured document tokens per second (``Row.throughput``, which tables only
   derive from measured timings), log x axis with ticks like ``17M`` / ``2k tok/s``. Points are
-  labelled where a label fits without overlapping another label or marker (``place_labels``:
+  labelled where a label fits without overlapping another label or marker (``geometry.place_labels``:
   beside the marker, else further out with a leader line); the others, or all of them when more
   than a third find no place, are named in a legend under the axes.
 
 Axes name the benchmark and its metric (from the task registry: ``BEIR mean nDCG@10``). A model has
 one colour (Paul Tol's colour-blind-safe "muted" palette) in every figure of a report, assigned once
-from all tables (``model_styles``); models of one figure sharing a colour (more than 9 models)
+from all tables (``style.model_styles``); models of one figure sharing a colour (more than 9 models)
 differ by hatch (bars) and marker (points). Rows run here (not published figures, †) have hatched
 bars / black-edged points. Artists drawing a model carry ``gid = "<kind>:<model id>"`` (kind without ``:``).
 
@@ -31,7 +31,6 @@ import math
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,73 +39,13 @@ import numpy as np
 from harness.fileio import write_bytes_atomic
 from harness.metrics import metric_label
 from harness.report.catalogue import family as family_of
+from harness.report.geometry import legend_columns, log_ticks, place_labels, renderer, text_size
+from harness.report.style import PAGE, PAPER, RUN_HATCH, SIZES, Size, Style, model_styles
 from harness.report.tables import Row, Table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-# Paul Tol's "muted" qualitative scheme (https://personal.sron.nl/~pault/), in his order.
-PALETTE = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499")
-HATCHES = ("", "..", "xx", "oo", "++")  # one per pass through the palette
-MARKERS = ("o", "s", "D", "^", "v")
-RUN_HATCH = "////"  # rows run here, as opposed to published († ) figures
-
-
-@dataclass(frozen=True)
-class Size:
-    name: str
-    width: float  # inches
-    dpi: int
-    font: float  # axis labels
-    small: float  # tick labels
-    tiny: float  # values on bars, point labels
-    legend: float
-    bar_pitch: tuple[float, float]  # points per bar, (min, max)
-    bars_height: float  # inches of bars before the pitch shrinks
-    scatter_height: float  # inches
-    marker: float  # scatter marker area, points²
-    wrap: int  # characters per axis-label line
-
-
-PAGE = Size("page", 7.0, 150, 9, 8, 7, 8, (5, 12), 7.5, 4.6, 36, 70)
-PAPER = Size("paper", 3.5, 300, 8, 7, 6, 8, (4, 9), 6.0, 2.9, 20, 42)
-SIZES = {s.name: s for s in (PAGE, PAPER)}
-
-
-@dataclass(frozen=True)
-class Style:
-    colour: str
-    hatch: str
-    marker: str
-
-
-def model_styles(tables: Sequence[Table]) -> dict[str, Style]:
-    """Model id -> its style in every figure of these tables. Ids in sorted order each take the
-    palette colour least used by the ids already styled that share a table with it (then the least
-    used overall, then palette order), and the first hatch / marker no such id of that colour has."""
-    ids = sorted({r.model_id for t in tables for r in t.rows}, key=lambda s: (s.casefold(), s))
-    peers: dict[str, set[str]] = {m: set() for m in ids}
-    for t in tables:
-        members = {r.model_id for r in t.rows}
-        for m in members:
-            peers[m] |= members - {m}
-    chosen: dict[str, tuple[int, int]] = {}  # id -> (colour index, pass)
-    for m in ids:
-        near = [chosen[p] for p in peers[m] if p in chosen]
-        overall = Counter(c for c, _ in chosen.values())
-        colour = min(range(len(PALETTE)), key=lambda c: (sum(n == c for n, _ in near), overall[c], c))
-        taken = {k for n, k in near if n == colour}
-        chosen[m] = colour, next(k for k in range(len(ids) + 1) if k not in taken)
-    return {
-        m: Style(PALETTE[c], HATCHES[k % len(HATCHES)], MARKERS[k % len(MARKERS)])
-        for m, (c, k) in chosen.items()
-    }
-
-
-def model_colours(tables: Sequence[Table]) -> dict[str, str]:
-    """Model id -> hex colour, the same in every figure of these tables."""
-    return {m: s.colour for m, s in model_styles(tables).items()}
 
 
 # --------------------------------------------------------------------------- names and numbers
@@ -218,10 +157,13 @@ def _capped(n: int, max_models: int) -> str:
 def _figure(size: Size, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     fig = Figure(figsize=(size.width, height), dpi=size.dpi, layout="constrained")
     FigureCanvasAgg(fig)  # a renderer to measure text with
-    fig.get_layout_engine().set(w_pad=2 / 72, h_pad=2 / 72)
+    engine = fig.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)  # layout="constrained" above
+    engine.set(w_pad=2 / 72, h_pad=2 / 72)
     return fig
 
 
@@ -229,23 +171,6 @@ def _freeze(fig: Figure) -> None:
     """Lay the figure out once and keep that layout, so that text placed next can be measured."""
     fig.draw_without_rendering()
     fig.set_layout_engine("none")
-
-
-def _text_size(fig: Figure, text: str, fontsize: float) -> tuple[float, float]:
-    """(width, height) in pixels of ``text`` as drawn."""
-    from matplotlib.text import Text
-    from matplotlib.transforms import IdentityTransform
-
-    probe = Text(0, 0, text, fontsize=fontsize, transform=IdentityTransform())
-    probe.set_figure(fig)
-    box = probe.get_window_extent(fig.canvas.get_renderer())
-    return box.width, box.height
-
-
-def _legend_columns(fig: Figure, labels: list[str], size: Size) -> int:
-    """How many legend columns of these labels fit across the figure."""
-    widest = max(_text_size(fig, label, size.legend)[0] for label in labels) * 72 / size.dpi
-    return max(1, min(len(labels), int((size.width * 72 - 10) // (widest + 4.5 * size.legend))))
 
 
 def _bar_style(row: Row, style: Style) -> dict:
@@ -267,7 +192,7 @@ def _bars(
     pitch = max(pitch, tick_room if per_model else tick_room / (n + gap))
     legend_lines = ncol = 0
     if not per_model:
-        ncol = _legend_columns(_figure(size, 1.0), [r.label for r in rows], size)
+        ncol = legend_columns(_figure(size, 1.0), [r.label for r in rows], size)
         legend_lines = math.ceil(n / ncol)
     label = headline_name(table) if table.datasets == 0 else f"{table.family} {metric_phrase(table)}"
     label = textwrap.fill(label, size.wrap)
@@ -283,12 +208,16 @@ def _bars(
         bars = ax.barh(ys, values, 0.86, label=r.label, linewidth=0.4, **_bar_style(r, styles[r.model_id]))
         for j, patch in enumerate(bars.patches):
             patch.set_gid(f"bar-{j}-{'pub' if r.published else 'run'}:{r.model_id}")
-        ci = [(y, c) for y, c in zip(ys, cells, strict=True) if c.ci and c.value is not None]
+        ci = [
+            (y, v, lo_hi)
+            for y, c in zip(ys, cells, strict=True)
+            if (lo_hi := c.ci) and (v := c.value) is not None
+        ]
         if ci:
             ax.errorbar(
-                [c.value for _, c in ci],
-                [y for y, _ in ci],
-                xerr=np.array([[c.value - c.ci[0], c.ci[1] - c.value] for _, c in ci]).T,
+                [v for _, v, _ in ci],
+                [y for y, _, _ in ci],
+                xerr=np.array([[v - lo, hi - v] for _, v, (lo, hi) in ci]).T,
                 fmt="none",
                 ecolor="black",
                 elinewidth=0.6,
@@ -327,10 +256,10 @@ def _values_on_bars(ax: Axes, ends: list[tuple[float, float, float, int]], pitch
     x range so that every value fits inside the axes."""
     fig = ax.figure
     texts = [f"{v:.{d}f}" for _, v, _, d in ends]
-    extents = [_text_size(fig, t, size.tiny) for t in texts]
+    extents = [text_size(fig, t, size.tiny) for t in texts]
     if max(h for _, h in extents) > pitch * size.dpi / 72:
         return
-    width = ax.get_window_extent(fig.canvas.get_renderer()).width
+    width = ax.get_window_extent(renderer(fig)).width
     pad = 2 * size.dpi / 72
     need = max(e * width / (width - w - 2 * pad) for (_, _, e, _), (w, _) in zip(ends, extents, strict=True))
     ax.set_xlim(0, max(need, ax.get_xlim()[1]))
@@ -378,7 +307,7 @@ def _scatter(
     pad = max(0.12, (0.35 - (hi - lo)) / 2)
     ax.set_xscale("log")
     ax.set_xlim(10 ** (lo - pad), 10 ** (hi + pad))
-    ticks = _log_ticks(fig, 10 ** (lo - pad), 10 ** (hi + pad), unit, size)
+    ticks = log_ticks(fig, 10 ** (lo - pad), 10 ** (hi + pad), lambda t: si(t, unit), size)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v, unit)))
     ax.xaxis.set_minor_locator(LogLocator(subs=tuple(range(2, 10))))
@@ -401,14 +330,13 @@ def _scatter(
             text.remove()
         missing = list(range(len(points)))
     if missing:  # named in a legend under the axes (the layout is fixed: it goes below the x label)
-        renderer = fig.canvas.get_renderer()
-        below = ax.xaxis.label.get_window_extent(renderer).y0 / fig.bbox.height - 0.01
+        below = ax.xaxis.label.get_window_extent(renderer(fig)).y0 / fig.bbox.height - 0.01
         fig.legend(
             [handles[i] for i in missing],
             [labels[i] for i in missing],
             loc="upper center",
             bbox_to_anchor=(0.5, below),
-            ncols=_legend_columns(fig, [labels[i] for i in missing], size),
+            ncols=legend_columns(fig, [labels[i] for i in missing], size),
             fontsize=size.legend,
             frameon=False,
         )
@@ -417,124 +345,3 @@ def _scatter(
     if not all(r.published for r in rows):
         caption += "; black edge: run here, † published figure"
     return fig, caption
-
-
-def _log_ticks(fig: Figure, lo: float, hi: float, unit: str, size: Size) -> list[float]:
-    """The densest of 1-2-3-5-style tick sets in [lo, hi] whose labels keep a gap between them on
-    an axis about ``size.width - 1.3`` inches long; the sparsest non-empty one failing that."""
-    axis_px = (size.width - 1.3) * size.dpi
-    span = math.log10(hi / lo)
-    choices = []
-    for subs in ((1, 1.5, 2, 3, 5, 7), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)):
-        ticks = [
-            s * 10.0**e
-            for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-            for s in subs
-            if lo <= s * 10.0**e <= hi
-        ]
-        if not ticks:
-            continue
-        choices.append(ticks)
-        pos = [math.log10(t / lo) / span * axis_px for t in ticks]
-        half = [_text_size(fig, si(t, unit), size.small)[0] / 2 for t in ticks]
-        gap = size.small * size.dpi / 72
-        if all(pos[i + 1] - pos[i] >= half[i] + half[i + 1] + gap for i in range(len(ticks) - 1)):
-            return ticks
-    return choices[-1]
-
-
-def _candidates(near: float, step: float) -> list[tuple[float, float, str, str, bool]]:
-    """Label offsets (points) from a point, best first, with the text alignment that puts the label's
-    near side there: (dx, dy, ha, va, leader line?). Beside, above or below the marker first; then
-    the rows of columns left and right of the point (their leader lines cannot cross each other's
-    labels), rows above and below it, and columns further out."""
-    d = 0.7 * near
-    beside = [
-        (near, 0, "left", "center", False),
-        (-near, 0, "right", "center", False),
-        (0, near, "center", "bottom", False),
-        (0, -near, "center", "top", False),
-        (d, d, "left", "bottom", False),
-        (-d, d, "right", "bottom", False),
-        (d, -d, "left", "top", False),
-        (-d, -d, "right", "top", False),
-    ]
-    rows, sides = [0] + [k * sign for k in range(1, 9) for sign in (1, -1)], ((1, "left"), (-1, "right"))
-    columns = [
-        [(x * side, k * step, ha, "center", True) for k in rows for side, ha in sides]
-        for x in (12, 24, 40, 60)
-    ]
-    above = []
-    for j in range(10):
-        for dy, va in ((near + 4 + j * step, "bottom"), (-near - 4 - j * step, "top")):
-            above += [(dx, dy, ha, va, True) for dx, ha in ((0, "center"), (8, "left"), (-8, "right"))]
-    return beside + columns[0] + columns[1] + above + columns[2] + columns[3]
-
-
-def place_labels(
-    ax: Axes, points: list[tuple[float, float, str]], radius: float, fontsize: float
-) -> list[int]:
-    """Annotate each (x, y, text) in order at the first candidate offset where the text stays in the
-    axes and overlaps no placed label, no marker (``radius`` points) and no leader line, and its
-    own leader line crosses no label (it passes under markers); a point with others close by gets a
-    leader line (so that its neighbours' lines stay free). Returns the indices of the points left unlabelled.
-    Call on a laid-out figure (the positions are measured)."""
-    from matplotlib.path import Path as MplPath
-    from matplotlib.text import Text
-    from matplotlib.transforms import Bbox, IdentityTransform
-
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    px = fig.dpi / 72
-    frame = ax.get_window_extent(renderer).padded(-2)
-    where = ax.transData.transform([(x, y) for x, y, _ in points])
-    r = (radius + 1) * px
-    markers = [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y in where]
-    probe = Text(0, 0, "", fontsize=fontsize, transform=IdentityTransform())
-    probe.set_figure(fig)
-    placed: list[Bbox] = []
-    leaders: list[MplPath] = []
-    missing = []
-    candidates = _candidates(radius + 2, 1.3 * fontsize)
-    for k, ((x, y, text), (u, v)) in enumerate(zip(points, where, strict=True)):
-        clear = r + 2 * fontsize * px
-        crowded = any(math.hypot(u - a, v - b) < clear for j, (a, b) in enumerate(where) if j != k)
-        for dx, dy, ha, va, leader in candidates:
-            if crowded and not leader:
-                continue
-            probe.update({"text": text, "position": (u + dx * px, v + dy * px), "ha": ha, "va": va})
-            box = probe.get_window_extent(renderer)
-            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-            if not inside or any(box.overlaps(b) for b in placed + markers):
-                continue
-            if any(line.intersects_bbox(box, filled=False) for line in leaders):
-                continue
-            line = MplPath([(u, v), (u + dx * px, v + dy * px)])
-            if leader and any(line.intersects_bbox(b, filled=False) for b in placed):
-                continue
-            relpos = ({"left": 0, "center": 0.5, "right": 1}[ha], {"bottom": 0, "center": 0.5, "top": 1}[va])
-            arrow = {
-                "arrowstyle": "-",
-                "color": "0.45",
-                "linewidth": 0.5,
-                "shrinkB": radius,
-                "relpos": relpos,
-            }
-            ax.annotate(
-                text,
-                (x, y),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=fontsize,
-                arrowprops=arrow if leader else None,
-                zorder=2.5,  # leader lines pass under the markers
-            )
-            placed.append(box.padded(1.5 * px))
-            if leader:
-                leaders.append(line)
-            break
-        else:
-            missing.append(k)
-    return missing

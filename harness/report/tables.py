@@ -143,7 +143,7 @@ def leaderboard_tables(
                 (m["size_group"] for m in models if m.get("size_group")), None
             )
             parameters = next((m["parameters"] for m in models if m.get("parameters")), None)
-            parameters = parameters or (info and info.parameters)
+            parameters = parameters or (info.parameters if info else None)
             headline = cells[len(datasets) :] if len(datasets) > 1 else cells
             table.rows.append(
                 Row(
@@ -178,18 +178,18 @@ def _mark(rows: list[Row], column: int) -> None:
     its Holm-adjusted p-value of a paired t-test against that run (two-sided; the family: the
     comparisons of this column in this group)."""
     cells = [r.cells[column] for r in rows]
-    shown = [c.rounded for c in cells if c.value is not None]
+    shown = [r for c in cells if (r := c.rounded) is not None]
     if len(shown) >= 2:
         for c in cells:
             c.bold = c.value is not None and c.rounded == max(shown)
-    runs = [(r, c) for r, c in zip(rows, cells, strict=True) if c.queries]
+    runs = [(r, c, c.queries) for r, c in zip(rows, cells, strict=True) if c.queries]
     if len(runs) < 2:
         return
-    best_row, best = max(runs, key=lambda rc: rc[1].value)
-    others = [(r, c) for r, c in runs if c is not best and c.queries.keys() == best.queries.keys()]
-    keys = list(best.queries)
-    p_values = [paired_t_test(np.array([best.queries[k] - c.queries[k] for k in keys])) for _, c in others]
-    for (_, c), p in zip(others, holm(p_values), strict=True):
+    best_row, best, best_q = max(runs, key=lambda run: _or(run[1].value, -math.inf))
+    others = [(c, q) for _, c, q in runs if c is not best and q.keys() == best_q.keys()]
+    keys = list(best_q)
+    p_values = [paired_t_test(np.array([best_q[k] - q[k] for k in keys])) for _, q in others]
+    for (c, _), p in zip(others, holm(p_values), strict=True):
         c.p_value, c.reference = (None, None) if math.isnan(p) else (p, best_row.label)
 
 
@@ -203,10 +203,13 @@ def _hub_page(model_id: str, info: ModelInfo | None) -> str | None:
 def _card_metrics(result: Result | None) -> dict[str, float]:
     """The card-convention metrics of a task (mean over its subsets), empty when not all subsets
     have them (a transcribed figure holds the main metric only)."""
-    if result is None or not all(s.card for s in result.subsets):
+    if result is None:
         return {}
-    names = [m for m in result.subsets[0].card if all(m in s.card for s in result.subsets)]
-    return {m: float(np.mean([s.card[m] for s in result.subsets])) for m in names}
+    cards = [s.card for s in result.subsets if s.card]
+    if len(cards) < len(result.subsets):
+        return {}
+    names = [m for m in cards[0] if all(m in c for c in cards)]
+    return {m: float(np.mean([c[m] for c in cards])) for m in names}
 
 
 def _revision(models: Iterable[dict]) -> str | None:
@@ -241,12 +244,13 @@ def _weighted_queries(result: Result) -> dict[str, float]:
 
 
 def _mean_cell(results: list[Result | None], digits: int, n_resamples: int, seed: int, level: float) -> Cell:
-    if any(r is None for r in results):
+    known = [r for r in results if r is not None]
+    if len(known) < len(results):
         return Cell(None, digits)
-    value = float(np.mean([r.main_score for r in results]))
-    strata = [_strata(r, 1.0 / len(results)) for r in results]
+    value = float(np.mean([r.main_score for r in known]))
+    strata = [s for r in known if (s := _strata(r, 1.0 / len(known))) is not None]
     ci = None
-    if all(s is not None for s in strata):
+    if len(strata) == len(known):
         ci = bootstrap_ci([x for s in strata for x in s], n_resamples=n_resamples, seed=seed, level=level)
     return Cell(value, digits, ci)
 
@@ -266,7 +270,8 @@ def _throughput(results: Iterable[Result]) -> float | None:
     for r in results:
         timings = r.timings or {}
         n, s = (r.tokens or {}).get("documents"), timings.get("encode_documents_s")
-        measured = (timings.get("sources") or {}).get("encode_documents_s") == "measured"
+        sources = timings.get("sources")  # {timing: "measured" | "cache" | ...}
+        measured = isinstance(sources, dict) and sources.get("encode_documents_s") == "measured"
         if measured and n and s and s > 0:
             tokens, seconds = tokens + n, seconds + s
     return tokens / seconds if seconds else None

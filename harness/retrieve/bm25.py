@@ -4,6 +4,7 @@ Lucene's variant, through ``bm25s`` (Lù, 2024)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -63,7 +64,7 @@ def bm25_search(
     return out_scores, out_indices
 
 
-def _english_stemmer(stem: bool | None):  # -> PyStemmer stemmer or None
+def _english_stemmer(stem: bool | None) -> Any:  # PyStemmer's (untyped) stemmer, or None
     if stem is False:
         return None
     try:

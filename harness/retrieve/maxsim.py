@@ -200,7 +200,7 @@ def _search(
     q_off, d_off = queries.offsets, docs.offsets
     for (qa, qb), blocks in zip(q_blocks, d_blocks, strict=True):
         q = _as_finite(queries.vectors[q_off[qa] : q_off[qb]], dtype, "queries")
-        buf = np.empty(len(q) * max(int(d_off[b] - d_off[a]) for a, b in blocks), dtype)
+        buf: np.ndarray = np.empty(len(q) * max(int(d_off[b] - d_off[a]) for a, b in blocks), dtype)
         top_s = np.full((qb - qa, 0), -np.inf, np.float32)
         top_i = np.zeros((qb - qa, 0), np.int64)
         for da, db in blocks:
@@ -240,7 +240,7 @@ def arange_rows(n: int, a: int, b: int) -> np.ndarray:
 
 
 def _as_finite(vectors: np.ndarray, dtype: type, field: str) -> np.ndarray:
-    out = np.asarray(vectors, dtype)
+    out: np.ndarray = np.asarray(vectors, dtype)
     if not np.isfinite(out).all():
         raise InputError("embeddings contain NaN or infinity", field=field)
     return out

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from harness.errors import InputError
 from harness.executor import Executor
 from harness.ranking import rank
 from harness.retrieve.bm25 import bm25_search
-from harness.retrieve.maxsim import DEFAULT_MAX_BLOCK_BYTES, exact_search, rerank
+from harness.retrieve.maxsim import DEFAULT_MAX_BLOCK_BYTES, Scoring, exact_search, rerank
 from harness.types import Encoder, Run, ShardedEmbeddings, Texts, TokenEmbeddings, sum_known
 
 logger = logging.getLogger(__name__)
@@ -72,19 +72,23 @@ class SearchStats:
 
 
 class Retriever(Protocol):
-    method: str
+    @property
+    def method(self) -> str: ...
 
     def settings(self) -> dict[str, Any]: ...
 
     def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]: ...
 
 
+Docs = TypeVar("Docs", TokenEmbeddings, ShardedEmbeddings)
+
+
 @dataclass(frozen=True)
-class Encoded:
+class Encoded(Generic[Docs]):
     """Query and document embeddings of one search and where each came from."""
 
     queries: TokenEmbeddings
-    docs: TokenEmbeddings | ShardedEmbeddings  # the cache's shards, read as one, for a streamed search
+    docs: Docs  # ShardedEmbeddings: the cache's shards, read as one, for a streamed search
     queries_use: CacheUse
     docs_use: CacheUse
 
@@ -120,7 +124,7 @@ class Embedder:
         shards, use = self._encode(texts, is_query)
         return pack(shards), use
 
-    def embed_pair(self, queries: Texts, docs: Texts) -> Encoded:
+    def embed_pair(self, queries: Texts, docs: Texts) -> Encoded[TokenEmbeddings]:
         """Both sides of a search (documents first, as the cache fills them)."""
         doc_emb, doc_use = self.embed(docs, is_query=False)
         query_emb, query_use = self.embed(queries, is_query=True)
@@ -155,7 +159,7 @@ class ExactRetriever:
     half of ``max_memory`` (bytes; None: ``maxsim``'s default block)."""
 
     embedder: Embedder
-    scoring: str = "masked"
+    scoring: Scoring = "masked"
     pylate_chunk_size: int = 50_000
     max_memory: int | None = None
     method: str = field(default="exact", init=False)
@@ -316,7 +320,7 @@ class RerankRetriever:
     first_stage_name: str
     embedder: Embedder
     depth: int = 100
-    scoring: str = "masked"
+    scoring: Scoring = "masked"
     method: str = field(default="rerank", init=False)
 
     def settings(self) -> dict[str, Any]:

@@ -1,0 +1,16 @@
+"""Regression check with paired tests: ``compare`` (pairing, tests, verdicts; :func:`check`) ->
+``report`` (the outcome, the gate's exit code, and its text / JSON / JUnit XML renderings)."""
+
+from harness.check.compare import FAILING_VERDICTS, TESTS, check, paired_differences, select_model
+from harness.check.report import REPORT_KIND, CheckReport, TaskCheck
+
+__all__ = [
+    "FAILING_VERDICTS",
+    "REPORT_KIND",
+    "TESTS",
+    "CheckReport",
+    "TaskCheck",
+    "check",
+    "paired_differences",
+    "select_model",
+]

@@ -1,0 +1,115 @@
+"""``ColBERTEncoder`` = PyLate 1.6 ``ColBERT.encode`` (Khattab & Zaharia, "ColBERT", SIGIR 2020;
+``pylate/models/colbert.py``): text -> strip -> lowercase if ``do_lower_case`` -> tokenize truncated to
+``length - 1`` -> prefix id inserted after [CLS] -> queries padded to ``query_length`` with the
+mask token when ``do_query_expansion`` (kept but not attended unless ``attend_to_expansion_tokens``)
+-> backbone -> Dense layers -> keep (documents: attended and not a skiplist id; queries: all with
+expansion, attended without) -> L2-normalise each kept vector."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.checkpoints import ColBERTConfig
+from harness.encode.base import TransformerEncoder
+from harness.errors import InputError
+from harness.types import TokenEmbeddings
+
+
+class ColBERTEncoder(TransformerEncoder):
+    """PyLate ColBERT checkpoint; ``encode`` returns one L2-normalised vector per kept token."""
+
+    multi_vector = True
+    config: ColBERTConfig
+
+    def __init__(self, *, config: ColBERTConfig, **kwargs: Any) -> None:
+        self.config = config
+        super().__init__(**kwargs)
+        tok = self.tokenizer
+        # PyLate pads with the mask token (MLM) or EOS (decoder), else the pad token.
+        for candidate in (tok.mask_token_id, tok.eos_token_id, tok.pad_token_id):
+            if candidate is not None:
+                self._pad_id = int(candidate)
+                break
+        else:
+            raise InputError(
+                "tokenizer has no mask, eos or pad token", file=str(self.folder / "tokenizer_config.json")
+            )
+        # PyLate adds the prefixes as tokens at every load: a no-op when the checkpoint has them, and
+        # a vocabulary token (Stanford's "[unused0]") then stays one token when typed in a text
+        tok.add_tokens([p for p in (config.query_prefix, config.document_prefix) if p])
+        self._prefix_ids = {
+            True: self._prefix_id(config.query_prefix, "query_prefix"),
+            False: self._prefix_id(config.document_prefix, "document_prefix"),
+        }
+        self._skiplist = np.array(
+            sorted({int(tok.convert_tokens_to_ids(w)) for w in config.skiplist_words}), np.int64
+        )
+
+    def _longest_text(self) -> tuple[int, str, str]:
+        c = self.config
+        if c.query_length > c.document_length:
+            return c.query_length, "query_length (--query-length)", "lower --query-length"
+        return c.document_length, "document_length (--document-length)", "lower --document-length"
+
+    def _prefix_id(self, prefix: str, field: str) -> int | None:
+        if not prefix:
+            return None
+        token_id = self.tokenizer.convert_tokens_to_ids(prefix)
+        rows = self.model.get_input_embeddings().num_embeddings
+        if token_id is None or token_id == self.tokenizer.unk_token_id or token_id >= rows:
+            raise InputError(
+                f"prefix token {prefix!r} is not in the tokenizer/embeddings; PyLate would add it with a "
+                "random embedding, which cannot be reproduced (load and save it with PyLate once)",
+                file=str(
+                    self.folder
+                    / ("artifact.metadata" if self.layout.stanford else "config_sentence_transformers.json")
+                ),
+                field=field,
+            )
+        return int(token_id)
+
+    def _token_ids(
+        self, texts: Sequence[str], is_query: bool
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Per text: ids with the prefix inserted (unpadded), padded width, number of output vectors."""
+        c = self.config
+        prefix_id = self._prefix_ids[is_query]
+        length = c.query_length if is_query else c.document_length
+        max_length = length - 1 if prefix_id is not None else length
+        ids_list = self._tokenize(texts, c.prompt(is_query), max_length, insert=prefix_id)
+        lengths = np.array([len(ids) for ids in ids_list], np.int64)
+        if is_query and c.do_query_expansion:
+            widths = np.maximum(lengths, length)
+            return ids_list, widths, widths.copy()
+        if is_query:
+            return ids_list, lengths, lengths.copy()
+        counts = np.array([len(ids) - np.isin(ids, self._skiplist).sum() for ids in ids_list], np.int64)
+        return ids_list, lengths, counts
+
+    def encode(
+        self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
+    ) -> TokenEmbeddings:
+        """Token embeddings exactly as PyLate ``ColBERT.encode``; float32, input order."""
+        ids_list, widths, counts = self._token_ids(texts, is_query)
+        expansion = is_query and self.config.do_query_expansion
+        attend_expansion = self.config.attend_to_expansion_tokens
+        skiplist = torch.from_numpy(self._skiplist)
+
+        def forward(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            attended = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+            attention = torch.ones_like(attended) if expansion and attend_expansion else attended
+            if expansion:
+                keep = torch.ones_like(attended)
+            elif is_query:
+                keep = attended
+            else:
+                keep = attended & ~torch.isin(ids, skiplist)
+            hidden = self._hidden(ids, attention.long())
+            rows = self.dense(hidden[keep.to(hidden.device)]).float()
+            return torch.nn.functional.normalize(rows, p=2, dim=1).cpu()
+
+        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, is_query)
