@@ -189,3 +189,16 @@ def test_no_test_module_imports_another() -> None:
         if module.startswith("tests.test_")
     ]
     assert importing == [], "move what they share into tests/helpers.py (fixtures: tests/conftest.py)"
+
+
+def test_modules_read_in_one_sitting_and_cite_public_sources() -> None:
+    """No module of the package or the plugins over 400 lines (split it along its seams), and no
+    citation of a document outside the repository (the team's reference notes, by section):
+    docstrings cite papers, public code or ``docs/``."""
+    sources = [*ROOT.rglob("*.py"), *(ROOT.parent / "tasks").rglob("*.py")]
+    lines = {str(p.relative_to(ROOT.parent)): len(p.read_text().splitlines()) for p in sources}
+    assert {name: n for name, n in lines.items() if n > 400} == {}
+    texts = [*sources, *TESTS.glob("*.py"), *(ROOT.parent / "docs").glob("*.md"), ROOT.parent / "README.md"]
+    outside = "REFERENCE" + " §"  # spelled apart so this file does not cite it
+    citing = [str(p.relative_to(ROOT.parent)) for p in texts if outside in p.read_text()]
+    assert citing == []
