@@ -174,7 +174,10 @@ def _timings(stats: Sequence[SearchStats], total_s: float, n_queries: int) -> di
     steps = ["encode_queries_s", "encode_documents_s", "index_s", "retrieve_s"]
     if any(s.index_build_s is not None for s in stats):
         steps.append("index_build_s")
-    out: dict[str, Any] = {step: _sum([getattr(s, step) for s in stats]) for step in steps}
+    out: dict[str, Any] = {}
+    for step in steps:
+        seconds = sum_known(getattr(s, step) for s in stats)
+        out[step] = None if seconds is None else float(seconds)
     out["total_s"] = total_s
     out["retrieve_ms_per_query"] = 1000 * out["retrieve_s"] / max(n_queries, 1)
     sources: dict[str, str] = {}
@@ -183,10 +186,6 @@ def _timings(stats: Sequence[SearchStats], total_s: float, n_queries: int) -> di
         sources[name] = seen.pop() if len(seen) == 1 else "partly cached"
     out["sources"] = sources
     return out
-
-
-def _sum(values: list[float | None]) -> float | None:
-    return None if None in values else float(sum(values))  # type: ignore[arg-type]
 
 
 def _tokens(stats: Sequence[SearchStats]) -> dict[str, int | None]:

@@ -12,7 +12,7 @@ import json
 import mmap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import numpy as np
 
@@ -248,11 +248,14 @@ def id_ranks(ids: Sequence[str]) -> np.ndarray:
     return keys
 
 
-def sum_known(counts: Iterable[int | None]) -> int | None:
-    """The sum of token counts, or None when any of them is unknown."""
-    values = list(counts)
-    known = [v for v in values if v is not None]
-    return sum(known) if len(known) == len(values) else None
+Number = TypeVar("Number", int, float)
+
+
+def sum_known(values: Iterable[Number | None]) -> Number | None:
+    """The sum of ``values`` (token counts, seconds) in their order, or None when any is unknown."""
+    items = list(values)
+    known = [v for v in items if v is not None]
+    return sum(known) if len(known) == len(items) else None
 
 
 def token_rows(offsets: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
