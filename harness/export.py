@@ -19,9 +19,9 @@ def per_query_csv(results: Sequence[Result]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model", "task", "subset", "query_id", "convention", "metric", "score"])
     for result in results:
-        convention, metric = result.task["convention"], result.task["main_metric"]
+        task = result.task
         for subset in result.subsets:
-            tables = subset.per_query_metrics or {convention: {metric: subset.per_query}}
+            tables = subset.per_query_metrics or {task.convention: {task.main_metric: subset.per_query}}
             for convention, metrics in tables.items():
                 for metric, scores in metrics.items():
                     for qid, score in scores.items():

@@ -7,6 +7,7 @@ turns (model, tasks, settings) into one :class:`TaskPlan` per task.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from harness.errors import InputError
 from harness.executor import Executor, LocalExecutor, make_executor
 from harness.models import find_model, find_model_by_hub_id
 from harness.plaid.params import default_search_settings
-from harness.results import result_filename
+from harness.records import RetrievalRecord
+from harness.results import recorded_owner, result_filename
 from harness.retrieve import (
     BM25Retriever,
     Embedder,
@@ -33,6 +35,8 @@ from harness.runfile import read_trec_run
 from harness.settings import CARD_DEPTH, TREC_DEPTH, EvalSettings
 from harness.tasks import Task, resolve_tasks
 from harness.types import Encoder
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BM25_MODEL_ID",
@@ -64,9 +68,9 @@ class TaskPlan:
     output: Path | None
 
     @property
-    def retrieval(self) -> dict[str, Any]:
+    def retrieval(self) -> RetrievalRecord:
         """What the results file records under ``retrieval`` (before per-subset index facts)."""
-        return {"method": self.retriever.method, "k": self.k, **self.retriever.settings()}
+        return RetrievalRecord(self.retriever.method, self.k, self.retriever.settings())
 
 
 def is_bm25(model: str | Encoder) -> bool:
@@ -232,7 +236,7 @@ def plan_tasks(
     if encoder is not None and (first_stage is None) != (settings.first_stage is None):
         raise ValueError("pass the first stage that settings.first_stage names (load_first_stage)")
     out = settings.output_dir
-    return [
+    plans = [
         TaskPlan(
             task=task,
             split=settings.split or task.eval_split,
@@ -242,12 +246,49 @@ def plan_tasks(
         )
         for task in tasks
     ]
+    fingerprint = encoder.fingerprint if encoder is not None else None
+    for plan in plans:
+        if plan.output is not None:
+            _check_owner(plan.output, model_id, plan.task.name, fingerprint)
+    return plans
 
 
-def resolve(tasks: Sequence[str | Task], settings: EvalSettings) -> list[Task]:
-    """Task objects for names, groups and ``--data-dir`` folders (unknown names fail here)."""
-    return [
+def _check_owner(path: Path, model_id: str, task_name: str, fingerprint: str | None) -> None:
+    """Refuse to replace another model's (or task's) results whose file name this run's shares
+    (``org/m`` and ``org_m``, ...); note a same-named model with other weights being replaced."""
+    owner = recorded_owner(path)
+    if owner is None:
+        return
+    if owner[:2] != (model_id, task_name):
+        raise InputError(
+            f"holds the results of model {owner[0]!r} on {owner[1]!r}; this run ({model_id!r} on "
+            f"{task_name!r}) would replace them: pass another --output, or name the model with --model-name",
+            file=str(path),
+        )
+    if owner[2] and fingerprint and owner[2] != fingerprint:
+        logger.warning(
+            "%s: made by a model named %r with other weights (fingerprint %s..., now %s...): it will be "
+            "replaced (pass --model-name to keep both)",
+            path,
+            model_id,
+            owner[2][:12],
+            fingerprint[:12],
+        )
+
+
+def resolve(tasks: str | Task | Sequence[str | Task], settings: EvalSettings) -> list[Task]:
+    """Task objects for names, groups and ``--data-dir`` folders (unknown names fail here), each task
+    once (a task named twice, or also through its group, is run once, with a note)."""
+    names = [tasks] if isinstance(tasks, (str, Task)) else tasks
+    found = [
         t
-        for name in tasks
+        for name in names
         for t in ([name] if isinstance(name, Task) else resolve_tasks([name], settings.data_dir))
     ]
+    unique: dict[str, Task] = {}
+    for task in found:
+        unique.setdefault(task.name, task)
+    if len(unique) < len(found):
+        repeated = sorted({t.name for t in found if [u.name for u in found].count(t.name) > 1})
+        logger.warning("--tasks names %s more than once: each runs once", ", ".join(repeated))
+    return list(unique.values())

@@ -42,11 +42,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import platform
 import sys
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -55,89 +54,88 @@ from typing import Any
 from harness.errors import InputError
 from harness.fileio import read_text, write_json_atomic
 from harness.ranking import drop_identical_ids
+from harness.records import ModelRecord, RetrievalRecord, SubsetScores, TaskRecord
 from harness.runfile import write_trec_run
 from harness.types import Run
 from harness.version import __version__
 
+__all__ = [
+    "ModelRecord",
+    "Result",
+    "Results",
+    "RetrievalRecord",
+    "SubsetScores",
+    "TaskRecord",
+    "load_result",
+    "load_results",
+    "save_result",
+]
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-CONVENTIONS = ("card", "trec")
 _TRACKED_PACKAGES = ("torch", "transformers", "numpy", "datasets", "safetensors", "tokenizers", "bm25s")
 
 
-@dataclass
-class SubsetScores:
-    """Metrics of one subset (a whole dataset, a CQADupStack forum, a LongEmbed length)."""
-
-    name: str
-    n_queries: int
-    card: dict[str, float] | None
-    trec: dict[str, float] | None
-    per_query: dict[str, float] = field(default_factory=dict)
-    per_query_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-
-    def metrics(self, convention: str) -> dict[str, float]:
-        table = self.card if convention == "card" else self.trec
-        return table or {}
-
-
-@dataclass
+@dataclass(frozen=True)
 class Result:
     """One evaluation of one model on one task; see the module docstring for the schema."""
 
-    model: dict[str, Any]
-    task: dict[str, Any]
-    retrieval: dict[str, Any]
-    subsets: list[SubsetScores]
-    settings: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float | None] = field(default_factory=dict)
-    tokens: dict[str, int | None] = field(default_factory=dict)
-    published: dict[str, str] | None = None
-    environment: dict[str, Any] = field(default_factory=lambda: environment_info())
+    model: ModelRecord
+    task: TaskRecord
+    retrieval: RetrievalRecord
+    subsets: Sequence[SubsetScores]  # kept as a tuple
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    timings: Mapping[str, Any] = field(default_factory=dict)  # seconds, and "sources" of each
+    tokens: Mapping[str, int | None] = field(default_factory=dict)
+    published: Mapping[str, str] | None = None
+    environment: Mapping[str, Any] = field(default_factory=lambda: environment_info())
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     harness_version: str = __version__
     schema_version: int = SCHEMA_VERSION
     reused: bool = field(default=False, compare=False)  # in memory only: a run returned this finished file
+    file: Path | None = field(default=None, compare=False)  # in memory only: the file it was loaded from
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subsets", tuple(self.subsets))  # a list given is kept as a tuple
 
     @property
     def main_score(self) -> float:
         """Unweighted mean over subsets of the task's main metric in the task's convention."""
-        convention, metric = self.task["convention"], self.task["main_metric"]
+        convention, metric = self.task.convention, self.task.main_metric
         values = [s.metrics(convention)[metric] for s in self.subsets]
         return sum(values) / len(values)
 
     @property
     def model_id(self) -> str:
-        return self.model["id"]
+        return self.model.id
 
     @property
     def task_name(self) -> str:
-        return self.task["name"]
+        return self.task.name
+
+    def __repr__(self) -> str:
+        return (
+            f"Result({self.model_id!r} on {self.task_name!r}: {self.task.main_metric} {self.main_score:.4f})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        del out["reused"]
-        for subset in out["subsets"]:
-            if not subset["per_query_metrics"]:  # a published figure, a file of an earlier version
-                del subset["per_query_metrics"]
-        out["main_score"] = self.main_score
-        order = [
-            "schema_version",
-            "harness_version",
-            "created",
-            "model",
-            "task",
-            "retrieval",
-            "settings",
-            "subsets",
-            "main_score",
-            "timings",
-            "tokens",
-            "environment",
-            "published",
-        ]
-        return {key: out[key] for key in order}
+        """The results file's JSON object, keys in the schema's order."""
+        return {
+            "schema_version": self.schema_version,
+            "harness_version": self.harness_version,
+            "created": self.created,
+            "model": self.model.to_dict(),
+            "task": self.task.to_dict(),
+            "retrieval": self.retrieval.to_dict(),
+            "settings": dict(self.settings),
+            "subsets": [s.to_dict() for s in self.subsets],
+            "main_score": self.main_score,
+            "timings": dict(self.timings),
+            "tokens": dict(self.tokens),
+            "environment": dict(self.environment),
+            "published": None if self.published is None else dict(self.published),
+        }
 
 
 def environment_info() -> dict[str, Any]:
@@ -167,15 +165,26 @@ def save_result(result: Result, output_dir: Path, runs: Mapping[str, Run] | None
     finished task. Returns the results file's path."""
     path = Path(output_dir) / result_filename(result.model_id, result.task_name)
     for name, run in (runs or {}).items():
-        if result.task.get("ignore_identical_ids"):
+        if result.task.ignore_identical_ids:
             run = drop_identical_ids(run)
         write_trec_run(run, path.parent / "runs" / f"{path.stem}__{name}.trec", "harness")
     write_json_atomic(path, result.to_dict())
     return path
 
 
+def recorded_owner(path: Path) -> tuple[str, str, str | None] | None:
+    """(model id, task name, model fingerprint) the results file at ``path`` records; None when there
+    is no such file or it cannot be read as one (it is then recomputed and replaced)."""
+    try:
+        data = read_json(path) if Path(path).is_file() else None
+        model, task = data["model"], data["task"]  # type: ignore[index]
+        return str(model["id"]), str(task["name"]), model.get("fingerprint")
+    except (InputError, TypeError, KeyError):
+        return None
+
+
 def load_reusable(
-    path: Path, model: dict[str, Any], task: dict[str, Any], retrieval: dict[str, Any]
+    path: Path, model: ModelRecord, task: TaskRecord, retrieval: RetrievalRecord
 ) -> Result | None:
     """The finished result at ``path`` if this harness version made it from the same model,
     data (fingerprints) and settings; None otherwise (also when it is unreadable: it is then
@@ -188,117 +197,59 @@ def load_reusable(
         return None
     same = (
         old.harness_version == __version__
-        and old.model.get("fingerprint") == model["fingerprint"]
-        and old.model.get("settings") == model["settings"]
-        and all(old.task.get(key) == value for key, value in task.items() if key != "source")
-        and all(old.retrieval.get(key) == value for key, value in retrieval.items())
+        and (old.model.fingerprint, old.model.settings) == (model.fingerprint, model.settings)
+        and replace(old.task, source=task.source) == task  # the same data read from elsewhere
+        and replace(old.retrieval, index=retrieval.index) == retrieval
     )
-    return old if same else None
-
-
-def _require(data: dict, key: str, kind: type | tuple[type, ...], file: str, prefix: str = "") -> Any:
-    name = f"{prefix}{key}"
-    if not isinstance(data, dict) or key not in data:
-        raise InputError("missing", file=file, field=name)
-    value = data[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-        raise InputError(f"expected {_kind_name(kind)}, got {type(value).__name__}", file=file, field=name)
-    return value
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return " or ".join("null" if k is type(None) else k.__name__ for k in _as_tuple(kind))
-
-
-def _metric_table(value: Any, file: str, name: str) -> dict[str, float] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InputError("expected an object of metric -> number", file=file, field=name)
-    for metric, number in value.items():
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-            raise InputError(f"expected a finite number, got {number!r}", file=file, field=f"{name}.{metric}")
-    return {metric: float(number) for metric, number in value.items()}
-
-
-def _per_query_metrics(value: Any, file: str, where: str) -> dict[str, dict[str, dict[str, float]]]:
-    """``{convention: {metric: {query id: number}}}``, validated; {} when absent (older files)."""
-    name = where + "per_query_metrics"
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not set(value) <= set(CONVENTIONS):
-        raise InputError(f"expected an object keyed by {CONVENTIONS}", file=file, field=name)
-    out = {}
-    for convention, metrics in value.items():
-        if not isinstance(metrics, dict):
-            raise InputError(
-                "expected an object of metric -> scores", file=file, field=f"{name}.{convention}"
-            )
-        out[convention] = {
-            metric: _metric_table(scores, file, f"{name}.{convention}.{metric}") or {}
-            for metric, scores in metrics.items()
-        }
-    return out
+    return replace(old, reused=True) if same else None
 
 
 def result_from_dict(data: Any, file: str = "<memory>") -> Result:
     """Validate a decoded results document; raises InputError naming file and field."""
     if not isinstance(data, dict):
         raise InputError("top level must be a JSON object", file=file)
-    version = _require(data, "schema_version", int, file)
+    for key, kind in (("schema_version", int), ("model", dict), ("task", dict), ("retrieval", dict)):
+        if not isinstance(data.get(key), kind) or isinstance(data[key], bool):
+            found = (
+                "missing" if key not in data else f"expected {kind.__name__}, got {type(data[key]).__name__}"
+            )
+            raise InputError(found, file=file, field=key)
+    version = data["schema_version"]
     if version != SCHEMA_VERSION:
         raise InputError(
             f"unsupported schema version {version} (this harness reads {SCHEMA_VERSION})",
             file=file,
             field="schema_version",
         )
-    model = _require(data, "model", dict, file)
-    _require(model, "id", str, file, "model.")
-    task = _require(data, "task", dict, file)
-    for key in ("name", "convention", "main_metric", "split"):
-        _require(task, key, str, file, "task.")
-    if task["convention"] not in CONVENTIONS:
-        raise InputError(f"must be one of {CONVENTIONS}", file=file, field="task.convention")
-    retrieval = _require(data, "retrieval", dict, file)
-    _require(retrieval, "method", str, file, "retrieval.")
-    raw_subsets = _require(data, "subsets", list, file)
-    if not raw_subsets:
-        raise InputError("must hold at least one subset", file=file, field="subsets")
+    task = TaskRecord.from_dict(data["task"], file)
+    raw_subsets = data.get("subsets")
+    if not isinstance(raw_subsets, list) or not raw_subsets:
+        raise InputError("must be a list of at least one subset", file=file, field="subsets")
     subsets = []
     for i, raw in enumerate(raw_subsets):
-        where = f"subsets[{i}]."
-        per_query = _require(raw, "per_query", dict, file, where)
-        subset = SubsetScores(
-            name=_require(raw, "name", str, file, where),
-            n_queries=_require(raw, "n_queries", int, file, where),
-            card=_metric_table(raw.get("card"), file, where + "card"),
-            trec=_metric_table(raw.get("trec"), file, where + "trec"),
-            per_query=_metric_table(per_query, file, where + "per_query") or {},
-            per_query_metrics=_per_query_metrics(raw.get("per_query_metrics"), file, where),
-        )
-        if task["main_metric"] not in subset.metrics(task["convention"]):
+        subset = SubsetScores.from_dict(raw, file, f"subsets[{i}].")
+        if task.main_metric not in subset.metrics(task.convention):
             raise InputError(
-                f"main metric {task['main_metric']!r} missing from the {task['convention']} table",
+                f"main metric {task.main_metric!r} missing from the {task.convention} table",
                 file=file,
-                field=where + task["convention"],
+                field=f"subsets[{i}].{task.convention}",
             )
         subsets.append(subset)
+    for key in ("created", "harness_version"):
+        if not isinstance(data.get(key), str):
+            raise InputError("missing" if key not in data else "expected str", file=file, field=key)
     result = Result(
-        model=model,
+        model=ModelRecord.from_dict(data["model"], file),
         task=task,
-        retrieval=retrieval,
-        subsets=subsets,
+        retrieval=RetrievalRecord.from_dict(data["retrieval"], file),
+        subsets=tuple(subsets),
         settings=data.get("settings") or {},
         timings=data.get("timings") or {},
         tokens=data.get("tokens") or {},
         published=data.get("published"),
         environment=data.get("environment") or {},
-        created=_require(data, "created", str, file),
-        harness_version=_require(data, "harness_version", str, file),
+        created=data["created"],
+        harness_version=data["harness_version"],
         schema_version=version,
     )
     stored = data.get("main_score")
@@ -325,9 +276,12 @@ def read_json(path: Path, what: str = "results file") -> Any:
         ) from None
 
 
-def load_result(path: Path) -> Result:
-    """Read and validate one results file."""
-    return result_from_dict(read_json(Path(path)), str(path))
+def load_result(path: str | Path) -> Result:
+    """Read and validate one results file (a folder is an InputError: see :func:`load_results`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder: load_results reads the results files in a folder", file=str(path))
+    return replace(result_from_dict(read_json(path), str(path)), file=path)
 
 
 class Results(list[Result]):
@@ -357,14 +311,14 @@ class Results(list[Result]):
         return pd.DataFrame(rows, columns=columns)
 
 
-def load_results(paths: list[Path]) -> Results:
-    """Load files and every ``*.json`` under given folders, sorted by path, each file once. In a
-    folder, a JSON file that is not a results file (an object with neither ``schema_version`` nor
-    ``model`` and ``task``, such as a ``harness check`` report) is skipped with a note; a results
-    file that does not validate, a damaged one included, is an error."""
+def load_results(paths: str | Path | Iterable[str | Path]) -> Results:
+    """Load files and every ``*.json`` under given folders (one path or several), sorted by path,
+    each file once. In a folder, a JSON file that is not a results file (an object with neither
+    ``schema_version`` nor ``model`` and ``task``, such as a ``harness check`` report) is skipped
+    with a note; a results file that does not validate, a damaged one included, is an error."""
     out = Results()
     seen: set[Path] = set()  # a file named twice (a folder and its subfolder) is loaded once
-    for path in map(Path, paths):
+    for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if not path.is_dir():
             if path.resolve() not in seen:
                 seen.add(path.resolve())
@@ -378,5 +332,5 @@ def load_results(paths: list[Path]) -> Results:
             if isinstance(data, dict) and not ({"schema_version", "model", "task"} & set(data)):
                 log.warning("%s: not a results file (no schema_version), skipped", file)
                 continue
-            out.append(result_from_dict(data, str(file)))
+            out.append(replace(result_from_dict(data, str(file)), file=file))
     return out

@@ -12,10 +12,10 @@ stages, messages go to the ``harness`` logger, and the CLI shows the summary.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness.fileio import require_free_space
@@ -33,7 +33,8 @@ from harness.plan import (
     resolve,
 )
 from harness.ranking import to_run
-from harness.results import Result, SubsetScores, load_reusable, save_result
+from harness.records import ModelRecord, SubsetScores, TaskRecord
+from harness.results import Result, Results, load_reusable, save_result
 from harness.retrieve import SearchStats
 from harness.settings import CARD_DEPTH, TREC_DEPTH, EvalSettings
 from harness.tasks import Task
@@ -46,11 +47,12 @@ logger = logging.getLogger(__name__)
 
 def evaluate(
     model: str | Encoder,
-    tasks: Sequence[str | Task],
+    tasks: str | Task | Sequence[str | Task],
     settings: EvalSettings | None = None,
     **overrides: Any,
-) -> list[Result]:
-    """Evaluate ``model`` (path, HF id, ``"bm25"`` or an Encoder) on ``tasks``.
+) -> Results:
+    """Evaluate ``model`` (path, HF id, ``"bm25"`` or an Encoder) on ``tasks`` (one name, task or
+    group, or several); one result per task, as :func:`harness.results.load_results` gives them.
 
     ``overrides`` are EvalSettings fields, so notebooks can write
     ``evaluate("path", ["NanoSciFact"], data_dir="data", output_dir=None)``. Messages (a results
@@ -63,53 +65,43 @@ def evaluate(
         # a run file is checked now
         first_stage = None if is_bm25(model) else load_first_stage(settings, executor)
         encoder = load_model(model, settings)
-        record = model_record(encoder)
-        plans = plan_tasks(encoder, record["id"], resolved, settings, first_stage, executor)
-        return [run_task(plan, record, settings) for plan in plans]
+        record = model_record(encoder, settings.model_name)
+        plans = plan_tasks(encoder, record.id, resolved, settings, first_stage, executor)
+        return Results(run_task(plan, record, settings) for plan in plans)
 
 
-def model_record(encoder: Encoder | None) -> dict[str, Any]:
-    """What a results file records under ``model``."""
+def model_record(encoder: Encoder | None, bm25_name: str | None = None) -> ModelRecord:
+    """What a results file records under ``model`` (the BM25 baseline: named ``bm25_name``)."""
     if encoder is None:
-        return {
-            "id": BM25_MODEL_ID,
-            "fingerprint": None,
-            "revision": None,
-            "kind": "bm25",
-            "parameters": None,
-            "size_group": None,
-            "settings": {},
-        }
+        return ModelRecord(bm25_name or BM25_MODEL_ID, kind="bm25")
     info = find_model(encoder.name)
-    return {
-        "id": encoder.name,
-        "fingerprint": encoder.fingerprint,
-        "revision": getattr(encoder, "revision", None),  # the Hub commit, when known
-        "kind": "colbert" if encoder.multi_vector else "dense",
-        "parameters": encoder.parameter_count(),
-        "size_group": info.size_group if info else None,
-        "settings": encoder.settings(),
-        # the CPU kernels that ran (--kernels: asked mode, linear layers, rotary embedding); not in
-        # ``settings`` (the cache key): they give the same numbers
-        **({"kernels": kernels} if (kernels := getattr(encoder, "kernels", None)) else {}),
-    }
+    return ModelRecord(
+        id=encoder.name,
+        fingerprint=encoder.fingerprint,
+        revision=getattr(encoder, "revision", None),  # the Hub commit, when known
+        kind="colbert" if encoder.multi_vector else "dense",
+        parameters=encoder.parameter_count(),
+        size_group=info.size_group if info else None,
+        settings=encoder.settings(),
+        kernels=getattr(encoder, "kernels", None) or None,  # the CPU kernels that ran (--kernels)
+    )
 
 
-def task_record(plan: TaskPlan, datasets: Sequence[Dataset]) -> dict[str, Any]:
+def task_record(plan: TaskPlan, datasets: Sequence[Dataset]) -> TaskRecord:
     """What a results file records under ``task``."""
     task = plan.task
-    return {
-        "name": task.name,
-        "convention": task.convention,
-        "main_metric": task.main_metric,
-        "split": plan.split,
-        "ignore_identical_ids": task.ignore_identical_ids,
-        "source": ", ".join(sorted({d.source for d in datasets})),
-        "dataset_fingerprints": {d.name: d.fingerprint() for d in datasets},
-    }
+    return TaskRecord(
+        name=task.name,
+        convention=task.convention,
+        main_metric=task.main_metric,
+        split=plan.split,
+        ignore_identical_ids=task.ignore_identical_ids,
+        source=", ".join(sorted({d.source for d in datasets})),
+        dataset_fingerprints={d.name: d.fingerprint() for d in datasets},
+    )
 
 
-def run_task(plan: TaskPlan, model: dict[str, Any], settings: EvalSettings) -> Result:
+def run_task(plan: TaskPlan, model: ModelRecord, settings: EvalSettings) -> Result:
     """Evaluate one task, or return its finished results file when it still matches."""
     started = time.perf_counter()
     datasets = plan.task.load(split=plan.split, data_dir=settings.data_dir)
@@ -121,7 +113,6 @@ def run_task(plan: TaskPlan, model: dict[str, Any], settings: EvalSettings) -> R
         old = load_reusable(plan.output, model, task, plan.retrieval)
         if old is not None:
             logger.info("%s: reusing %s (same model, data and settings)", plan.task.name, plan.output)
-            old.reused = True
             return old
 
     runs: dict[str, Run] = {}
@@ -135,9 +126,9 @@ def run_task(plan: TaskPlan, model: dict[str, Any], settings: EvalSettings) -> R
 
     retrieval = plan.retrieval
     if any(s.index for s in stats):  # one entry per subset: a multi-corpus task builds one index each
-        retrieval["index"] = {d.name: s.index for d, s in zip(datasets, stats, strict=True)}
+        retrieval = replace(retrieval, index={d.name: s.index for d, s in zip(datasets, stats, strict=True)})
     result = Result(
-        model=copy.deepcopy(model),  # each result owns its records
+        model=model,
         task=task,
         retrieval=retrieval,
         settings=settings.record(),

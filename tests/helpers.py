@@ -191,19 +191,18 @@ def make_result(
     model: str, task: str, per_query: dict[str, dict[str, float]], published: bool = False
 ) -> Result:
     """A trec-convention result whose subset nDCG@10 is the mean of its per-query scores."""
-    from harness.results import Result, SubsetScores
+    from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord
 
     subsets = [
-        SubsetScores(name, len(pq), None, {"ndcg@10": float(np.mean(list(pq.values())))}, dict(pq))
+        SubsetScores(
+            name, len(pq), None, {"ndcg@10": float(np.mean(list(pq.values())))}, {} if published else pq
+        )
         for name, pq in per_query.items()
     ]
-    if published:
-        for s in subsets:
-            s.per_query = {}
     return Result(
-        model={"id": model, "kind": "published" if published else "colbert"},
-        task={"name": task, "convention": "trec", "main_metric": "ndcg@10", "split": "test"},
-        retrieval={"method": "published" if published else "exact"},
+        model=ModelRecord(model, kind="published" if published else "colbert"),
+        task=TaskRecord(task, "trec", "ndcg@10", "test"),
+        retrieval=RetrievalRecord("published" if published else "exact"),
         subsets=subsets,
         published={"source": "test", "note": ""} if published else None,
     )

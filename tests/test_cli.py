@@ -226,20 +226,27 @@ def test_a_reused_result_says_so_in_the_summary(tmp_path, capsys):
     assert again[:-1] == first[:-1] and again[-1] == "reused"
 
 
-def test_output_naming_a_folder_where_a_file_is_written_is_a_clear_error(tmp_path, capsys):
-    from harness.results import Result, SubsetScores, save_result
+def test_output_under_a_file_is_a_clear_error(tmp_path, capsys):
+    """A folder given for a file means the default name inside it (tests/test_cli_guards.py); a path
+    whose parent is a file cannot be written: exit 2 naming the flag, nothing written."""
+    from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord, save_result
 
-    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
+    task = TaskRecord("T", "trec", "ndcg@10", "test")
     save_result(
-        Result({"id": "m"}, task, {"method": "exact"}, [SubsetScores("T", 1, None, {"ndcg@10": 1.0}, {})]),
+        Result(
+            ModelRecord("m"),
+            task,
+            RetrievalRecord("exact"),
+            [SubsetScores("T", 1, None, {"ndcg@10": 1.0}, {})],
+        ),
         tmp_path / "r",
     )
-    folder = tmp_path / "existing"
-    folder.mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep")
     for args in (["export", str(tmp_path / "r")], ["report", "card", str(tmp_path / "r"), "--model", "m"]):
-        assert main([*args, "--output", str(folder)]) == 2
-        assert f"--output: {folder} is a folder: name the file to write" in capsys.readouterr().err
-    assert list(folder.iterdir()) == []
+        assert main([*args, "--output", str(blocker / "out.txt")]) == 2
+        assert "--output" in capsys.readouterr().err
+    assert blocker.read_text() == "keep"
 
 
 def test_quiet_does_not_outlive_its_command(tmp_path, monkeypatch):

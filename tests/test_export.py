@@ -9,7 +9,7 @@ import pytest
 import pytrec_eval
 
 from harness.export import write_per_query_csv
-from harness.results import Result, SubsetScores
+from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord
 from harness.runfile import read_trec_run, write_trec_run
 from harness.types import InputError
 from tests.helpers import needs_scifact, small_beir
@@ -88,8 +88,8 @@ def test_per_query_csv(tmp_path):
         SubsetScores("passkey_256", 2, None, {"ndcg@1": 0.5}, {"a": 1.0, "b": 0.0}),
         SubsetScores("passkey_512", 1, None, {"ndcg@1": 1 / 3}, {"a,1": 1 / 3}),
     ]
-    task = {"name": "LongEmbed/passkey", "convention": "trec", "main_metric": "ndcg@1", "split": "test"}
-    result = Result({"id": "m"}, task, {"method": "exact"}, subsets)
+    task = TaskRecord("LongEmbed/passkey", "trec", "ndcg@1", "test")
+    result = Result(ModelRecord("m"), task, RetrievalRecord("exact"), subsets)
     with open(write_per_query_csv(result, tmp_path / "pq.csv"), newline="") as handle:
         rows = list(csv.DictReader(handle))
     expected = [(s.name, q, v) for s in subsets for q, v in s.per_query.items()]  # an older file: main only
@@ -103,10 +103,10 @@ def test_export_cli_takes_folders_and_writes_to_stdout(tmp_path, capsys):
     from harness.cli import main
     from harness.results import save_result
 
-    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
+    task = TaskRecord("T", "trec", "ndcg@10", "test")
     for model, scores in (("a", {"q1": 0.5}), ("b", {"q1": 0.25, "q2": 1.0})):
         subsets = [SubsetScores("T", len(scores), None, {"ndcg@10": 0.5}, scores)]
-        save_result(Result({"id": model}, task, {"method": "exact"}, subsets), tmp_path / "results")
+        save_result(Result(ModelRecord(model), task, RetrievalRecord("exact"), subsets), tmp_path / "results")
     assert main(["export", str(tmp_path / "results"), "--out", "-"]) == 0
     text = capsys.readouterr().out
     rows = list(csv.DictReader(text.splitlines()))
@@ -175,9 +175,9 @@ def test_per_query_csv_holds_every_metric_equal_to_pytrec_eval_per_query(tmp_pat
 def test_malformed_per_query_metrics_name_the_field(tmp_path, value, field):
     from harness.results import result_from_dict
 
-    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
+    task = TaskRecord("T", "trec", "ndcg@10", "test")
     result = Result(
-        {"id": "m"}, task, {"method": "exact"}, [SubsetScores("T", 1, None, {"ndcg@10": 0.5}, {})]
+        ModelRecord("m"), task, RetrievalRecord("exact"), [SubsetScores("T", 1, None, {"ndcg@10": 0.5}, {})]
     )
     data = result.to_dict()
     data["subsets"][0]["per_query_metrics"] = value

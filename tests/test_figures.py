@@ -16,7 +16,7 @@ from harness.report import figures, style
 from harness.report.figures import build_figures, leaderboard_figures, si
 from harness.report.style import PAGE, PAPER, model_colours
 from harness.report.tables import Cell, Row, Table, leaderboard_tables
-from harness.results import Result, SubsetScores, load_results
+from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord, load_results
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "published"
 BEIR = ("BEIR/msmarco", "BEIR/scifact", "BEIR/webis-touche2020", "BEIR/fiqa", "BEIR/trec-covid", "BEIR/nq",
@@ -33,14 +33,9 @@ def run(
         task.split("/")[-1], 40, table if card else None, None if card else table, per_query
     )
     return Result(
-        model={"id": model, "kind": "colbert", "parameters": parameters, "size_group": None},
-        task={
-            "name": task,
-            "convention": "card" if card else "trec",
-            "main_metric": "ndcg@10",
-            "split": "test",
-        },
-        retrieval={"method": "exact"},
+        model=ModelRecord(model, parameters=parameters),
+        task=TaskRecord(task, "card" if card else "trec", "ndcg@10", "test"),
+        retrieval=RetrievalRecord("exact"),
         subsets=[subset],
         timings={"encode_documents_s": 2.0 + seed, "sources": {"encode_documents_s": source}},
         tokens={"documents": 100_000},

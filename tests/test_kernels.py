@@ -369,12 +369,12 @@ def test_kernel_choice_is_in_the_results_and_the_fallback_gives_the_same_metrics
             str(ettin_like_checkpoint), ["mini"], data_dir=data.parent, output_dir=None, cache_dir=None,
             show_progress=False, kernels=mode,
         )  # fmt: skip
-        assert result.model["kernels"]["mode"] == mode and result.settings["kernels"] == mode
+        assert result.model.kernels["mode"] == mode and result.settings["kernels"] == mode
         runs[mode] = result
-    assert runs["default"].model["kernels"] == {
+    assert runs["default"].model.kernels == {
         "mode": "default", "linear": "default", "fused": "none", "rotary": "default"
     }  # fmt: skip
-    assert runs[fast].model["kernels"]["rotary"] == "compiled"
+    assert runs[fast].model.kernels["rotary"] == "compiled"
     a, b = runs["default"].subsets[0], runs[fast].subsets[0]
     for convention in ("card", "trec"):
         for metric, value in a.metrics(convention).items():

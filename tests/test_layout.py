@@ -76,6 +76,7 @@ ORDER = [
     "harness.retrieve.bm25",
     "harness.retrieve.stages",
     "harness.retrieve",
+    "harness.records",
     "harness.results",
     "harness.settings",
     "harness.plan",

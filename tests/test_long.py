@@ -285,9 +285,7 @@ def test_longembed_end_to_end_through_the_cli(ettin_like_checkpoint, tmp_path, c
     for config in ("passkey", "needle"):
         result = results[f"LongEmbed/{config}"]
         assert result.model_id == "ettin-like"  # --model-name is taken as given
-        assert (
-            result.model["settings"]["document_length"] == 1024 and result.settings["document_length"] == 1024
-        )
+        assert result.model.settings["document_length"] == 1024 and result.settings["document_length"] == 1024
         assert [s.name for s in result.subsets] == [f"{config}_{n}" for n in LENGTHS]
         tables = {
             s: pq.read_table(root / config / f"{s}.parquet").to_pylist()

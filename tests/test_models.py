@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +80,13 @@ def test_revision_reaches_the_hub_and_lands_in_the_results(bert_checkpoint, tmp_
     )
     [pinned] = evaluate("some-org/some-colbert", ["mini"], revision="v1.0", **kwargs)
     assert calls == [{"repo_id": "some-org/some-colbert", "revision": "v1.0"}]
-    assert pinned.model["id"] == "some-org/some-colbert" and pinned.model["revision"] == "ab" * 20
-    assert load_result(tmp_path / "out" / "some-org_some-colbert__mini.json").model["revision"] == "ab" * 20
+    assert pinned.model.id == "some-org/some-colbert" and pinned.model.revision == "ab" * 20
+    assert load_result(tmp_path / "out" / "some-org_some-colbert__mini.json").model.revision == "ab" * 20
     # a local folder that is a Hub snapshot is recognised as such: its Hub id and commit
     snapshot = next((tmp_path / "hub").rglob("snapshots/*"))
     assert hub_snapshot(snapshot) == ("some-org/some-colbert", "ab" * 20)
     [local] = evaluate(str(snapshot), ["mini"], **{**kwargs, "output_dir": None})
-    assert (local.model["id"], local.model["revision"]) == ("some-org/some-colbert", "ab" * 20)
+    assert (local.model.id, local.model.revision) == ("some-org/some-colbert", "ab" * 20)
     with pytest.raises(Exception, match="revision applies to a Hub id"):
         evaluate(str(bert_checkpoint), ["mini"], revision="v1.0", **kwargs)
 
@@ -114,9 +115,9 @@ def test_registered_model_loads_by_name_with_its_settings(ettin_like_checkpoint,
     assert calls[-1]["repo_id"] == "mixedbread-ai/mxbai-edge-colbert-v0-17m"
     [path] = (tmp_path / "out").glob("*.json")
     result = load_result(path)
-    assert result.model["id"] == "mxbai-edge-colbert-v0-17m (4k)"
-    assert result.model["settings"]["document_length"] == 4096
-    assert result.model["size_group"] == "Small Models (<25M)"
+    assert result.model.id == "mxbai-edge-colbert-v0-17m (4k)"
+    assert result.model.settings["document_length"] == 4096
+    assert result.model.size_group == "Small Models (<25M)"
     [flagged] = evaluate(
         "mxbai-edge-colbert-v0-17m (4k)",
         ["mini"],
@@ -127,7 +128,7 @@ def test_registered_model_loads_by_name_with_its_settings(ettin_like_checkpoint,
         cache_dir=None,
         show_progress=False,
     )
-    assert flagged.model["id"] == "mine" and flagged.model["settings"]["document_length"] == 100
+    assert flagged.model.id == "mine" and flagged.model.settings["document_length"] == 100
     # the card's Hub id by itself files under the registry's name
     [by_id] = evaluate(
         "mixedbread-ai/mxbai-edge-colbert-v0-17m",
@@ -137,7 +138,7 @@ def test_registered_model_loads_by_name_with_its_settings(ettin_like_checkpoint,
         cache_dir=None,
         show_progress=False,
     )
-    assert by_id.model["id"] == "mxbai-edge-colbert-v0-17m"
+    assert by_id.model.id == "mxbai-edge-colbert-v0-17m"
 
 
 def test_registry_covers_the_cards_tables():
@@ -198,7 +199,8 @@ def test_revisions_show_in_check_and_leaderboard(tmp_path):
         make_result("m", "BEIR/scifact", {"scifact": values}),
         make_result("m", "BEIR/scifact", {"scifact": values}),
     )
-    base.model["revision"], cand.model["revision"] = "a" * 40, "b" * 40
+    base = replace(base, model=replace(base.model, revision="a" * 40))
+    cand = replace(cand, model=replace(cand.model, revision="b" * 40))
     report = check([base], [cand])
     assert f"model revisions: baseline {'a' * 40}, candidate {'b' * 40}" in report.to_text()
     assert json.loads(report.to_json())["tasks"][0]["candidate_revision"] == "b" * 40
@@ -216,8 +218,8 @@ def test_prompt_flags_are_recorded_and_key_the_cache(bert_checkpoint, tmp_path):
     )
     [plain] = evaluate(str(bert_checkpoint), ["mini"], **kwargs)
     [prompted] = evaluate(str(bert_checkpoint), ["mini"], query_prompt="search query: ", **kwargs)
-    assert prompted.model["settings"]["query_prompt"] == "search query: "
-    assert plain.model["settings"]["query_prompt"] == ""
+    assert prompted.model.settings["query_prompt"] == "search query: "
+    assert plain.model.settings["query_prompt"] == ""
     assert prompted.timings["sources"]["encode_documents_s"] == "cache"  # same documents' entry
     assert prompted.timings["sources"]["encode_queries_s"] == "measured"
     assert len([p for p in (tmp_path / "cache").iterdir() if len(p.name) == 64]) == 3
@@ -239,5 +241,5 @@ def test_a_local_snapshot_of_a_registered_model_is_that_model(bert_checkpoint, t
         cache_dir=None,
         show_progress=False,
     )
-    assert (result.model["id"], result.model["revision"]) == ("ColBERTv2", "e" * 40)
-    assert result.model["size_group"] == "Large Models (>100M)"
+    assert (result.model.id, result.model.revision) == ("ColBERTv2", "e" * 40)
+    assert result.model.size_group == "Large Models (>100M)"

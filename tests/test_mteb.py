@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,15 @@ from harness.errors import InputError
 from harness.metrics import trec_metrics
 from harness.mteb import export_mteb, import_mteb_results, mteb_tasks, mteb_tasks_for
 from harness.report.catalogue import family, is_published
-from harness.results import Result, SubsetScores, load_results, save_result
+from harness.results import (
+    ModelRecord,
+    Result,
+    RetrievalRecord,
+    SubsetScores,
+    TaskRecord,
+    load_results,
+    save_result,
+)
 from harness.tasks import get_task, list_groups
 from tasks.beir import CQADUPSTACK_FORUMS
 
@@ -121,19 +130,11 @@ def run_result(
     subsets = [
         SubsetScores(n, 8, {"ndcg@10": 0.123}, trec_table(i), {"q1": 0.5}) for i, n in enumerate(subset_names)
     ]
-    model = {
-        "id": model_id,
-        "fingerprint": "f" * 64,
-        "revision": "abc123",
-        "kind": "dense",
-        "parameters": 22713216,
-    }
-    model |= {"size_group": None, "settings": {}}
+    model = ModelRecord(model_id, "f" * 64, "abc123", "dense", 22713216)
     return Result(
-        model=model | changes,
-        task={"name": task.name, "convention": task.convention, "main_metric": task.main_metric,
-              "split": task.eval_split, "source": "test", "dataset_fingerprints": {}},
-        retrieval={"method": "exact", "k": 1000},
+        model=replace(model, **changes),
+        task=TaskRecord(task.name, task.convention, task.main_metric, task.eval_split, source="test"),
+        retrieval=RetrievalRecord("exact", 1000),
         subsets=subsets,
         timings={"total_s": 12.5},
         created="2026-11-25T21:00:00+00:00",
@@ -181,9 +182,9 @@ def test_import_results_repo_folder_gives_a_published_beir_row(gte_folder: Path,
     assert len(rows) == 1
     row = rows[0]
     assert row.model_id == "GTE-ModernColBERT-v1"  # the registered name of lightonai/GTE-ModernColBERT-v1
-    assert row.model["revision"] == REVISION and row.model["parameters"] == 149000000
+    assert row.model.revision == REVISION and row.model.parameters == 149000000
     assert row.task_name == "BEIR/scifact" and family(row.task_name) == "BEIR"
-    assert (row.task["convention"], row.task["main_metric"], row.task["split"]) == ("trec", "ndcg@10", "test")
+    assert (row.task.convention, row.task.main_metric, row.task.split) == ("trec", "ndcg@10", "test")
     assert is_published(row) and row.published["source"] == f"MTEB results: {scifact}"
     assert "mteb_version 2.10.3" in row.published["note"]
     (subset,) = row.subsets
@@ -204,7 +205,7 @@ def test_import_msmarco_reads_the_dev_split(tmp_path: Path):
     folder = tmp_path / "org__m" / "rev"
     write(folder / "MSMARCO.json", task_result("MSMARCO", {"dev": mteb_subset(2, ndcg_at_10=0.4)}))
     (row,) = import_mteb_results(folder)
-    assert row.task_name == "BEIR/msmarco" and row.task["split"] == "dev" and row.main_score == 0.4
+    assert row.task_name == "BEIR/msmarco" and row.task.split == "dev" and row.main_score == 0.4
     wrong = write(tmp_path / "x" / "MSMARCO.json", task_result("MSMARCO", {"test": mteb_subset(2)}))
     with pytest.raises(InputError) as err:
         import_mteb_results(wrong)
@@ -215,7 +216,7 @@ def test_import_passkey_context_lengths_are_subsets(gte_folder: Path):
     splits = {f"test_{n}": mteb_subset(n, "ndcg_at_1", ndcg_at_1=i / 8) for i, n in enumerate(LENGTHS)}
     write(gte_folder / "LEMBPasskeyRetrieval.json", task_result("LEMBPasskeyRetrieval", splits))
     (row,) = import_mteb_results(gte_folder)
-    assert row.task_name == "LongEmbed/passkey" and row.task["main_metric"] == "ndcg@1"
+    assert row.task_name == "LongEmbed/passkey" and row.task.main_metric == "ndcg@1"
     assert [s.name for s in row.subsets] == [f"passkey_{n}" for n in LENGTHS]
     assert [s.trec["ndcg@1"] for s in row.subsets] == [i / 8 for i in range(8)]
     assert row.main_score == pytest.approx(sum(range(8)) / 64)
@@ -253,9 +254,9 @@ def test_import_nanobeir_and_model_named_by_folders(tmp_path: Path):
     )
     (row,) = import_mteb_results(folder)
     assert row.task_name == "NanoClimateFEVER" and family(row.task_name) == "NanoBEIR"
-    assert row.task["convention"] == "trec"  # MTEB's figures, though harness NanoBEIR runs report card ones
+    assert row.task.convention == "trec"  # MTEB's figures, though harness NanoBEIR runs report card ones
     assert row.subsets[0].name == "NanoClimateFEVER"
-    assert (row.model_id, row.model["revision"], row.model["parameters"]) == ("my-org/my model", None, None)
+    assert (row.model_id, row.model.revision, row.model.parameters) == ("my-org/my model", None, None)
     assert import_mteb_results(folder, model_id="Mine")[0].model_id == "Mine"
 
 
@@ -367,12 +368,12 @@ def test_round_trip_keeps_every_shared_metric(tmp_path: Path, task: str, subsets
     result = run_result(task, subsets)
     export_mteb(result, tmp_path)
     (back,) = import_mteb_results(tmp_path)
-    assert (back.model_id, back.model["revision"], back.task_name) == ("all-MiniLM-L6-v2", "abc123", task)
+    assert (back.model_id, back.model.revision, back.task_name) == ("all-MiniLM-L6-v2", "abc123", task)
     assert [s.name for s in back.subsets] == subsets
     for mine, theirs in zip(result.subsets, back.subsets, strict=True):
         assert theirs.trec == mine.trec  # every harness trec metric is an MTEB one
     assert back.main_score == pytest.approx(
-        sum(s.trec[result.task["main_metric"]] for s in result.subsets) / len(subsets)
+        sum(s.trec[result.task.main_metric] for s in result.subsets) / len(subsets)
     )
 
 
@@ -385,9 +386,9 @@ def test_export_refusals_write_nothing(tmp_path: Path):
         (run_result("BEIR/scifact", ["scifact"], revision="../.."), "model.revision"),
     ]
     adhoc = run_result("BEIR/scifact", ["scifact"])
-    adhoc.task = adhoc.task | {"name": "myfolder"}
+    adhoc = replace(adhoc, task=replace(adhoc.task, name="myfolder"))
     card_only = run_result("NanoSciFact", ["NanoSciFact"])
-    card_only.subsets[0].trec = None
+    card_only = replace(card_only, subsets=[replace(card_only.subsets[0], trec=None)])
     cases += [(adhoc, "task.name"), (card_only, "subsets[0].trec")]
     for result, field in cases:
         with pytest.raises(InputError) as err:
@@ -435,7 +436,7 @@ def test_a_file_outside_the_results_layout_needs_a_model_name(tmp_path: Path):
         import_mteb_results(file)
     assert err.value.file == str(file.parent)
     (row,) = import_mteb_results(file, model_id="my-model")
-    assert row.model_id == "my-model" and row.model["revision"] is None
+    assert row.model_id == "my-model" and row.model.revision is None
 
 
 def test_mteb_rows_stay_apart_from_the_model_cards_rows(gte_folder: Path):

@@ -195,8 +195,8 @@ def test_rerank_on_a_card_task_scores_like_pylate(bert_checkpoint, tmp_path: Pat
     [reranked] = evaluate(
         str(bert_checkpoint), ["NanoSciFact"], first_stage="bm25", rerank_depth=1000, **kwargs
     )
-    assert reranked.retrieval["scoring"] == exact.retrieval["scoring"] == "pylate"
-    assert reranked.retrieval["method"] == "rerank" and "pylate_chunk_size" not in reranked.retrieval
+    assert reranked.retrieval.params["scoring"] == exact.retrieval.params["scoring"] == "pylate"
+    assert reranked.retrieval.method == "rerank" and "pylate_chunk_size" not in reranked.retrieval.params
     # rerank pads to each query's candidates, exact search to the corpus chunk: with every doc a
     # candidate they are the same chunk, so the same numbers
     assert reranked.subsets[0].card == pytest.approx(exact.subsets[0].card, abs=1e-9)

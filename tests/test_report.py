@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from scipy import stats
 from harness import report
 from harness import stats as stats_mod
 from harness.report import catalogue
-from harness.results import Result, SubsetScores, load_results
+from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord, load_results
 from harness.types import InputError
 from tests.helpers import REPO_ROOT
 
@@ -133,10 +134,8 @@ def test_published_nanobeir_equals_the_card_exactly(published):
         assert {f"MaxSim_{k}": v for k, v in subset.card.items()} == {
             m: v for m, (v, _) in card[dataset].items()
         }
-        assert (
-            r.model["kind"] == "published" and r.retrieval["method"] == "published" and not subset.per_query
-        )
-        assert r.model["parameters"] == 17_000_000 and r.model["size_group"] == "Small Models (<25M)"
+        assert r.model.kind == "published" and r.retrieval.method == "published" and not subset.per_query
+        assert r.model.parameters == 17_000_000 and r.model.size_group == "Small Models (<25M)"
 
 
 def test_published_beir_and_longembed_equal_the_card(published):
@@ -149,16 +148,16 @@ def test_published_beir_and_longembed_equal_the_card(published):
         assert report.is_average_only(avg) and avg.main_score == float(values[0].strip("*"))
         for label, cell in zip(BEIR_TASKS, values[1:], strict=True):
             r = by_key[(model, BEIR_TASKS[label])]
-            assert r.main_score == float(cell.strip("*")) and r.model["size_group"] == group
-            assert r.task["convention"] == "trec" and r.task["main_metric"] == "ndcg@10"
+            assert r.main_score == float(cell.strip("*")) and r.model.size_group == group
+            assert r.task.convention == "trec" and r.task.main_metric == "ndcg@10"
     long = seed_table("### **Results on LongEmbed**", 1)
     assert len(long) == 14
     for group, name, values in long:
         r = by_key[(name.strip("*"), "LongEmbed")]
         assert report.is_average_only(r) and r.main_score == float(values[0].strip("*"))
-        assert r.model["size_group"] == group
-    assert by_key[("mxbai-edge-colbert-v0-32m (4k)", "LongEmbed")].model["parameters"] == 32_000_000
-    assert by_key[("ColBERTv2", "LongEmbed")].model["parameters"] is None
+        assert r.model.size_group == group
+    assert by_key[("mxbai-edge-colbert-v0-32m (4k)", "LongEmbed")].model.parameters == 32_000_000
+    assert by_key[("ColBERTv2", "LongEmbed")].model.parameters is None
 
 
 # --------------------------------------------------------------------------- model card
@@ -268,13 +267,12 @@ def run_result(model: str, task: str, parameters: int, seed: int, convention: st
     """A harness-run result with per-query scores (main metric = their mean) and timings."""
     per_query = {f"q{i}": float(v) for i, v in enumerate(np.random.default_rng(seed).uniform(0.3, 1.0, 50))}
     table = {"ndcg@10": float(np.mean(list(per_query.values())))}
-    subset = SubsetScores(task.split("/")[-1], 50, table if convention == "card" else None, None, per_query)
-    if convention == "trec":
-        subset.trec = table
+    card, trec = (table, None) if convention == "card" else (None, table)
+    subset = SubsetScores(task.split("/")[-1], 50, card, trec, per_query)
     return Result(
-        model={"id": model, "kind": "colbert", "parameters": parameters, "size_group": None},
-        task={"name": task, "convention": convention, "main_metric": "ndcg@10", "split": "test"},
-        retrieval={"method": "exact"},
+        model=ModelRecord(model, parameters=parameters),
+        task=TaskRecord(task, convention, "ndcg@10", "test"),  # type: ignore[arg-type]
+        retrieval=RetrievalRecord("exact"),
         subsets=[subset],
         timings={"encode_documents_s": 2.0 + seed, "sources": {"encode_documents_s": "measured"}},
         tokens={"documents": 100_000},
@@ -291,7 +289,7 @@ def shifted(result: Result, model: str, delta: float, seed: int) -> Result:
         base.name, 50, table if base.card else None, table if base.trec else None, per_query
     )
     return Result(
-        model={**result.model, "id": model},
+        model=replace(result.model, id=model),
         task=result.task,
         retrieval=result.retrieval,
         subsets=[subset],
@@ -435,7 +433,7 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path, screenshots):
         expected_groups: dict[str, set[str]] = {}
         for r in results:
             if report.family(r.task_name) == "BEIR" and r.published:
-                expected_groups.setdefault(r.model["size_group"], set()).add(r.model_id)
+                expected_groups.setdefault(r.model.size_group, set()).add(r.model_id)
         expected_groups["Small Models (<25M)"] |= {"run-small", "run-small-b", "run-small-c"}  # 17M
         expected_groups["Large Models (>100M)"].add("run-large")  # 150M parameters
         shown = groups()
@@ -683,7 +681,7 @@ def test_significance_of_a_multi_subset_task_tests_the_difference_the_table_show
         SubsetScores("a", 2, None, {"ndcg@10": 0.5}, {"q1": 0.0, "q2": 1.0}),
         SubsetScores("b", 6, None, {"ndcg@10": 0.25}, {f"q{i}": 0.25 for i in range(6)}),
     ]
-    task = {"name": "T", "convention": "trec", "main_metric": "ndcg@10", "split": "test"}
-    result = Result({"id": "m"}, task, {"method": "exact"}, subsets)
+    task = TaskRecord("T", "trec", "ndcg@10", "test")
+    result = Result(ModelRecord("m"), task, RetrievalRecord("exact"), subsets)
     values = list(_weighted_queries(result).values())
     assert len(values) == 8 and np.mean(values) == pytest.approx(result.main_score) == pytest.approx(0.375)

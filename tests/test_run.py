@@ -53,7 +53,7 @@ def test_minilm_scifact_reproduces_published_ndcg_and_the_stored_baseline(
     ndcg = result.subsets[0].trec["ndcg@10"]
     assert abs(ndcg - 0.6451) <= 0.0005
     assert f"{ndcg:.4f}" in capsys.readouterr().out
-    assert result.task["split"] == "test" and result.subsets[0].n_queries == 300
+    assert result.task.split == "test" and result.subsets[0].n_queries == 300
     assert result.tokens["documents"] > 0 and result.timings["total_s"] > 0
 
     code = main(["check", "--baseline", str(BASELINE), "--candidate", str(path)])
@@ -81,7 +81,7 @@ def test_card_metrics_equal_pylate_evaluator(checkpoint, request, tmp_path):
         cache_dir=None,
         show_progress=False,
     )
-    assert result.retrieval["scoring"] == "pylate"
+    assert result.retrieval.params["scoring"] == "pylate"
 
     rows = map(json.loads, read_lines(data / "corpus.jsonl"))
     corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
@@ -152,8 +152,8 @@ def test_token_length_flags_reach_the_encoder_and_the_record(bert_checkpoint, mi
     )
     [default] = evaluate(str(bert_checkpoint), ["mini"], **kwargs)
     [short] = evaluate(str(bert_checkpoint), ["mini"], document_length=8, query_length=12, **kwargs)
-    assert default.model["settings"]["document_length"] != 8
-    assert (short.model["settings"]["document_length"], short.model["settings"]["query_length"]) == (8, 12)
+    assert default.model.settings["document_length"] != 8
+    assert (short.model.settings["document_length"], short.model.settings["query_length"]) == (8, 12)
     assert short.subsets[0].trec != default.subsets[0].trec
     assert len(list((tmp_path / "cache").iterdir())) == 4  # docs and queries, twice
     with pytest.raises(InputError, match="unknown override"):
@@ -232,7 +232,7 @@ def test_rerank_over_exact_candidates_equals_exact(bert_checkpoint, tmp_path):
     [reranked] = evaluate(
         str(bert_checkpoint), ["mini"], output_dir=None, first_stage=str(run_file), rerank_depth=100, **kwargs
     )
-    assert reranked.retrieval["method"] == "rerank"
+    assert reranked.retrieval.method == "rerank"
     assert reranked.subsets[0].trec == pytest.approx(exact.subsets[0].trec, abs=1e-9)
 
 
@@ -249,7 +249,7 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path, monke
     [again] = evaluate(str(bert_checkpoint), ["mini"], index="plaid", plaid_nbits=4, **kwargs)
     assert (index_dir / "manifest.json").stat().st_mtime_ns == manifest_time  # reused, not rebuilt
     assert again.subsets[0].trec == plaid.subsets[0].trec
-    [(subset, index_stats)] = plaid.retrieval["index"].items()  # one entry per subset
+    [(subset, index_stats)] = plaid.retrieval.index.items()  # one entry per subset
     assert subset == "mini" and index_stats["disk_bytes"] > 0 and "build_seconds" not in index_stats
     assert plaid.timings["index_s"] > 0 and plaid.timings["retrieve_ms_per_query"] > 0
     # the build's seconds are a timing, measured by the run that built it and carried by the next
@@ -264,7 +264,7 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path, monke
     assert in_memory.subsets[0].trec == plaid.subsets[0].trec
     # the search knobs are recorded: defaults for the ranking depth, or the caller's; they do not
     # touch the index
-    assert plaid.retrieval["search"] == default_search_settings(plaid.retrieval["k"])
+    assert plaid.retrieval.params["search"] == default_search_settings(plaid.retrieval.k)
     knobs = {"n_probe": 1, "centroid_score_threshold": None, "n_full_scores": 16}
     seen: list[dict] = []
     search = PlaidIndex.search
@@ -281,7 +281,7 @@ def test_plaid_index_is_built_once_and_recorded(bert_checkpoint, tmp_path, monke
         plaid_n_full_scores=16,
         **kwargs,
     )
-    assert narrow.retrieval["search"] == knobs
+    assert narrow.retrieval.params["search"] == knobs
     assert [{key: kw[key] for key in knobs} for kw in seen] == [knobs]  # what the index searched with
     assert (index_dir / "manifest.json").stat().st_mtime_ns == manifest_time
     # a compressed index of a tiny random model: close to exact, not equal (the quality bar is in test_plaid)

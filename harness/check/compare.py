@@ -49,19 +49,37 @@ def select_model(results: list[Result], model_id: str, flag: str = "--baseline-m
     return chosen
 
 
+def repeated_tasks(results: list[Result]) -> dict[str, list[Result]]:
+    """The tasks that ``results`` hold more than once, each with its results (in order)."""
+    by_task: dict[str, list[Result]] = {}
+    for r in results:
+        by_task.setdefault(r.task_name, []).append(r)
+    return {task: rs for task, rs in by_task.items() if len(rs) > 1}
+
+
+def repeated_task_error(side: str, task: str, models: list[str], files: Sequence[str] = ()) -> InputError:
+    """What to do about a side holding ``task`` more than once: pick one model when the results
+    are of several (``--<side>-model``), else one file (name it as ``--<side>``)."""
+    where = f" in {', '.join(files)}" if files else ""
+    if len(set(models)) > 1:
+        message = (
+            f"holds task {task!r} twice (models {sorted(set(models))}){where}; select one model with "
+            f"--{side}-model"
+        )
+    else:
+        message = (
+            f"holds task {task!r} of model {models[0]!r} more than once{where}; name the file to "
+            f"compare as --{side} FILE (a file named there wins over its folder's others for its task)"
+        )
+    return InputError(message, field=f"--{side}")
+
+
 def _by_task(results: list[Result], side: str) -> dict[str, Result]:
     if not results:
         raise InputError("holds no results: there is nothing to compare", field=f"--{side}")
-    out: dict[str, Result] = {}
-    for r in results:
-        if r.task_name in out:
-            models = sorted({out[r.task_name].model_id, r.model_id})
-            raise InputError(
-                f"holds task {r.task_name!r} twice (models {models}); select one model with --{side}-model",
-                field=f"--{side}",
-            )
-        out[r.task_name] = r
-    return out
+    for task, repeated in repeated_tasks(results).items():
+        raise repeated_task_error(side, task, [r.model_id for r in repeated])
+    return {r.task_name: r for r in results}
 
 
 def paired_differences(baseline: Result, candidate: Result) -> tuple[np.ndarray, list[str]]:
@@ -145,14 +163,16 @@ def _compare(
 ) -> TaskCheck:
     notes = []
     for key in ("main_metric", "convention"):
-        if b.task[key] != c.task[key]:
-            notes.append(f"{key} differs: baseline {b.task[key]!r}, candidate {c.task[key]!r}")
-    revisions = b.model.get("revision"), c.model.get("revision")
+        if getattr(b.task, key) != getattr(c.task, key):
+            notes.append(
+                f"{key} differs: baseline {getattr(b.task, key)!r}, candidate {getattr(c.task, key)!r}"
+            )
+    revisions = b.model.revision, c.model.revision
     if any(revisions):
         notes.append(
             "model revisions: baseline {}, candidate {}".format(*(r or "unknown" for r in revisions))
         )
-    fp_b, fp_c = b.task.get("dataset_fingerprints"), c.task.get("dataset_fingerprints")
+    fp_b, fp_c = b.task.dataset_fingerprints, c.task.dataset_fingerprints
     if fp_b and fp_c and fp_b != fp_c:
         notes.append("dataset fingerprints differ: the two runs did not see the same data")
     delta = c.main_score - b.main_score
@@ -182,7 +202,7 @@ def _compare(
         task=b.task_name,
         baseline_model=b.model_id,
         candidate_model=c.model_id,
-        metric=b.task["main_metric"],
+        metric=b.task.main_metric,
         baseline_score=b.main_score,
         candidate_score=c.main_score,
         delta=delta,

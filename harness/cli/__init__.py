@@ -2,7 +2,8 @@
 
 One module per command or command family registers its parser (``COMMANDS``: name -> the
 function adding it); ``main`` parses, sets up the terminal and runs the command, turning a
-``HarnessError`` into exit code 2. All of the harness's printing happens under here.
+``HarnessError`` into exit code 2 and an interrupt (Ctrl-C) into one line and exit code 130.
+All of the harness's printing happens under here.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ EPILOG = """examples:
   harness report leaderboard results/ results/published
   harness <command> --help      # each command's options, defaults and examples
 
-exit codes: 0 success; 1 'harness check' found a failure (a regression, ...); 2 bad input or usage"""
+exit codes: 0 success; 1 'harness check' found a failure (a regression, ...); 2 bad input or usage;
+130 interrupted (Ctrl-C)"""
+
+INTERRUPTED = (
+    "interrupted: finished results files and cache entries are kept; run the same command again to resume"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,3 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         except HarnessError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # Ctrl-C: no traceback; atomic writes leave nothing half-written
+            print(INTERRUPTED, file=sys.stderr)
+            return 130

@@ -1,5 +1,6 @@
 """What every command shares: the help layout (defaults shown, examples kept as written), the
-one ``--output`` option, and the terminal set-up (the harness's messages on stdout, ``--quiet``)."""
+one ``--output`` option, the checks of what a command writes to and reads (before any work), and
+the terminal set-up (the harness's messages on stdout, ``--quiet``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import InputError
 
 if TYPE_CHECKING:
-    from harness.results import Result
+    from harness.results import Result, Results
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -60,16 +61,59 @@ def wrap(text: str) -> str:
 
 
 def output_option(p: argparse.ArgumentParser, default: Path | None, help: str, dest: str = "output") -> None:
-    """``--output`` (the one spelling of an output folder or file; ``--out`` still accepted)."""
-    p.add_argument("--output", dest=dest, metavar="OUTPUT", type=Path, default=default, help=help)
-    p.add_argument("--out", dest=dest, type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    """``--output`` (the one spelling of an output folder or file; ``--out`` still accepted), kept as
+    typed (a trailing slash says "a folder"): the command turns it into a path with
+    :func:`writable_folder` or :func:`writable_file` before any work."""
+    p.add_argument("--output", dest=dest, metavar="OUTPUT", default=default, help=help)
+    p.add_argument("--out", dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
-def output_file(path: Path) -> Path:
-    """``--output`` naming a file to write: a folder there is an error, before any work."""
-    if path.is_dir():
-        raise InputError(f"{path} is a folder: name the file to write", field="--output")
+def is_stdout(path: str | Path | None) -> bool:
+    """``-``: standard output, not a file."""
+    return str(path) == "-"
+
+
+def writable_folder(path: str | Path, flag: str) -> Path:
+    """``flag``'s folder to write into, checked before any work: an InputError naming ``flag`` when
+    it, or a folder above it, is a file, or when its nearest existing folder cannot be written.
+    Missing folders are left for the writer to create."""
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            where = "" if folder == path else f" (on the way to {path})"
+            raise InputError(f"{folder} is a file, not a folder{where}: name a folder", field=flag)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write in {folder} (permission denied)", field=flag)
+        break
     return path
+
+
+def writable_file(path: str | Path, flag: str, default_name: str | None = None) -> Path:
+    """``flag``'s file to write, checked before any work (its folder as :func:`writable_folder`).
+    With ``default_name``, a trailing slash or an existing folder means a folder, the file being
+    ``default_name`` in it; without, either is an InputError naming ``flag``."""
+    text = str(path)
+    folder_meant = text.endswith(("/", os.sep)) or Path(text).is_dir()
+    if folder_meant and default_name is None:
+        raise InputError(f"{text} is a folder: name the file to write", field=flag)
+    file = Path(text) / default_name if folder_meant and default_name else Path(text)
+    if file.is_dir():
+        raise InputError(f"{file} is a folder: name the file to write", field=flag)
+    writable_folder(file.parent, flag)
+    return file
+
+
+def load_nonempty(paths: Sequence[Path]) -> Results:
+    """The results files under ``paths`` (:func:`harness.results.load_results`); an InputError
+    naming ``paths`` when there are none: nothing to report, nothing written."""
+    from harness.results import load_results
+
+    results = load_results(list(paths))
+    if not results:
+        raise InputError("no results files there: nothing to report", field=" ".join(map(str, paths)))
+    return results
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -120,5 +164,5 @@ def metric_text(result: Result) -> str:
     """``nDCG@10 (trec_eval)``: a task's main metric as the README spells it, with its convention."""
     from harness.metrics import metric_label
 
-    convention = {"card": "card", "trec": "trec_eval"}[result.task["convention"]]
-    return f"{metric_label(result.task['main_metric'])} ({convention})"
+    convention = {"card": "card", "trec": "trec_eval"}[result.task.convention]
+    return f"{metric_label(result.task.main_metric)} ({convention})"

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import command, metric_text, output_option
+from harness.cli.common import command, metric_text, output_option, writable_folder
 from harness.flags import Flag, flag_default, flag_fields, from_flags
 from harness.settings import EvalSettings
 
@@ -75,6 +75,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.no_cache:
         others["cache_dir"] = None
     settings = from_flags(EvalSettings, vars(args), **others)
+    _check_writable(settings)
     if args.quiet and settings.executor == "ray":
         import ray  # noqa: F401  (it sets its loggers' levels when imported)
 
@@ -85,6 +86,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"model card: {path}")
     print(_results_line(results, settings.output_dir))
     return 0
+
+
+def _check_writable(settings: EvalSettings) -> None:
+    """What the run writes to, checked before the model and the tasks load: the results folder (and
+    its runs/ with --save-run) and the embedding cache."""
+    output = settings.output_dir
+    runs = output / "runs" if output and settings.save_run else None
+    for folder, flag in ((output, "--output"), (runs, "--output"), (settings.cache_dir, "--cache-dir")):
+        if folder is not None:
+            writable_folder(folder, flag)
 
 
 def _results_line(results: list, output: Path) -> str:

@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cli.common import command, output_file, output_option
+from harness.cli.common import command, is_stdout, load_nonempty, output_option, writable_file
 from harness.errors import InputError
+
+DEFAULT_NAME = "per_query.csv"  # the file written into a folder given as --output
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:
@@ -21,22 +23,25 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:
         ],
     )
     p.add_argument("results", type=Path, nargs="+", help="results files, or folders holding them")
-    output_option(p, None, "CSV file to write, or - for standard output (required)")
+    output_option(
+        p,
+        None,
+        f"CSV file to write, a folder (existing, or ending in /) for {DEFAULT_NAME} in it, or - for "
+        "standard output (required)",
+    )
     p.set_defaults(func=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from harness.export import per_query_csv, write_per_query_csv
-    from harness.results import load_results
 
     if args.output is None:
         raise InputError("required: the CSV file to write, or - for standard output", field="--output")
-    results = load_results(args.results)
-    if not results:
-        raise InputError("no results files there", field=" ".join(map(str, args.results)))
-    if str(args.output) == "-":
+    path = None if is_stdout(args.output) else writable_file(args.output, "--output", DEFAULT_NAME)
+    results = load_nonempty(args.results)
+    if path is None:
         sys.stdout.write(per_query_csv(results))
     else:
-        path = write_per_query_csv(results, output_file(args.output))
+        write_per_query_csv(results, path)
         print(f"wrote {path} ({len(results)} results files)")
     return 0

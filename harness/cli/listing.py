@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import command, metric_text
+from harness.cli.common import command, load_nonempty, metric_text
 from harness.errors import InputError
 
 
@@ -93,11 +93,8 @@ def register_results(sub: argparse._SubParsersAction, name: str) -> None:
 
 def _cmd_results(args: argparse.Namespace) -> int:
     from harness.console import plain_table
-    from harness.results import load_results
 
-    results = load_results(args.paths)
-    if not results:
-        raise InputError("no results files there", field=" ".join(map(str, args.paths)))
+    results = load_nonempty(args.paths)
     rows = [
         (
             r.model_id + (" †" if r.published else ""),
@@ -105,7 +102,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
             metric_text(r),
             f"{r.main_score:.4f}",
             str(sum(s.n_queries for s in r.subsets) or "-"),  # a published figure: not known
-            r.retrieval.get("method", "-"),
+            r.retrieval.method,
             r.created[:10],
         )
         for r in sorted(results, key=lambda r: (r.model_id, r.task_name, r.created))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import command, output_option
+from harness.cli.common import command, load_nonempty, output_option, writable_folder
 from harness.errors import InputError
 
 
@@ -59,22 +59,23 @@ def _cmd_mteb_import(args: argparse.Namespace) -> int:
     from harness.mteb import import_mteb_results
     from harness.results import save_result
 
+    folder = writable_folder(args.output, "--output")
     rows = [r for path in args.paths for r in import_mteb_results(path, model_id=args.model_name)]
     if not rows:
         raise InputError("no MTEB retrieval results there", field=" ".join(map(str, args.paths)))
     for r in rows:
-        save_result(r, args.output)
-    print(f"wrote {len(rows)} results files (published rows from MTEB) to {args.output}/")
+        save_result(r, folder)
+    print(f"wrote {len(rows)} results files (published rows from MTEB) to {folder}/")
     return 0
 
 
 def _cmd_mteb_export(args: argparse.Namespace) -> int:
     from harness.mteb import export_mteb
-    from harness.results import load_results
 
-    runs = [r for r in load_results(args.results) if r.published is None]
+    folder = writable_folder(args.output, "--output")
+    runs = [r for r in load_nonempty(args.results) if r.published is None]
     if not runs:
         raise InputError("no harness runs there (published figures are not exported)", field="results")
-    written = [p for r in runs for p in export_mteb(r, args.output, model_name=args.model_name)]
-    print(f"wrote {len(written)} MTEB files under {args.output}/")
+    written = [p for r in runs for p in export_mteb(r, folder, model_name=args.model_name)]
+    print(f"wrote {len(written)} MTEB files under {folder}/")
     return 0

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import command, output_file, output_option
-from harness.errors import InputError
+from harness.cli.common import (
+    command,
+    is_stdout,
+    load_nonempty,
+    output_option,
+    writable_file,
+    writable_folder,
+)
 
 
 def register(sub: argparse._SubParsersAction, name: str) -> None:
@@ -35,7 +41,12 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:
     card.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
     card.add_argument("--model", required=True, help="model id as stored in the results files")
     card.add_argument("--display-name", help="name shown in the card (default: last part of --model)")
-    output_option(card, None, "markdown file to write (default: print it)")
+    output_option(
+        card,
+        None,
+        "markdown file to write, or a folder (existing, or ending in /) for <model>__model_card.md "
+        "in it (default: print it)",
+    )
     card.set_defaults(func=_cmd_report_card)
     board = command(
         kinds,
@@ -69,17 +80,14 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:
 def _cmd_report_table(args: argparse.Namespace) -> int:
     from harness.fileio import write_text_atomic
     from harness.report import TABLE_FORMATS, format_table, leaderboard_tables
-    from harness.results import load_results
 
-    tables = leaderboard_tables(load_results(args.results))
-    if not tables:
-        raise InputError("no results files there", field=" ".join(map(str, args.results)))
-    for table in tables:
+    folder = None if is_stdout(args.output) else writable_folder(args.output, "--output")
+    for table in leaderboard_tables(load_nonempty(args.results)):  # every task has a table ("Other")
         text = format_table(table, args.format)
-        if str(args.output) == "-":
+        if folder is None:
             print(f"# {table.family}\n{text}")
         else:
-            path = args.output / f"{table.slug}.{TABLE_FORMATS[args.format]}"
+            path = folder / f"{table.slug}.{TABLE_FORMATS[args.format]}"
             write_text_atomic(path, text)
             print(f"wrote {path}")
     return 0
@@ -88,23 +96,26 @@ def _cmd_report_table(args: argparse.Namespace) -> int:
 def _cmd_report_card(args: argparse.Namespace) -> int:
     from harness.fileio import write_text_atomic
     from harness.report import render_model_card
-    from harness.results import load_results
+    from harness.results import result_filename
 
-    text = render_model_card(load_results(args.results), args.model, display_name=args.display_name)
-    if args.output:
-        write_text_atomic(output_file(args.output), text)
-        print(f"wrote {args.output}")
-    else:
+    # the name evaluate gives the card it writes beside the results
+    name = result_filename(args.model, "model_card").removesuffix(".json") + ".md"
+    path = None if args.output is None else writable_file(args.output, "--output", name)
+    text = render_model_card(load_nonempty(args.results), args.model, display_name=args.display_name)
+    if path is None:
         print(text)
+    else:
+        write_text_atomic(path, text)
+        print(f"wrote {path}")
     return 0
 
 
 def _cmd_report_leaderboard(args: argparse.Namespace) -> int:
     from harness.report import render_leaderboard
-    from harness.results import load_results
 
+    folder = writable_folder(args.output, "--output")
     md, html = render_leaderboard(
-        load_results(args.results), args.output, title=args.title, plots=not args.no_plots
+        load_nonempty(args.results), folder, title=args.title, plots=not args.no_plots
     )
     print(f"wrote {md} and {html}")
     return 0

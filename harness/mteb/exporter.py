@@ -19,7 +19,8 @@ from harness.mteb.mapping import (
     mapped_families,
     mteb_tasks_for,
 )
-from harness.results import Result, SubsetScores
+from harness.records import SubsetScores
+from harness.results import Result
 
 NO_DATASET_REVISION = "dataset revision not available"  # MTEB's placeholder (pre-1.11 files)
 LANGUAGES = ["eng-Latn"]  # every mapped task is English
@@ -47,7 +48,7 @@ def export_mteb(
     (card-convention figures are not MTEB's), a model name or revision unfit for a folder, a
     registered loader variant without ``model_name``.
     """
-    if result.published is not None or result.model.get("kind") == "published":
+    if result.published is not None or result.model.kind == "published":
         raise InputError("a published figure, not a harness run: only runs are exported", field="published")
     tasks = mteb_tasks_for(result.task_name)
     if not tasks:
@@ -60,7 +61,7 @@ def export_mteb(
     if unknown or missing:
         raise InputError(f"subsets must be {expected}: missing {missing}, unknown {unknown}", field="subsets")
     name = _mteb_model_name(result, model_name)
-    revision = result.model.get("revision") or NO_REVISION
+    revision = result.model.revision or NO_REVISION
     if not isinstance(revision, str) or not re.fullmatch(r"[\w.\-]+", revision) or not revision.strip("."):
         raise InputError(f"{revision!r} cannot name a folder", field="model.revision")
     folder = Path(out_dir) / name.replace("/", "__").replace(" ", "_") / revision
@@ -135,14 +136,14 @@ def _task_result(
 
 def _model_meta(result: Result, name: str) -> dict[str, Any]:
     """``model_meta.json`` with ModelMeta.to_dict's keys: what the harness knows, null elsewhere."""
-    kind = result.model.get("kind")
+    kind = result.model.kind
     return {
         "loader_kwargs": {},
         "name": name,
-        "revision": result.model.get("revision"),
+        "revision": result.model.revision,
         "release_date": None,
         "languages": None,
-        "n_parameters": result.model.get("parameters"),
+        "n_parameters": result.model.parameters,
         "n_active_parameters_override": None,
         "n_embedding_parameters": None,
         "memory_usage_mb": None,

@@ -13,7 +13,8 @@ from typing import Any
 from harness.errors import InputError
 from harness.models import find_model_by_hub_id
 from harness.mteb.mapping import METRICS, NO_REVISION, SOURCE_PREFIX, MappedTask, mteb_tasks, mteb_tasks_for
-from harness.results import Result, Results, SubsetScores, read_json
+from harness.records import ModelRecord, RetrievalRecord, SubsetScores, TaskRecord
+from harness.results import Result, Results, read_json
 from harness.tasks import get_task
 
 log = logging.getLogger("harness.mteb")
@@ -153,7 +154,7 @@ def _number(value: Any, file: str, field_name: str) -> float:
     return float(value)
 
 
-def _model_record(folder: Path, model_id: str | None) -> dict[str, Any]:
+def _model_record(folder: Path, model_id: str | None) -> ModelRecord:
     """The ``model`` of an imported row: ``model_id`` if given, else from ``model_meta.json`` when
     present, else from the folders when they are the results layout (``<org>__<model>/<revision>/``);
     a file in any other folder, without either, is an error (its folders name no model)."""
@@ -183,15 +184,13 @@ def _model_record(folder: Path, model_id: str | None) -> dict[str, Any]:
             file=str(folder),
         )
     info = find_model_by_hub_id(name) if name else None
-    return {
-        "id": model_id or (info.name if info else name),
-        "fingerprint": None,
-        "revision": None if revision in (None, NO_REVISION) else revision,
-        "kind": "published",
-        "parameters": parameters if parameters is not None else (info.parameters if info else None),
-        "size_group": info.size_group if info else None,
-        "settings": {},
-    }
+    return ModelRecord(
+        id=model_id or (info.name if info else str(name)),
+        revision=None if revision in (None, NO_REVISION) else revision,
+        kind="published",
+        parameters=parameters if parameters is not None else (info.parameters if info else None),
+        size_group=info.size_group if info else None,
+    )
 
 
 def _result(folder: Path, harness_task: str, parts: list[_Part], model_id: str | None) -> Result:
@@ -205,15 +204,14 @@ def _result(folder: Path, harness_task: str, parts: list[_Part], model_id: str |
     revisions = sorted({str(p.data.get("dataset_revision")) for p in parts})
     return Result(
         model=_model_record(folder, model_id),
-        task={
-            "name": task.name,
-            "convention": "trec",
-            "main_metric": task.main_metric,
-            "split": task.eval_split,
-            "source": f"MTEB {', '.join(p.task.name for p in parts)} (split {', '.join(splits)})",
-            "dataset_fingerprints": {},
-        },
-        retrieval={"method": "published"},
+        task=TaskRecord(
+            name=task.name,
+            convention="trec",
+            main_metric=task.main_metric,
+            split=task.eval_split,
+            source=f"MTEB {', '.join(p.task.name for p in parts)} (split {', '.join(splits)})",
+        ),
+        retrieval=RetrievalRecord("published"),
         subsets=[s for p in parts for s in p.subsets],
         timings={
             k: None for k in ("encode_queries_s", "encode_documents_s", "index_s", "retrieve_s", "total_s")

@@ -187,7 +187,7 @@ def _card_rows(
     chosen = prefer(relevant)
     is_model = {m: m == model_name or m.startswith(model_name + " (") for m, _ in chosen}
     model_ids = [m for m in dict.fromkeys(m for m, _ in chosen) if is_model[m] or _any_published(chosen, m)]
-    labels = [g for r in relevant if (g := r.model.get("size_group"))]
+    labels = [g for r in relevant if (g := r.model.size_group)]
     rows = []
     for model_id in model_ids:
         mine = {task: r for (m, task), r in chosen.items() if m == model_id}
@@ -200,8 +200,8 @@ def _card_rows(
         else:
             average = None
         info = next(iter(mine.values())).model
-        group = next((r.model.get("size_group") for r in mine.values() if r.model.get("size_group")), None)
-        group = group or size_group_for(info.get("parameters"), labels or DEFAULT_SIZE_GROUPS)
+        group = next((r.model.size_group for r in mine.values() if r.model.size_group), None)
+        group = group or size_group_for(info.parameters, labels or DEFAULT_SIZE_GROUPS)
         rows.append(_CardRow(model_id, group, [average, *values], is_model[model_id], note))
     return rows
 

@@ -16,6 +16,7 @@ Conventions shared with ``results/published/``:
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ from harness.errors import InputError
 from harness.mteb import SOURCE_PREFIX as MTEB_SOURCE
 from harness.results import Result
 from harness.tasks import CardTable, TaskGroup, get_task, report_groups
+
+log = logging.getLogger(__name__)
 
 OTHER = "Other"  # the family of tasks in no report group
 DEFAULT_SIZE_GROUPS = ("Large Models (>100M)", "Medium Models (<35M)", "Small Models (<25M)")
@@ -104,7 +107,7 @@ def is_average_only(result: Result) -> bool:
 
 
 def is_published(result: Result) -> bool:
-    return result.model.get("kind") == "published" or result.published is not None
+    return result.model.kind == "published" or result.published is not None
 
 
 def origin(result: Result) -> str:
@@ -117,13 +120,33 @@ def origin(result: Result) -> str:
 
 
 def prefer(results: Iterable[Result]) -> dict[tuple[str, str], Result]:
-    """One result per (model id, task): a run beats a published figure, then the newest wins."""
+    """One result per (model id, task): a run beats a published figure, then the newest wins; two
+    runs of differing scores are logged (:func:`conflict_note`)."""
     chosen: dict[tuple[str, str], Result] = {}
     for r in results:
         old = chosen.get((r.model_id, r.task_name))
         if old is None or (not is_published(r), r.created) > (not is_published(old), old.created):
             chosen[(r.model_id, r.task_name)] = r
+            if old is not None and is_published(old) == is_published(r):
+                conflict_note(old, r)
+        elif is_published(old) == is_published(r):
+            conflict_note(r, old)
     return chosen
+
+
+def conflict_note(dropped: Result, shown: Result) -> str | None:
+    """When two results of one model and task score differently, a note (also logged) saying which
+    one is shown and why (the newer); None when they agree."""
+    if dropped.main_score == shown.main_score:
+        return None
+    where = {id(r): f" ({r.file})" if r.file else "" for r in (dropped, shown)}
+    note = (
+        f"{shown.model_id} on {label(shown.task_name)}: two results differ: "
+        f"{dropped.main_score:.4f}{where[id(dropped)]} made {dropped.created}, "
+        f"{shown.main_score:.4f}{where[id(shown)]} made {shown.created}; shown: the newer."
+    )
+    log.warning("%s", note)
+    return note
 
 
 def _bound(label: str) -> tuple[str, float] | None:

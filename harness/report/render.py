@@ -12,6 +12,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from harness.errors import InputError
 from harness.fileio import write_text_atomic
 from harness.report.figures import leaderboard_figures
 from harness.report.tables import ALPHA, Cell, Row, Table, leaderboard_tables
@@ -96,7 +97,7 @@ def leaderboard_markdown(tables: Sequence[Table], figures: Sequence[tuple[str, s
             for r in table.rows_of(group):
                 rows.append([r.label.replace("|", "\\|"), *map(_cell_markdown, r.cells)])
         parts += [f"\n## {table.family}\n\n", markdown_table(header, rows)]
-        parts += [f"\n{note}\n" for note in _column_notes(table)]
+        parts += [f"\n{note}\n" for note in _column_notes(table) + table.notes]
     if figures:
         parts.append("\n## Plots\n\n")
         parts += [f"![{caption}]({name})\n\n" for name, caption in figures]
@@ -210,7 +211,7 @@ def leaderboard_html(
                 body.append(_row_html(r, r.cells))
             body.append("</tbody>")
         body.append("</table></div>")
-        body += [f'<p class="legend">{esc(note)}</p>' for note in _column_notes(table)]
+        body += [f'<p class="legend">{esc(note)}</p>' for note in _column_notes(table) + table.notes]
         body.append(_metrics_html(table))
     if figures:
         body.append("<h2>Plots</h2>")
@@ -236,7 +237,10 @@ def render_leaderboard(
     plots: bool = True,
 ) -> tuple[Path, Path]:
     """Write ``leaderboard.md``, ``leaderboard.html`` (self-contained) and the plots (PNG + SVG) to
-    ``out_dir``; returns (markdown path, html path)."""
+    ``out_dir``; returns (markdown path, html path). No results is an InputError, before anything
+    is written: an existing report is never replaced by an empty one."""
+    if not results:
+        raise InputError("no results: nothing to report (an existing report is kept)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = leaderboard_tables(results, n_resamples=n_resamples, seed=seed, level=level)

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.models import ModelInfo, find_model
+from harness.records import ModelRecord
 from harness.report.catalogue import (
     DEFAULT_SIZE_GROUPS,
     FAMILIES,
+    conflict_note,
     dataset_order,
     decimals,
     family,
@@ -87,6 +89,7 @@ class Table:
     datasets: int  # how many of the columns are datasets (the rest: Mean, Reported AVG)
     rows: list[Row] = field(default_factory=list)
     decimals: int = 4  # one precision for every number of the table
+    notes: list[str] = field(default_factory=list)  # what the reader must know: results that disagree
 
     @property
     def slug(self) -> str:
@@ -123,13 +126,17 @@ def leaderboard_tables(
         datasets = dataset_order(fam, {r.task_name for r in members if not is_average_only(r)})
         has_avg = any(is_average_only(r) for r in members)
         by_key: dict[tuple[str, str], dict[str, Result]] = {}
-        for r in sorted(members, key=lambda r: r.created):
-            by_key.setdefault((r.model_id, origin(r)), {})[r.task_name] = r
+        notes = []
+        for r in sorted(members, key=lambda r: r.created):  # the newest of one model and task is shown
+            row = by_key.setdefault((r.model_id, origin(r)), {})
+            if r.task_name in row and (note := conflict_note(row[r.task_name], r)):
+                notes.append(note)
+            row[r.task_name] = r
         has_mean = len(datasets) > 1 and any(all(d in tasks for d in datasets) for tasks in by_key.values())
         columns = [label(d) for d in datasets] + ["Mean"] * has_mean + ["Reported AVG"] * has_avg
         digits = decimals(r.main_score for r in members if is_published(r))
-        table = Table(fam, columns, len(datasets), decimals=digits)
-        labels = [g for r in members if (g := r.model.get("size_group"))] or list(DEFAULT_SIZE_GROUPS)
+        table = Table(fam, columns, len(datasets), decimals=digits, notes=notes)
+        labels = [g for r in members if (g := r.model.size_group)] or list(DEFAULT_SIZE_GROUPS)
         for (model_id, kind), tasks in by_key.items():
             cells = [_task_cell(tasks.get(d), digits, n_resamples, seed, level) for d in datasets]
             if has_mean:
@@ -140,9 +147,9 @@ def leaderboard_tables(
             models = [r.model for r in tasks.values()]
             info = find_model(model_id)  # the registry's size and group, so a model sits in one group
             group = (info and info.size_group) or next(
-                (m["size_group"] for m in models if m.get("size_group")), None
+                (m.size_group for m in models if m.size_group), None
             )
-            parameters = next((m["parameters"] for m in models if m.get("parameters")), None)
+            parameters = next((m.parameters for m in models if m.parameters), None)
             parameters = parameters or (info.parameters if info else None)
             headline = cells[len(datasets) :] if len(datasets) > 1 else cells
             table.rows.append(
@@ -212,9 +219,9 @@ def _card_metrics(result: Result | None) -> dict[str, float]:
     return {m: float(np.mean([c[m] for c in cards])) for m in names}
 
 
-def _revision(models: Iterable[dict]) -> str | None:
+def _revision(models: Iterable[ModelRecord]) -> str | None:
     """The one Hub commit of a row's results, "mixed" when they differ, None when unknown."""
-    known = {m["revision"] for m in models if m.get("revision")}
+    known = {m.revision for m in models if m.revision}
     return known.pop() if len(known) == 1 else ("mixed" if known else None)
 
 

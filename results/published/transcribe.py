@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harness.metrics import CARD_METRICS
 from harness.report import AVERAGE_METRIC, AVERAGE_SUBSET, beir_card_columns, nanobeir_datasets
-from harness.results import Result, SubsetScores, save_result
+from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord, save_result
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CARD = ROOT.parent / "shared" / "seeds" / "mxbai-edge-colbert-v0-17m-model-card.txt"
@@ -160,23 +160,17 @@ def _result(
 ) -> Result:
     """A published result: one subset holding ``table`` in ``convention``, no per-query scores."""
     return Result(
-        model={
-            "id": model_id,
-            "fingerprint": None,
-            "kind": "published",
-            "parameters": parameters_from_name(model_id),
-            "size_group": group,
-            "settings": {},
-        },
-        task={
-            "name": task,
-            "convention": convention,
-            "main_metric": "ndcg@10" if subset != AVERAGE_SUBSET else AVERAGE_METRIC,
-            "split": split,
-            "source": source_task,
-            "dataset_fingerprints": {},
-        },
-        retrieval={"method": "published"},
+        model=ModelRecord(
+            model_id, kind="published", parameters=parameters_from_name(model_id), size_group=group
+        ),
+        task=TaskRecord(
+            name=task,
+            convention=convention,  # type: ignore[arg-type]
+            main_metric="ndcg@10" if subset != AVERAGE_SUBSET else AVERAGE_METRIC,
+            split=split,
+            source=source_task,
+        ),
+        retrieval=RetrievalRecord("published"),
         subsets=[
             SubsetScores(
                 name=subset,
