@@ -3,13 +3,14 @@
 Without network the Hub libraries retry for ~25 s before giving up; :func:`hub_access` probes the
 Hub's host once per process (a TCP connection, 3 s at most) and, when it does not answer, runs the
 call in offline mode, so files in the local Hugging Face cache still load and anything else fails
-at once with the caller's local-folder advice.
+at once with the caller's local-folder advice (:func:`hub_failure` drops the libraries' own advice).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ PROBE_SECONDS = 3.0
 PROBE_TTL_SECONDS = 300.0  # a probe's answer is trusted this long (a notebook outlives a network glitch)
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _probed: dict[str, tuple[float, bool]] = {}
+# the libraries' advice to turn offline mode off: wrong when the harness turned it on because the Hub
+# does not answer, and beside the point for a harness user, whose remedy is a local folder
+_OFFLINE_ADVICE = re.compile(r"[^.]*HF_HUB_OFFLINE[^.]*\.?")
 
 
 def hub_offline() -> bool:
@@ -56,6 +60,13 @@ def hub_state() -> str:
     if hub_offline():
         return " (offline mode is on)"
     return "" if hub_reachable() else " (the Hub is unreachable from this machine)"
+
+
+def hub_failure(err: BaseException) -> str:
+    """``Type: message`` of a Hub library error on one line, without the library's advice to set
+    ``HF_HUB_OFFLINE``; the caller says what to do in the harness instead."""
+    text = _OFFLINE_ADVICE.sub("", " ".join(str(err).split())).strip().rstrip(".")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @contextlib.contextmanager

@@ -26,7 +26,8 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
       "timings": {"encode_queries_s", "encode_documents_s", "index_s", "retrieve_s",
                   "total_s", "retrieve_ms_per_query", ["index_build_s"]: float|null,
                   "sources": {timing: "measured"|"cache"|"partly cached"}},
-      "tokens": {"queries": int|null, "documents": int|null},
+      "tokens": {"queries": int|null, "documents": int|null,  # tokens the encoder read
+                 "queries_truncated": int|null, "documents_truncated": int|null},  # texts cut
       "environment": {"python": str, "platform": str, "packages": {name: version}},
       "published": null | {"source": str, "note": str}  # figures transcribed, not run
     }

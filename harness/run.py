@@ -180,8 +180,11 @@ def _timings(stats: Sequence[SearchStats], total_s: float, n_queries: int) -> di
 
 
 def _tokens(stats: Sequence[SearchStats]) -> dict[str, int | None]:
-    """Tokens the encoder read, summed over the subsets (None when not known for every subset)."""
+    """Tokens the encoder read and texts it cut at the length limit, summed over the subsets (None
+    when not known for every subset)."""
     return {
         "queries": sum_known(s.query_tokens for s in stats),
         "documents": sum_known(s.document_tokens for s in stats),
+        "queries_truncated": sum_known(s.query_truncated for s in stats),
+        "documents_truncated": sum_known(s.document_truncated for s in stats),
     }

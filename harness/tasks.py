@@ -26,20 +26,29 @@ Name resolution (:func:`resolve_tasks`): a registered task, then a group (expand
 with ``data_dir``, a folder ``data_dir/<name>`` in BEIR layout (or holding BEIR folders, one
 subset each) becomes an ad-hoc task (trec convention, ``ndcg@10``, split ``test``). Lookups
 ignore case. A registered task loads from ``data_dir/<folder_name>`` when that exists.
+
+A folder named as one registered task's ``folder_name`` is that task only when it holds the task's
+published sizes (``n_queries`` of the evaluation split, ``n_documents``), counted cheaply
+(:func:`harness.data.count_beir`); otherwise it is an ad-hoc task under its folder name, with a
+warning saying why, so a subset is never filed as the benchmark. A layout that cannot be counted
+before loading (a Hub snapshot) is checked when loaded: a mismatch is an InputError. A folder name
+must stay inside ``data_dir`` (no absolute path, no ``..`` leading out).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
-from harness.data import load_beir_tree
+from harness.data import count_beir, load_beir_tree
 from harness.plugins import load_plugins
 from harness.types import Dataset, HarnessError, InputError
 
@@ -179,36 +188,102 @@ def get_task(name: str) -> Task:
 
 def resolve_tasks(names: Iterable[str], data_dir: str | Path | None = None) -> list[Task]:
     """Task names / groups (comma-separated lists allowed) -> tasks, groups expanded, duplicates dropped."""
-    reg = _registry()
     out: dict[str, Task] = {}
     for raw in names:
         for name in filter(None, (n.strip() for n in raw.split(","))):
-            key = name.lower()
-            if key in reg.tasks:
-                found = [reg.tasks[key]]
-            elif key in reg.groups:
-                found = [reg.tasks[m.lower()] for m in reg.groups[key].members]
-            elif data_dir is not None and (Path(data_dir) / name).is_dir():
-                found = [_registered_folder(name, data_dir) or folder_task(Path(data_dir) / name, name)]
-            else:
-                raise InputError(_unknown_message(name, data_dir), field="--tasks")
-            for task in found:
+            for task in _lookup(name, data_dir):
                 out.setdefault(task.name, task)
     return list(out.values())
 
 
-def _registered_folder(name: str, data_dir: str | Path) -> Task | None:
-    """The one registered task whose ``folder_name`` is ``name``, so the same data always lands in
-    the same table; None when no task, or several, have it."""
+def _lookup(name: str, data_dir: str | Path | None) -> list[Task]:
+    """One name: a registered task or group (a warning for each that will read a local folder not
+    holding its published sizes), else the task of folder ``data_dir/name``."""
+    reg, key = _registry(), name.lower()
+    if key in reg.tasks or key in reg.groups:
+        group = reg.groups.get(key)
+        found = [reg.tasks[m.lower()] for m in group.members] if group else [reg.tasks[key]]
+        if data_dir is not None:
+            for task in found:
+                folder = Path(data_dir) / task.folder_name
+                counts = count_beir(folder, task.eval_split) if task.n_queries and folder.is_dir() else None
+                mismatch = _mismatch(task, *counts) if counts else ""
+                if mismatch:
+                    log.warning("%s: %s reads it, but %s", folder, task.name, mismatch)
+        return found
+    if data_dir is not None:
+        rel = _inside(name, data_dir)
+        if (Path(data_dir) / rel).is_dir():
+            return [_folder(rel, Path(data_dir))]
+    raise InputError(_unknown_message(name, data_dir), field="--tasks")
+
+
+def _inside(name: str, data_dir: str | Path) -> str:
+    """``name`` normalised as a folder below ``data_dir``; InputError naming --tasks when it is absolute
+    or leads out of it. Lexical: a symbolic link inside ``data_dir`` is the user's, and followed."""
+    rel = PurePath(os.path.normpath(name))
+    if rel.is_absolute() or rel.parts[:1] in (("..",), ()):
+        raise InputError(f"{name!r} is not a folder inside --data-dir {data_dir}", field="--tasks")
+    return rel.as_posix()
+
+
+def _folder(name: str, data_dir: Path) -> Task:
+    """The task of folder ``data_dir/name``: the one registered task whose ``folder_name`` it is when
+    the folder holds that task's published sizes (so the same data always lands in the same table),
+    else an ad-hoc task; the log says which and why."""
+    folder = data_dir / name
     matches = [t for t in _registry().tasks.values() if t.folder_name == name]  # the loader reads that folder
     if len(matches) != 1:
-        return None
-    log.info("%s: the registered task %s (its folder under %s)", name, matches[0].name, data_dir)
-    return matches[0]
+        return folder_task(folder, name, folder_name=name)
+    task = matches[0]
+    if not task.n_queries:
+        log.info(
+            "%s: the registered task %s (its folder under %s; no published sizes)", name, task.name, data_dir
+        )
+        return task
+    counts = count_beir(folder, task.eval_split)
+    mismatch = _mismatch(task, *counts) if counts else ""
+    if mismatch:
+        log.warning(
+            "%s: an ad-hoc task %r, not the registered task %s: %s", folder, name, task.name, mismatch
+        )
+        return folder_task(folder, name, folder_name=name)
+    how = "published sizes" if counts else "sizes checked on loading"
+    log.info("%s: the registered task %s (its folder under %s; %s)", name, task.name, data_dir, how)
+    # a layout counted only by loading it (a Hub snapshot) is checked then
+    return task if counts else dataclasses.replace(task, loader=functools.partial(_checked_load, task))
 
 
-def folder_task(path: str | Path, name: str | None = None) -> Task:
-    """An ad-hoc BEIR-folder task: trec convention, nDCG@10, split ``test``.
+def _mismatch(task: Task, n_queries: int, n_documents: int) -> str:
+    """Empty when the counts are ``task``'s published sizes, else what differs, in words."""
+    found = [(n_queries, task.n_queries, "queries"), (n_documents, task.n_documents, "documents")]
+    if all(published is None or n == published for n, published, _ in found):
+        return ""
+    have = ", ".join(f"{n} {what}" for n, _, what in found)
+    published = ", ".join(f"{p} {what}" for _, p, what in found if p is not None)
+    return f"it holds {have} (split {task.eval_split!r}), published: {published}"
+
+
+def _checked_load(task: Task, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
+    """``task.loader``; then, for the evaluation split of a local folder, InputError naming it when
+    what was read is not the published size (the folder was taken for the task by its name)."""
+    datasets = task.loader(split, local, cache_dir)
+    if local is not None and split == task.eval_split:
+        mismatch = _mismatch(
+            task, sum(len(d.queries) for d in datasets), sum(len(d.corpus) for d in datasets)
+        )
+        if mismatch:
+            raise InputError(
+                f"not the registered task {task.name}: {mismatch}; a copy in BEIR layout under another "
+                "folder name runs as an ad-hoc task",
+                file=str(local),
+            )
+    return datasets
+
+
+def folder_task(path: str | Path, name: str | None = None, *, folder_name: str | None = None) -> Task:
+    """An ad-hoc BEIR-folder task: trec convention, nDCG@10, split ``test``; it loads
+    ``data_dir/<folder_name>`` (default: the folder's name) when given a ``data_dir`` holding one.
 
     A folder without ``corpus.jsonl`` whose subfolders are BEIR folders (like CQADupStack)
     gives one subset per subfolder.
@@ -218,7 +293,8 @@ def folder_task(path: str | Path, name: str | None = None) -> Task:
     def loader(split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:
         return load_beir_tree(local or path, split)
 
-    return Task(name or path.name, path.name, "trec", "ndcg@10", "test", True, loader, f"BEIR folder {path}")
+    folder = folder_name or path.name
+    return Task(name or path.name, folder, "trec", "ndcg@10", "test", True, loader, f"BEIR folder {path}")
 
 
 def _unknown_message(name: str, data_dir: str | Path | None = None) -> str:

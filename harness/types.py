@@ -123,12 +123,14 @@ class TokenEmbeddings:
     (or a float32 memmap) of shape [total_tokens, dim]; ``offsets`` is int64
     of shape [n_texts + 1] starting at 0. ``input_tokens``: tokens the model read
     to make them (special tokens and query expansion included, batch padding
-    excluded), or None when unknown.
+    excluded), or None when unknown; ``truncated``: how many of the texts were cut at the length
+    limit, or None when unknown.
     """
 
     vectors: np.ndarray
     offsets: np.ndarray
     input_tokens: int | None = None
+    truncated: int | None = None
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2:
@@ -148,13 +150,14 @@ class TokenEmbeddings:
 
     @classmethod
     def concat(cls, parts: Sequence[TokenEmbeddings]) -> TokenEmbeddings:
-        """Concatenate packs in order (``input_tokens`` summed when every part knows it)."""
+        """Concatenate packs in order (``input_tokens``, ``truncated`` summed when every part knows them)."""
         if len(parts) == 1:
             return parts[0]
         vectors = np.concatenate([p.vectors for p in parts], axis=0)
         lengths = np.concatenate([p.lengths for p in parts])
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return cls(vectors, offsets, sum_known(p.input_tokens for p in parts))
+        known = sum_known(p.input_tokens for p in parts), sum_known(p.truncated for p in parts)
+        return cls(vectors, offsets, *known)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -197,6 +200,7 @@ class ShardedEmbeddings:
         self.offsets = self.offsets.astype(np.int64)
         self._row_starts = np.cumsum([0] + [len(s.vectors) for s in self.shards])
         self.input_tokens = sum_known(s.input_tokens for s in self.shards)
+        self.truncated = sum_known(s.truncated for s in self.shards)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

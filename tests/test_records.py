@@ -29,7 +29,9 @@ def test_a_run_record_round_trips_with_its_optional_parts():
     ``k`` and ``index``; a transcribed row has neither ``k`` nor ``ignore_identical_ids``."""
     model = ModelRecord("m", "f" * 64, None, "colbert", 17, None, {"dim": 48}, {"mode": "auto"})
     task = TaskRecord("T", "card", "ndcg@10", "test", False, "folder", {"T": "a" * 64})
-    retrieval = RetrievalRecord("plaid", 100, {"nbits": 2, "search": {"n_probe": 8}}, {"T": {"disk_bytes": 9}})
+    retrieval = RetrievalRecord(
+        "plaid", 100, {"nbits": 2, "search": {"n_probe": 8}}, {"T": {"disk_bytes": 9}}
+    )
     result = Result(model, task, retrieval, [SubsetScores("T", 1, {"ndcg@10": 0.5}, None, {"q": 0.5})])
     data = json.loads(json.dumps(result.to_dict()))
     assert list(data["model"]) == [

@@ -70,19 +70,27 @@ def test_same_named_model_with_other_weights_is_noted(tmp_path, caplog):
 def test_disagreeing_results_are_named_in_the_leaderboard(tmp_path, caplog):
     """Two files of one model and task with different scores: the page says which one it shows
     (the newer) and where both came from; agreeing copies say nothing."""
-    older = replace(make_result("m", "BEIR/scifact", {"scifact": {"q": 0.5}}), created="2026-01-01T00:00:00+00:00")
-    newer = replace(make_result("m", "BEIR/scifact", {"scifact": {"q": 0.7}}), created="2026-02-01T00:00:00+00:00")
+    older = replace(
+        make_result("m", "BEIR/scifact", {"scifact": {"q": 0.5}}), created="2026-01-01T00:00:00+00:00"
+    )
+    newer = replace(
+        make_result("m", "BEIR/scifact", {"scifact": {"q": 0.7}}), created="2026-02-01T00:00:00+00:00"
+    )
     save_result(older, tmp_path / "a"), save_result(newer, tmp_path / "b")
     results = load_results([tmp_path / "a", tmp_path / "b"])
     with caplog.at_level(logging.WARNING, logger="harness"):
         [table] = leaderboard_tables(results, n_resamples=10)
     [note] = table.notes
-    assert "0.5000" in note and "0.7000" in note and str(tmp_path / "b") in note and "shown: the newer" in note
+    assert (
+        "0.5000" in note and "0.7000" in note and str(tmp_path / "b") in note and "shown: the newer" in note
+    )
     assert note in caplog.text
     assert table.rows[0].cells[0].value == pytest.approx(0.7)
     render_leaderboard(results, tmp_path / "page", n_resamples=10)
     assert note in (tmp_path / "page" / "leaderboard.md").read_text()
-    [agreeing] = leaderboard_tables([older, replace(older, created="2026-03-01T00:00:00+00:00")], n_resamples=10)
+    [agreeing] = leaderboard_tables(
+        [older, replace(older, created="2026-03-01T00:00:00+00:00")], n_resamples=10
+    )
     assert agreeing.notes == []
 
 
@@ -105,3 +113,36 @@ def test_evaluate_takes_one_task_name_and_returns_results(data_dir):
     assert isinstance(results, Results) and [r.task_name for r in results] == ["mini"]
     frame = results.to_dataframe()
     assert set(frame["task"]) == {"mini"} and len(repr(results[0])) < 100
+
+
+@needs_scifact
+def test_truncated_texts_are_recorded_and_survive_the_cache(bert_checkpoint, data_dir, tmp_path):
+    """``tokens.documents_truncated``: the documents cut at --document-length, counted by the encoder
+    (every SciFact abstract is longer than 16 tokens), the same when the second run reads the cache."""
+    from harness import evaluate
+
+    kwargs = dict(data_dir=data_dir, cache_dir=tmp_path / "cache", show_progress=False, document_length=16)
+    fresh, cached = (
+        evaluate(str(bert_checkpoint), "mini", output_dir=tmp_path / d, **kwargs)[0] for d in "ab"
+    )
+    assert cached.timings["sources"]["encode_documents_s"] == "cache"
+    n_docs = len((data_dir / "mini" / "corpus.jsonl").read_text().splitlines())
+    assert fresh.tokens["documents_truncated"] == cached.tokens["documents_truncated"] == n_docs
+    assert fresh.tokens["queries_truncated"] == cached.tokens["queries_truncated"] is not None
+
+
+def test_a_library_template_heading_is_not_a_name(tmp_path):
+    """PyLate saves an unnamed model with the card heading ``# PyLate``: two such checkpoints would
+    share one results file; the folder names them instead. A real one-word title still counts."""
+    from harness.checkpoints.files import checkpoint_name
+
+    for folder, heading, expected in (
+        ("held-out-minilm", "# PyLate", "held-out-minilm"),
+        ("ettin-17m", "# SentenceTransformer", "ettin-17m"),
+        ("run-3", "# my-colbert", "my-colbert"),
+    ):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text(
+            f"---\nlibrary_name: PyLate\n---\n\n{heading}\n\nText.\n"
+        )
+        assert checkpoint_name(tmp_path / folder) == expected

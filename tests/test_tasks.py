@@ -135,16 +135,19 @@ def test_unregistered_folder_becomes_adhoc_task(tmp_path: Path) -> None:
     assert ds.fingerprint() == load_beir_folder(tmp_path / "mybench").fingerprint()
 
 
+@needs_scifact
 def test_a_folder_named_as_a_registered_dataset_is_that_task(tmp_path: Path, caplog) -> None:
     """``--tasks scifact --data-dir DIR`` is BEIR/scifact read from DIR/scifact (same table, same
-    results file), and says so; a name two tasks share, or none, stays an ad-hoc folder."""
-    write_beir(tmp_path / "scifact")
+    results file) when it holds the published sizes, and says so; a smaller folder of that name is an
+    ad-hoc task (tests/test_task_guards.py)."""
+    (tmp_path / "scifact").symlink_to(SCIFACT)
     with caplog.at_level("INFO", logger="harness.tasks"):
         (task,) = resolve_tasks(["scifact"], data_dir=tmp_path)
     assert task.name == "BEIR/scifact"
     assert "scifact: the registered task BEIR/scifact" in caplog.text
-    (ds,) = task.load(data_dir=tmp_path)
-    assert ds.fingerprint() == load_beir_folder(tmp_path / "scifact").fingerprint()
+    write_beir(tmp_path / "small" / "scifact")
+    (adhoc,) = resolve_tasks(["scifact"], data_dir=tmp_path / "small")
+    assert adhoc.name == "scifact"
 
 
 def test_adhoc_folder_of_folders(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def _ensure_entry(
         raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
     dim = dims.pop()
     shards = [
-        p if len(p.vectors) else TokenEmbeddings(np.zeros((0, dim), np.float32), p.offsets, p.input_tokens)
+        p if len(p.vectors) else replace(p, vectors=np.zeros((0, dim), np.float32))
         for p in parts
     ]
     seconds = None
@@ -126,7 +126,9 @@ def pack(shards: Sequence[TokenEmbeddings]) -> TokenEmbeddings:
         return TokenEmbeddings.from_list([])
     packed = TokenEmbeddings.concat(shards)
     if isinstance(packed.vectors, np.memmap):  # concat returns a single part as is
-        packed = TokenEmbeddings(np.array(packed.vectors), np.array(packed.offsets), packed.input_tokens)
+        packed = TokenEmbeddings(
+            np.array(packed.vectors), np.array(packed.offsets), packed.input_tokens, packed.truncated
+        )
     return packed
 
 

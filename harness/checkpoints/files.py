@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, InputError, positive_int
 from harness.hashing import update_with_file
-from harness.hub import hub_access, hub_state
+from harness.hub import hub_access, hub_failure, hub_state
 
 if TYPE_CHECKING:
     import torch
 
+_PICKLED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 # Files whose bytes can change embeddings: weights, configs, tokenizer files, and a checkpoint's own
 # modelling code (run with --trust-remote-code).
 WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".tiktoken", ".py")
@@ -78,8 +80,41 @@ def load_weights(folder: Path) -> tuple[dict[str, torch.Tensor], Path]:
             return torch.load(bin_file, map_location="cpu", weights_only=True), bin_file
     except Exception as e:  # corrupt or unsafe file: report which one
         file = safetensors_file if safetensors_file.is_file() else bin_file
-        raise InputError(f"cannot read weights: {e}", file=str(file)) from e
+        raise weights_error("cannot read weights", e, file) from e
     raise InputError("no weights file (model.safetensors or pytorch_model.bin)", file=str(folder))
+
+
+def weights_error(what: str, exc: BaseException, file: Path) -> InputError:
+    """InputError ``what: why`` naming ``file``, a weights file that cannot be read. A pickle holding
+    more than tensors gets the harness's advice (convert it to safetensors), not torch's (load it
+    with ``weights_only=False`` or allow its globals: either runs the pickle's code)."""
+    refusal = next((e for e in _chain(exc) if "Weights only load failed" in str(e)), None)
+    if not isinstance(refusal, pickle.UnpicklingError):
+        return InputError(f"{what}: {first_line(exc)}", file=str(file))
+    named = _PICKLED_GLOBAL.search(str(refusal))
+    return InputError(
+        f"{what}: a pickle holding more than tensors{f' (it names {named[1]})' if named else ''}; "
+        "the harness reads only plain weights and never runs a pickle's code: convert the checkpoint "
+        "to safetensors where you trust its source (load it and save it with "
+        "save_pretrained(..., safe_serialization=True), or a state dict with safetensors.torch.save_file)",
+        file=str(file),
+    )
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (transformers' and torch's messages run to tens of lines)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def files_fingerprint(folders: Iterable[Path], root: Path) -> str:
@@ -116,6 +151,9 @@ GENERIC_FOLDER_NAMES = frozenset(
     }
 )
 _TITLE = re.compile(r"# +([\w.\-/]+)")
+# one-word headings the libraries' model card templates write when the model was saved without a
+# name (PyLate's ``hf_hub/model_card.py``: "PyLate"; sentence-transformers' template): not a name
+TEMPLATE_TITLES = frozenset({"pylate", "sentencetransformer", "sentence-transformers", "colbert"})
 _USAGE = re.compile(
     r"(?:SentenceTransformer|ColBERT)\(\s*(?:model_name_or_path\s*=\s*)?[\"']([\w.-]+/[\w.-]+)[\"']"
 )
@@ -130,7 +168,8 @@ def hub_snapshot(folder: Path) -> tuple[str, str] | None:
 
 def checkpoint_name(folder: Path) -> str:
     """The name a local checkpoint's results are filed under: its Hub id when it is a Hub snapshot;
-    else its model card's title (the README's first heading, when it is one word); else the folder's
+    else its model card's title (the README's first heading, when it is one word and not a library's
+    template heading such as PyLate's "# PyLate", ``TEMPLATE_TITLES``); else the folder's
     name; a generic one (``model``, ``checkpoint``, ...) gives way to the Hub id of the card's usage
     example, else to the parent folder's name. (A usage example can name a base model, so it is
     trusted only when the folder says nothing.)"""
@@ -142,7 +181,7 @@ def checkpoint_name(folder: Path) -> str:
     if card.startswith("---") and card.count("---") >= 2:
         card = card.split("---", 2)[2]  # past the YAML front matter
     first_heading = next((line for line in card.splitlines() if line.startswith("# ")), "")
-    if title := _TITLE.fullmatch(first_heading.strip()):
+    if (title := _TITLE.fullmatch(first_heading.strip())) and title.group(1).lower() not in TEMPLATE_TITLES:
         return title.group(1)
     if folder.name.lower() not in GENERIC_FOLDER_NAMES:
         return folder.name
@@ -175,6 +214,7 @@ def resolve_checkpoint(path_or_id: str | Path, revision: str | None = None) -> P
             return Path(snapshot_download(repo_id=text, revision=revision, ignore_patterns=ignore))
     except Exception as e:  # offline, unknown repo, network: the Hub raises many types
         raise HarnessError(
-            f"cannot fetch model '{text}' from the Hugging Face Hub{hub_state()} ({type(e).__name__}: {e}). "
-            "Pass a local checkpoint folder, or download it first where the Hub is reachable."
+            f"cannot fetch model '{text}' from the Hugging Face Hub{hub_state()} ({hub_failure(e)}). "
+            "Put the model in a local checkpoint folder and pass its path, or download it first where "
+            "the Hub is reachable."
         ) from e

@@ -2,11 +2,19 @@
 
 Security: Dense weights come from safetensors, or ``.bin`` through ``torch.load(weights_only=True)``
 (what transformers does for the backbone too); activation functions come from a fixed list, never
-from imports named in a config file; ``trust_remote_code`` is off unless asked for.
+from imports named in a config file; ``trust_remote_code`` is off unless asked for, and a checkpoint
+that ships its own code is refused without it (transformers would load its built-in class instead).
+
+transformers' load report (a styled table of missing / unexpected weights) goes to the debug log; a
+backbone weight the checkpoint lacks, which the model would use randomly initialised, is one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,15 +22,28 @@ import torch
 from torch import nn
 
 from harness import attention
-from harness.checkpoints.files import load_weights, positive, read_json_object, typed
+from harness.checkpoints.files import (
+    first_line,
+    load_weights,
+    positive,
+    read_json_object,
+    typed,
+    weights_error,
+)
 from harness.checkpoints.layout import Layout
 from harness.errors import InputError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+log = logging.getLogger(__name__)
+
 ACTIVATIONS = {"Identity": nn.Identity, "Tanh": nn.Tanh, "ReLU": nn.ReLU, "GELU": nn.GELU}
 ACTIVATIONS.update({"Sigmoid": nn.Sigmoid, "SiLU": nn.SiLU, "LeakyReLU": nn.LeakyReLU})
+# auto_map entries that make transformers run a checkpoint's own code for what the harness loads
+CODE_ENTRIES = ("AutoConfig", "AutoModel", "AutoTokenizer")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNUSED_WEIGHTS = ("pooler.",)  # the backbone's pooler: encoders read its hidden states only
 
 
 class DenseLayer(nn.Module):
@@ -111,7 +132,7 @@ def stanford_projection(folder: Path, width: int) -> DenseLayer:
             "no weights file (model.safetensors or pytorch_model.bin)", file=str(folder)
         ) from None
     except Exception as e:  # corrupt or unsafe file
-        raise InputError(f"cannot read weights: {e}", file=str(file)) from e
+        raise weights_error("cannot read weights", e, file) from e
     if weight is None:
         raise InputError(
             "the projection of a Stanford ColBERT checkpoint is missing",
@@ -150,15 +171,14 @@ def load_backbone(
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    if not (folder / "config.json").is_file():
-        raise InputError("backbone config is missing", file=str(folder / "config.json"))
+    require_trusted_code(folder, trust_remote_code)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if attn_implementation in (None, attention.NAME):
         try:
             config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         except Exception as e:  # a config transformers cannot read: say which file
             raise InputError(
-                f"cannot read the backbone config: {_first_line(e)}", file=str(folder / "config.json")
+                f"cannot read the backbone config: {first_line(e)}", file=str(folder / "config.json")
             ) from e
         if attention.supports(config):
             attn_implementation = attention.register()
@@ -173,14 +193,84 @@ def load_backbone(
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as e:  # transformers raises many types for a bad tokenizer folder
-        raise InputError(f"cannot load the tokenizer: {_first_line(e)}", file=str(folder)) from e
+        raise InputError(f"cannot load the tokenizer: {first_line(e)}", file=str(folder)) from e
     try:
-        model = AutoModel.from_pretrained(folder, dtype=dtype, **kwargs)
+        with _load_report_to_debug():
+            model, info = AutoModel.from_pretrained(folder, dtype=dtype, output_loading_info=True, **kwargs)
     except Exception as e:  # truncated safetensors, a pickle in a .bin, a config that does not fit, ...
-        raise InputError(
-            f"cannot load the backbone: {_first_line(e)}", file=str(_weights_file(folder))
-        ) from e
+        raise weights_error("cannot load the backbone", e, _weights_file(folder)) from e
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith(_UNUSED_WEIGHTS))
+    if missing:
+        log.warning(
+            "%s: %d backbone weight(s) not in the checkpoint, randomly initialised (%s%s): "
+            "its embeddings are not the trained model's",
+            _weights_file(folder),
+            len(missing),
+            ", ".join(missing[:3]),
+            ", ..." if len(missing) > 3 else "",
+        )
     return model.eval(), tokenizer
+
+
+def require_trusted_code(folder: Path, trust_remote_code: bool) -> None:
+    """Before transformers reads ``folder``: its config.json must exist; without
+    ``trust_remote_code``, an ``auto_map`` in config.json or tokenizer_config.json naming code for
+    :data:`CODE_ENTRIES` is an InputError naming ``--trust-remote-code`` and that file, and so is
+    (naming ``model_type``) a model type this transformers does not know."""
+    import transformers
+
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise InputError("backbone config is missing", file=str(config_file))
+    if trust_remote_code:
+        return
+    config = read_json_object(config_file)
+    tokenizer_file = folder / "tokenizer_config.json"
+    for file, data in (
+        (config_file, config),
+        (tokenizer_file, read_json_object(tokenizer_file, required=False)),
+    ):
+        auto_map = data.get("auto_map")
+        if not isinstance(auto_map, dict):
+            continue
+        entry = next((k for k in CODE_ENTRIES if auto_map.get(k)), None)
+        if entry is not None:
+            raise InputError(
+                f"the checkpoint ships its own code ({entry}: {auto_map[entry]!r}), which runs only "
+                "with --trust-remote-code: pass it if you trust the model's source (the code runs on this "
+                "machine)",
+                file=str(file),
+                field="auto_map",
+            )
+    model_type = config.get("model_type")
+    if isinstance(model_type, str) and model_type not in transformers.CONFIG_MAPPING:
+        raise InputError(
+            f"transformers {transformers.__version__} does not know the model type {model_type!r}, and "
+            "the checkpoint ships no code for it (no auto_map entry for AutoConfig or AutoModel, so "
+            "--trust-remote-code cannot help): a newer transformers may know it",
+            file=str(config_file),
+            field="model_type",
+        )
+
+
+@contextlib.contextmanager
+def _load_report_to_debug() -> Iterator[None]:
+    """transformers' load report (a table with ANSI styles, tens of lines, on stderr even under
+    ``--quiet``) goes to this module's debug log instead, plain; other library messages pass."""
+
+    def divert(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        log.debug("%s", _ANSI.sub("", message))
+        return False
+
+    library = logging.getLogger("transformers.modeling_utils")
+    library.addFilter(divert)
+    try:
+        yield
+    finally:
+        library.removeFilter(divert)
 
 
 _BACKBONE_WEIGHTS = (
@@ -194,9 +284,3 @@ _BACKBONE_WEIGHTS = (
 def _weights_file(folder: Path) -> Path:
     """The weights file transformers reads first in ``folder`` (the folder when there is none)."""
     return next((folder / name for name in _BACKBONE_WEIGHTS if (folder / name).is_file()), folder)
-
-
-def _first_line(exc: Exception) -> str:
-    """``Type: first line of the message`` (transformers' messages run to tens of lines)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

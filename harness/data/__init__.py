@@ -7,7 +7,7 @@ Every loader returns :class:`harness.types.Dataset` (or a list of them); bad inp
 """
 
 from harness.data.archive import download_zip, safe_extract_zip
-from harness.data.beir import is_beir_folder, load_beir_folder, load_beir_tree, read_qrels_tsv
+from harness.data.beir import count_beir, is_beir_folder, load_beir_folder, load_beir_tree, read_qrels_tsv
 from harness.data.hub import HubUnavailableError, Table, hf_table, id_text, load_beir_hf, qrels_rows
 from harness.data.rules import assemble, drop_empty
 
@@ -15,6 +15,7 @@ __all__ = [
     "HubUnavailableError",
     "Table",
     "assemble",
+    "count_beir",
     "download_zip",
     "drop_empty",
     "hf_table",

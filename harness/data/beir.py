@@ -14,7 +14,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness.console import bars_allowed
-from harness.data.rules import PROGRESS_BYTES, assemble, drop_empty, put_unique, require_rows
+from harness.data.rules import PROGRESS_BYTES, assemble, drop_empty, excerpt, put_unique, require_rows
 from harness.errors import InputError
 from harness.types import Dataset, Qrels
 
@@ -91,11 +91,12 @@ def read_qrels_tsv(path: str | Path) -> tuple[Qrels, list[str]]:
     repeated = 0
     with _open_bytes(path) as f:
         for lineno, line in _decoded_lines(f, path):
-            cols = line.rstrip("\r\n").split("\t")
+            text = line.rstrip("\r\n")
+            cols = text.split("\t")
             if lineno == 1:
                 if [c.strip() for c in cols] != QRELS_HEADER:
                     raise InputError(
-                        f"missing header: expected {'<TAB>'.join(QRELS_HEADER)!r}, got {line!r}",
+                        f"missing header: expected {'<TAB>'.join(QRELS_HEADER)!r}, got {excerpt(text)}",
                         file=str(path),
                         line=1,
                     )
@@ -114,7 +115,7 @@ def read_qrels_tsv(path: str | Path) -> tuple[Qrels, list[str]]:
                 grade = int(score)
             except ValueError:
                 raise InputError(
-                    f"expected an integer, got {score!r}", file=str(path), line=lineno, field="score"
+                    f"expected an integer, got {excerpt(score)}", file=str(path), line=lineno, field="score"
                 ) from None
             docs = qrels.setdefault(qid, {})
             repeated += doc_id in docs
@@ -143,6 +144,34 @@ def load_beir_tree(path: str | Path, split: str, subsets: Iterable[str] | None =
     if not names:
         raise InputError("neither a BEIR folder (corpus.jsonl) nor a folder of BEIR folders", file=str(path))
     return [load_beir_folder(path / n, split, name=f"{path.name}_{n}") for n in names]
+
+
+def count_beir(path: str | Path, split: str) -> tuple[int, int] | None:
+    """(queries of ``split``, documents) of a BEIR folder, or summed over a folder of BEIR folders,
+    counted without building the dataset: the query ids of ``qrels/<split>.tsv`` that
+    ``queries.jsonl`` holds, and the non-blank lines of ``corpus.jsonl``. None when ``path`` is
+    neither, or a file is missing or malformed (loading it says what is wrong)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    folders = [path] if is_beir_folder(path) else sorted(p for p in path.iterdir() if is_beir_folder(p))
+    counts = [_count_folder(folder, split) for folder in folders]
+    if not folders or None in counts:
+        return None
+    return sum(c[0] for c in counts if c), sum(c[1] for c in counts if c)
+
+
+def _count_folder(folder: Path, split: str) -> tuple[int, int] | None:
+    try:
+        with _open_bytes(folder / "qrels" / f"{split}.tsv") as f:
+            qids = {line.split(b"\t", 1)[0].decode() for line in f if line.strip()}
+        with _open_bytes(_jsonl_file(folder, "queries")) as f:
+            n_queries = sum(1 for line in f if line.strip() and json.loads(line).get("_id") in qids)
+        with _open_bytes(_jsonl_file(folder, "corpus")) as f:
+            n_docs = sum(1 for line in f if line.strip())
+    except (InputError, OSError, ValueError, AttributeError):  # missing, not UTF-8, bad JSON, not an object
+        return None
+    return n_queries, n_docs
 
 
 def _jsonl_file(folder: Path, stem: str) -> Path:

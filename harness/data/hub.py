@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.beir import read_qrels_tsv
-from harness.data.rules import assemble, put_unique, require_rows
+from harness.data.rules import assemble, excerpt, put_unique, require_rows
 from harness.errors import HarnessError, InputError
-from harness.hub import hub_access, hub_state
+from harness.hub import hub_access, hub_failure, hub_state
 from harness.types import Dataset, Qrels
 
 Table = dict[str, list[Any]]
@@ -107,7 +107,9 @@ def qrels_rows(table: Table, where: str, q_col: str, d_col: str, *, binary: bool
         if isinstance(score, float) and score.is_integer():
             score = int(score)
         if not isinstance(score, int) or isinstance(score, bool):
-            raise InputError(f"expected an integer, got {score!r}", file=where, line=i + 1, field="score")
+            raise InputError(
+                f"expected an integer, got {excerpt(score)}", file=where, line=i + 1, field="score"
+            )
         qid, doc_id = (
             _hf_id(table[q_col][i], where, i + 1, q_col),
             _hf_id(table[d_col][i], where, i + 1, d_col),
@@ -121,7 +123,10 @@ def qrels_rows(table: Table, where: str, q_col: str, d_col: str, *, binary: bool
 def _hf_id(value: Any, where: str, row: int, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise InputError(
-            f"expected a non-empty string or integer id, got {value!r}", file=where, line=row, field=field
+            f"expected a non-empty string or integer id, got {excerpt(value)}",
+            file=where,
+            line=row,
+            field=field,
         )
     return str(value)
 
@@ -130,7 +135,7 @@ def _hub_error(repo_id: str, what: str, err: Exception, local_hint: str) -> HubU
     mode = hub_state()
     hint = local_hint or f"a local snapshot of the '{repo_id}' dataset repo"
     return HubUnavailableError(
-        f"could not load {what} of '{repo_id}' from the Hugging Face Hub{mode}: {type(err).__name__}: {err}. "
+        f"could not load {what} of '{repo_id}' from the Hugging Face Hub{mode}: {hub_failure(err)}. "
         f"Without Hub access, download it elsewhere and pass --data-dir DIR, with {hint}."
     )
 

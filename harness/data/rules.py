@@ -19,12 +19,24 @@ log = logging.getLogger("harness.data")
 
 # Files above this size get a progress bar while loading or extracting.
 PROGRESS_BYTES = 64 << 20
+# An error quotes at most this many characters of the input it rejects.
+EXCERPT_CHARS = 40
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """What an error may quote of input it rejects (the file may not be the user's): ``repr(value)``,
+    escaped, of at most ``limit`` characters (a string's first ones), ``...`` and the length when cut."""
+    if isinstance(value, str):
+        cut = value[:limit]
+        return repr(value) if cut == value else f"{cut!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def put_unique(table: dict[str, str], key: str, value: str, path: Path | str, lineno: int) -> None:
     """``table[key] = value``; a key seen before is an InputError naming the line."""
     if key in table:
-        raise InputError(f"duplicate id {key!r}", file=str(path), line=lineno, field="_id")
+        raise InputError(f"duplicate id {excerpt(key)}", file=str(path), line=lineno, field="_id")
     table[key] = value
 
 

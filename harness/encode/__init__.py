@@ -6,7 +6,9 @@ Speed and memory: texts are tokenised once (``tokenize``), sorted by token count
 cut into batches of at most ``batch_size`` texts and ``max_tokens_per_batch`` padded tokens, and never
 more padded tokens than ``max_memory`` holds at ``activation_bytes_per_token`` (``batching``; a text
 that alone would exceed it is an error at load time); attention is :mod:`harness.attention`'s, linear
-in memory, where the architecture allows. Checkpoint files and settings: ``harness.checkpoints``.
+in memory, where the architecture allows. ``encode`` returns :class:`TokenEmbeddings`: the
+embeddings and how many texts were cut at the length limit; a prompt that leaves a text fewer than
+``MIN_TEXT_TOKENS`` of its own is an error at load. Checkpoint files and settings: ``harness.checkpoints``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from harness.checkpoints import ColBERTConfig, DenseConfig, LoadOptions, read_la
 from harness.checkpoints.config import check_overrides
 from harness.checkpoints.files import checkpoint_name, hub_snapshot
 from harness.checkpoints.modules import load_backbone, load_dense_layers
-from harness.encode.base import TORCH_DTYPES
+from harness.encode.base import MIN_TEXT_TOKENS, TORCH_DTYPES
 from harness.encode.batching import plan_batches
 from harness.encode.colbert import ColBERTEncoder
 from harness.encode.dense import DenseEncoder
 from harness.errors import InputError
 
 __all__ = [
+    "MIN_TEXT_TOKENS",
     "TORCH_DTYPES",
     "ColBERTEncoder",
     "DenseEncoder",
@@ -91,4 +94,3 @@ def load_encoder(
     return ColBERTEncoder(
         config=ColBERTConfig.from_checkpoint(layout, overrides, dim=dim, dtype=dtype), **parts
     )
-

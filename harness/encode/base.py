@@ -1,7 +1,7 @@
 """The machinery both encoders share: backbone and Dense layers on a device, the CPU kernels, the
-length checks at load, the fingerprint and settings, and the batched forward whose rows go straight
-to their final place (input order restored without per-text copies; float32 out, with the number of
-tokens the backbone read)."""
+length and prompt checks at load, the fingerprint and settings, and the batched forward whose rows go
+straight to their final place (input order restored without per-text copies; float32 out, with the
+number of tokens the backbone read and of texts cut at the length limit)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from harness.checkpoints import ColBERTConfig, DenseConfig, Layout, LoadOptions
 from harness.checkpoints.config import DTYPES
 from harness.checkpoints.files import files_fingerprint
 from harness.checkpoints.modules import DenseLayer
-from harness.encode.tokenize import token_ids
+from harness.encode.tokenize import TokenIds, token_ids
 from harness.errors import InputError
 from harness.types import TokenEmbeddings
 
@@ -33,6 +33,13 @@ assert set(TORCH_DTYPES) == set(DTYPES)
 
 # forward(ids [B, T], lengths [B]) -> float32 output rows of the batch
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A prompt must leave every text this many tokens of its own (half its length limit when that is
+# fewer). A floor, not a target: BEIR's queries average 3 to 20 words (Thakur et al. 2021, table 1;
+# ArguAna's 193), most 5 to 12, about 7 to 16 tokens, so below 8 the typical query of most tasks is
+# cut, and a prompt that fills the limit makes every query the same text (nDCG@10 0 with exit 0 before
+# this check). Half the limit keeps a deliberately short limit usable with a short prompt. Cuts above
+# the floor are counted (``TokenEmbeddings.truncated``), not refused.
+MIN_TEXT_TOKENS = 8
 
 
 class TransformerEncoder:
@@ -70,6 +77,32 @@ class TransformerEncoder:
         """The most tokens one text can have, the setting that says so (with its flag) and what
         lowers it."""
         raise NotImplementedError
+
+    def _side_limit(self, is_query: bool) -> tuple[int, str]:
+        """The tokens prompt + text of one side may take (special tokens included, an inserted prefix
+        token not), and the setting that says so (with its flag or file)."""
+        raise NotImplementedError
+
+    def _check_prompts(self) -> None:
+        """Before any work: each side's prompt must leave a text :data:`MIN_TEXT_TOKENS` tokens of its
+        own (half its limit when that is fewer); InputError naming ``--query-prompt`` /
+        ``--document-prompt`` otherwise."""
+        for is_query in (True, False):
+            prompt = self.config.prompt(is_query)
+            if not prompt.strip():
+                continue
+            limit, setting = self._side_limit(is_query)
+            taken = len(self._tokenize([""], prompt, limit)[0])
+            need = min(MIN_TEXT_TOKENS, limit // 2)
+            if limit - taken < need:
+                side, plural = ("query", "queries") if is_query else ("document", "documents")
+                quoted = repr(prompt[:40]) + ("..." if len(prompt) > 40 else "")
+                raise InputError(
+                    f"the {side} prompt {quoted} takes {taken} of the {limit} tokens of a {side}, leaving "
+                    f"{limit - taken} for the {side}'s own text (at least {need} needed, else {plural} are "
+                    f"cut to the prompt): shorten the prompt or raise {setting}",
+                    field="--query-prompt" if is_query else "--document-prompt",
+                )
 
     def _check_lengths(self) -> None:
         """Before any work: a text of the longest allowed length must be positionable by the backbone
@@ -160,7 +193,7 @@ class TransformerEncoder:
 
     def _tokenize(
         self, texts: Sequence[str], prompt: str, max_length: int, insert: int | None = None
-    ) -> list[np.ndarray]:
+    ) -> TokenIds:
         """:func:`harness.encode.tokenize.token_ids` with this model's tokenizer and casing."""
         lowercase = self.config.do_lower_case
         return token_ids(self.tokenizer, texts, prompt, max_length, lowercase=lowercase, insert=insert)
@@ -177,7 +210,7 @@ class TransformerEncoder:
 
     def _run(
         self,
-        ids_list: list[np.ndarray],
+        ids_list: TokenIds,
         widths: np.ndarray,
         counts: np.ndarray,
         batch_size: int,
@@ -221,7 +254,7 @@ class TransformerEncoder:
                 dest = np.repeat(offsets[batch] - starts_in_batch, batch_counts) + np.arange(len(rows))
                 vectors[dest] = rows.numpy()
                 bar.update(int(widths[batch].sum()))
-        return TokenEmbeddings(vectors, offsets, int(widths.sum()))
+        return TokenEmbeddings(vectors, offsets, int(widths.sum()), ids_list.truncated)
 
 
 def _absolute_position_limit(model: nn.Module) -> int | None:

@@ -15,6 +15,7 @@ import torch
 
 from harness.checkpoints import ColBERTConfig
 from harness.encode.base import TransformerEncoder
+from harness.encode.tokenize import TokenIds
 from harness.errors import InputError
 from harness.types import TokenEmbeddings
 
@@ -48,12 +49,22 @@ class ColBERTEncoder(TransformerEncoder):
         self._skiplist = np.array(
             sorted({int(tok.convert_tokens_to_ids(w)) for w in config.skiplist_words}), np.int64
         )
+        self._check_prompts()
+
+    def _length(self, is_query: bool) -> tuple[int, str]:
+        """A side's token limit and its setting with the flag."""
+        if is_query:
+            return self.config.query_length, "query_length (--query-length)"
+        return self.config.document_length, "document_length (--document-length)"
 
     def _longest_text(self) -> tuple[int, str, str]:
-        c = self.config
-        if c.query_length > c.document_length:
-            return c.query_length, "query_length (--query-length)", "lower --query-length"
-        return c.document_length, "document_length (--document-length)", "lower --document-length"
+        length, setting = self._length(self.config.query_length > self.config.document_length)
+        return length, setting, f"lower {setting.split()[1].strip('()')}"
+
+    def _side_limit(self, is_query: bool) -> tuple[int, str]:
+        length, setting = self._length(is_query)
+        prefix = self.config.query_prefix if is_query else self.config.document_prefix
+        return (length - 1 if prefix else length), setting  # the prefix token is inserted after the cut
 
     def _prefix_id(self, prefix: str, field: str) -> int | None:
         if not prefix:
@@ -72,15 +83,12 @@ class ColBERTEncoder(TransformerEncoder):
             )
         return int(token_id)
 
-    def _token_ids(
-        self, texts: Sequence[str], is_query: bool
-    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    def _token_ids(self, texts: Sequence[str], is_query: bool) -> tuple[TokenIds, np.ndarray, np.ndarray]:
         """Per text: ids with the prefix inserted (unpadded), padded width, number of output vectors."""
         c = self.config
-        prefix_id = self._prefix_ids[is_query]
-        length = c.query_length if is_query else c.document_length
-        max_length = length - 1 if prefix_id is not None else length
-        ids_list = self._tokenize(texts, c.prompt(is_query), max_length, insert=prefix_id)
+        length, _ = self._length(is_query)
+        max_length, _ = self._side_limit(is_query)
+        ids_list = self._tokenize(texts, c.prompt(is_query), max_length, insert=self._prefix_ids[is_query])
         lengths = np.array([len(ids) for ids in ids_list], np.int64)
         if is_query and c.do_query_expansion:
             widths = np.maximum(lengths, length)
@@ -93,7 +101,8 @@ class ColBERTEncoder(TransformerEncoder):
     def encode(
         self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
     ) -> TokenEmbeddings:
-        """Token embeddings exactly as PyLate ``ColBERT.encode``; float32, input order."""
+        """Token embeddings exactly as PyLate ``ColBERT.encode``; float32, input order; with the
+        number of texts cut at the length limit."""
         ids_list, widths, counts = self._token_ids(texts, is_query)
         expansion = is_query and self.config.do_query_expansion
         attend_expansion = self.config.attend_to_expansion_tokens

@@ -26,15 +26,20 @@ class DenseEncoder(TransformerEncoder):
         super().__init__(**kwargs)
         tok = self.tokenizer
         self._pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
+        self._check_prompts()
 
     def _longest_text(self) -> tuple[int, str, str]:
         file = self.layout.backbone_dir / "sentence_bert_config.json"
         return self.config.max_seq_length, f"max_seq_length ({file})", "lower max_seq_length there"
 
+    def _side_limit(self, is_query: bool) -> tuple[int, str]:
+        return self._longest_text()[:2]
+
     def encode(
         self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
     ) -> TokenEmbeddings:
-        """Sentence embeddings exactly as sentence-transformers ``encode`` (one row per text), float32."""
+        """Sentence embeddings exactly as sentence-transformers ``encode`` (one row per text), float32;
+        with the number of texts cut at ``max_seq_length``."""
         c = self.config
         ids_list = self._tokenize(texts, c.prompt(is_query), c.max_seq_length)
         widths = np.array([len(ids) for ids in ids_list], np.int64)

@@ -57,8 +57,9 @@ class Ranking:
 class SearchStats:
     """What one search cost: the encoder's seconds per side (measured now, or carried from the cache
     entry that measured them: ``sources`` says which; None when unknown), seconds opening or building
-    an index and searching (measured now), tokens the encoder read (None: unknown or no encoder), and
-    the facts of the index it used (PLAID sizes, and the seconds its build took)."""
+    an index and searching (measured now), tokens the encoder read and texts it cut at its length
+    limit (None: unknown or no encoder), and the facts of the index it used (PLAID sizes, and the
+    seconds its build took)."""
 
     encode_queries_s: float | None = 0.0
     encode_documents_s: float | None = 0.0
@@ -66,6 +67,8 @@ class SearchStats:
     retrieve_s: float = 0.0
     query_tokens: int | None = None
     document_tokens: int | None = None
+    query_truncated: int | None = None
+    document_truncated: int | None = None
     index: dict[str, Any] | None = None
     index_build_s: float | None = None
     sources: dict[str, str] = field(default_factory=dict)  # timing -> measured | cache | partly cached
@@ -100,8 +103,19 @@ class Encoded(Generic[Docs]):
             retrieve_s=retrieve_s,
             query_tokens=self.queries.input_tokens,
             document_tokens=self.docs.input_tokens,
+            query_truncated=truncated_texts([self.queries]),
+            document_truncated=truncated_texts(
+                self.docs.shards if isinstance(self.docs, ShardedEmbeddings) else [self.docs]
+            ),
             sources=encode_sources(self.queries_use, self.docs_use),
         )
+
+
+def truncated_texts(parts: Sequence[TokenEmbeddings]) -> int | None:
+    """Texts the encoder cut at its length limit, summed over ``parts``; None when a part does not
+    say (``TokenEmbeddings.truncated``: an encoder's output and the cache entries it fills know it; a
+    stand-in encoder's output or a shard written before it was kept does not)."""
+    return sum_known(part.truncated for part in parts)
 
 
 def encode_sources(queries: CacheUse, docs: CacheUse) -> dict[str, str]:
@@ -234,6 +248,8 @@ class PlaidRetriever:
             retrieve_s=time.perf_counter() - built,
             query_tokens=query_emb.input_tokens,
             document_tokens=sum_known(s.input_tokens for s in shards),
+            query_truncated=truncated_texts([query_emb]),
+            document_truncated=truncated_texts(shards),
             index={name: facts[name] for name in ("disk_bytes", "bytes_per_token_total", "n_centroids")},
             index_build_s=facts["build_seconds"],
             sources=encode_sources(query_use, doc_use)
