@@ -15,10 +15,14 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Headless Chromium for the leaderboard page test (Debian packages; needs root).
+# Debian packages for the tests (needs root): headless Chromium for the leaderboard page, pdflatex
+# with booktabs (texlive-latex-recommended) to compile `report table --format latex` (~145 MB).
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	@command -v pdflatex >/dev/null && kpsewhich booktabs.sty >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    texlive-latex-base texlive-latex-recommended)
 
 evaluate: setup
 	$(VENV)/bin/harness evaluate $(ARGS)

@@ -58,6 +58,11 @@ def positive_or_none(value: object, flag: str) -> None:
         positive_int(value, flag)
 
 
+def non_negative(value: object, flag: str) -> None:
+    if value != 0:
+        positive_int(value, flag)
+
+
 def one_of(*choices: object) -> Check:
     """A check that the value is one of ``choices``."""
 

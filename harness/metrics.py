@@ -16,6 +16,8 @@ vectorised function of that matrix that returns one value per query. Ranks below
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +31,8 @@ CARD_NDCG_K = CARD_MRR_K = 10
 CARD_MAP_K = 100
 TREC_K = (1, 3, 5, 10, 100, 1000)
 TREC_MRR_K = 10
+# Metrics a task may add to the trec table (``trec_metrics(extra=...)``, ``Task.metrics``): ``success@k``.
+SUCCESS = "success"
 # The card's metric keys, in the card's order (PyLate prefixes them with "MaxSim_").
 CARD_METRICS = (
     *(f"accuracy@{k}" for k in CARD_K),
@@ -46,6 +50,7 @@ _LABELS = {
     "recall": "Recall",
     "precision": "P",
     "accuracy": "Accuracy",
+    SUCCESS: "Success",
 }
 _INTEGER = (int, np.integer)
 
@@ -73,8 +78,11 @@ def hits_at(rel: np.ndarray, k: int) -> np.ndarray:
     return rel[:, :k].sum(axis=1).astype(np.float64)
 
 
-def accuracy_at(rel: np.ndarray, k: int) -> np.ndarray:
-    """1 if any of the top k is relevant, else 0."""
+def success_at(rel: np.ndarray, k: int) -> np.ndarray:
+    """Success@k: 1 if any of the top k is relevant, else 0. ir_measures' ``Success@k`` (relevant:
+    grade >= 1); LoTTE's official metric (Santhanam et al., "ColBERTv2", NAACL 2022, Section 4;
+    ColBERT's ``utility/evaluate/evaluate_lotte_rankings.py``: a query succeeds when one of its
+    ``answer_pids`` is in its top k); sentence-transformers calls it ``accuracy@k``."""
     return (hits_at(rel, k) > 0).astype(np.float64)
 
 
@@ -150,7 +158,7 @@ def card_metrics(qrels: Qrels, run: Run) -> MetricResult:
     n_rel = np.array([sum(g > 0 for g in qrels[qid].values()) for qid in qids], np.float64)
     ideal = (np.arange(CARD_NDCG_K) < n_rel[:, None]).astype(np.float64)
 
-    values = {f"accuracy@{k}": accuracy_at(rel, k) for k in CARD_K}
+    values = {f"accuracy@{k}": success_at(rel, k) for k in CARD_K}
     values |= {f"precision@{k}": precision_at(rel, k) for k in CARD_K}
     values |= {f"recall@{k}": recall_at(rel, n_rel, k) for k in CARD_K}
     values[f"ndcg@{CARD_NDCG_K}"] = ndcg_at(rel.astype(np.float64), ideal, CARD_NDCG_K)
@@ -159,13 +167,17 @@ def card_metrics(qrels: Qrels, run: Run) -> MetricResult:
     return _result(qids, values)
 
 
-def trec_metrics(qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False) -> MetricResult:
+def trec_metrics(
+    qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False, extra: Iterable[str] = ()
+) -> MetricResult:
     """trec_eval convention (pytrec_eval ``ndcg_cut``, ``map_cut``, ``recall``, ``P``), as BEIR.
 
     Keys ``ndcg@k``, ``map@k``, ``recall@k``, ``precision@k`` for k in (1, 3, 5, 10, 100, 1000),
-    plus ``mrr@10``. nDCG gains are the qrels grades (negative grades count as 0); a doc is
-    relevant when its grade is >= 1; MAP@k divides by |R|. ``mrr@10`` is BEIR's ``mrr`` metric:
-    1/rank of the first relevant doc within the top 10 (trec_eval's recip_rank cut at 10).
+    plus ``mrr@10`` and the ``extra`` keys a benchmark reports beyond them (``success@k``:
+    :func:`success_at`; :func:`extra_metric_k` checks them). nDCG gains are the qrels grades
+    (negative grades count as 0); a doc is relevant when its grade is >= 1; MAP@k divides by |R|.
+    ``mrr@10`` is BEIR's ``mrr`` metric: 1/rank of the first relevant doc within the top 10
+    (trec_eval's recip_rank cut at 10).
     ``ignore_identical_ids`` drops a retrieved doc whose id equals the query id before ranking
     (BEIR's ``EvaluateRetrieval.evaluate``).
 
@@ -179,7 +191,8 @@ def trec_metrics(qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False) 
         raise InputError("qrels judge no document", field="qrels")
     if ignore_identical_ids:
         run = drop_identical_ids(run)
-    depth = max(*TREC_K, TREC_MRR_K)
+    success = {name: extra_metric_k(name) for name in extra}
+    depth = max(*TREC_K, TREC_MRR_K, *success.values())
     gains = np.maximum(_grades(qrels, rank(run, depth), qids, depth), 0.0)
     rel = gains > 0
     positive = [sorted((g for g in qrels[qid].values() if g > 0), reverse=True) for qid in qids]
@@ -191,7 +204,16 @@ def trec_metrics(qrels: Qrels, run: Run, *, ignore_identical_ids: bool = False) 
     values |= {f"recall@{k}": recall_at(rel, n_rel, k) for k in TREC_K}
     values |= {f"precision@{k}": precision_at(rel, k) for k in TREC_K}
     values[f"mrr@{TREC_MRR_K}"] = mrr_at(rel, TREC_MRR_K)
+    values |= {name: success_at(rel, k) for name, k in success.items()}
     return _result(qids, values)
+
+
+def extra_metric_k(name: str) -> int:
+    """The cutoff k of an extra trec metric key ``success@k`` (k >= 1); InputError for any other key."""
+    match = re.fullmatch(rf"{SUCCESS}@([1-9][0-9]*)", name)
+    if match is None:
+        raise InputError(f"unknown extra metric {name!r} (known: {SUCCESS}@k, k >= 1)", field="metrics")
+    return int(match[1])
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -32,11 +32,13 @@ from harness.retrieve import (
 )
 from harness.retrieve.maxsim import Scoring
 from harness.runfile import read_trec_run
-from harness.settings import CARD_DEPTH, TREC_DEPTH, EvalSettings
+from harness.settings import CARD_DEPTH, TREC_DEPTH, EvalSettings, flag_of
 from harness.tasks import Task, resolve_tasks
 from harness.types import Encoder
 
 logger = logging.getLogger(__name__)
+
+VARIANT_SETTINGS = ("pool_factor", "truncate_dim", "quantize")  # compression variants of the embeddings
 
 __all__ = [
     "BM25_MODEL_ID",
@@ -84,6 +86,9 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
     one, loads under the registry's name with its pinned revision and loader settings, the run's
     flags on top."""
     if is_bm25(model):
+        for setting in VARIANT_SETTINGS:
+            if getattr(settings, setting) is not None:
+                raise InputError("applies to a model's embeddings, not to BM25", field=flag_of(setting))
         return None
     if not isinstance(model, str):
         return model
@@ -100,6 +105,7 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         "query_length": settings.query_length,
         "query_prompt": settings.query_prompt,
         "document_prompt": settings.document_prompt,
+        **{setting: getattr(settings, setting) for setting in VARIANT_SETTINGS},
     }
     length = settings.document_length
     variant_length = info.overrides.get("document_length") if info else None
@@ -123,11 +129,22 @@ def load_model(model: str | Encoder, settings: EvalSettings) -> Encoder | None:
         revision=settings.revision or (info.revision if info and source != model else None),
         **overrides,
     )
-    if length is not None and settings.model_name is None and variant_length != length:
-        # a length asked for on the command line names the variant, as the card's "(4k)" / "(32k)" rows
-        # do, so its results file and leaderboard row stay apart from the model's default length
-        encoder.name = f"{encoder.name} ({length_label(length)})"
+    # a length asked for on the command line names the variant, as the card's "(4k)" / "(32k)" rows do,
+    # and so do compression variants and dtypes ("pool 2, int8") and approximate searches ("PLAID
+    # 2-bit"): each run's results file and leaderboard row stay apart from the exact run
+    labels = [length_label(length)] if length is not None and variant_length != length else []
+    labels += [encoder.variant] if getattr(encoder, "variant", "") else []
+    labels += [label] if (label := search_label(settings)) else []  # beside the exact run, not over it
+    if labels and settings.model_name is None:
+        encoder.name = f"{encoder.name} ({', '.join(labels)})"
     return encoder
+
+
+def search_label(settings: EvalSettings) -> str | None:
+    """How an approximate search names its run ("PLAID 2-bit", "rerank bm25"); None for exact."""
+    if settings.first_stage is not None:
+        return f"rerank {Path(settings.first_stage).name}"
+    return f"PLAID {settings.plaid_nbits}-bit" if settings.index == "plaid" else None
 
 
 def length_label(tokens: int) -> str:

@@ -7,12 +7,13 @@ tie keys, so which of several tied documents make the k-th cut follows the same 
 run-file first stage. Arrays carry doc ids as *tie keys*: integers whose order is the ids' order
 (``harness.types.id_ranks``), so "key descending" is "doc id descending". A caller without ids
 (the retrieval functions called on bare arrays) passes ``-index``: ties by lower index first.
+Docs a benchmark excludes per query leave the run before any metric (:func:`drop_excluded`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -115,6 +116,26 @@ def to_run(query_ids: Sequence[str], doc_ids: Sequence[str], scores: np.ndarray,
         if hits:
             run[qid] = hits
     return run
+
+
+def drop_excluded(run: Run, excluded: Mapping[str, Collection[str]], k: int | None = None) -> Run:
+    """The run without each query's excluded docs (``excluded[qid]``), each query then cut to its
+    ``k`` best by the one rule (``None``: all kept).
+
+    BRIGHT's rule (Su et al. 2024; ``xlang-ai/BRIGHT`` ``retrievers.py`` ``get_scores``): excluded
+    docs are popped from a query's scores before the ranking is sorted and cut, so none counts in
+    any metric and the ranking still holds ``k`` others. A searcher that fetched ``k`` plus the
+    largest exclusion count gives the same top ``k`` as ranking the corpus without them.
+    """
+    out = {}
+    for qid, docs in run.items():
+        drop = excluded.get(qid, ())
+        kept = {d: s for d, s in docs.items() if d not in drop}
+        if k is not None and len(kept) > k:
+            kept = {d: kept[d] for d in rank({qid: kept}, k)[qid]}
+        if kept:  # as to_run: a query left with nothing is absent (the metrics score it 0)
+            out[qid] = kept
+    return out
 
 
 def drop_identical_ids(run: Run) -> Run:

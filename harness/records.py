@@ -1,21 +1,24 @@
 """The typed parts of a results file: what was evaluated (:class:`ModelRecord`), on what
-(:class:`TaskRecord`), how it was ranked (:class:`RetrievalRecord`) and the scores of each subset
-(:class:`SubsetScores`). Each is frozen and reads / writes its JSON object with ``from_dict`` /
-``to_dict``; ``to_dict`` writes the keys in the order the schema lists them (``harness.results``),
+(:class:`TaskRecord`), how it was ranked (:class:`RetrievalRecord`), the scores of each subset
+(:class:`SubsetScores`), what the run cost (:class:`EfficiencyRecord`) and how far it is from exact
+search (:class:`FidelityRecord`). Each is frozen and reads / writes its JSON object with ``from_dict``
+/ ``to_dict``; ``to_dict`` writes the keys in the order the schema lists them (``harness.results``),
 so a file read and written again keeps its bytes. ``from_dict`` validates and raises an
 :class:`~harness.errors.InputError` naming the file and the field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args, get_type_hints
 
 from harness.errors import InputError
 
 CONVENTIONS = ("card", "trec")
+Scalars = TypeVar("Scalars")
 Convention = Literal["card", "trec"]
 
 
@@ -36,15 +39,9 @@ class ModelRecord:
     kernels: Mapping[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
-            "id": self.id,
-            "fingerprint": self.fingerprint,
-            "revision": self.revision,
-            "kind": self.kind,
-            "parameters": self.parameters,
-            "size_group": self.size_group,
-            "settings": dict(self.settings),
-        }
+        out: dict[str, Any] = {"id": self.id, "fingerprint": self.fingerprint, "revision": self.revision}
+        out |= {"kind": self.kind, "parameters": self.parameters, "size_group": self.size_group}
+        out["settings"] = dict(self.settings)
         return out | ({"kernels": dict(self.kernels)} if self.kernels is not None else {})
 
     @classmethod
@@ -78,12 +75,8 @@ class TaskRecord:
     dataset_fingerprints: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "convention": self.convention,
-            "main_metric": self.main_metric,
-            "split": self.split,
-        }
+        out: dict[str, Any] = {"name": self.name, "convention": self.convention}
+        out |= {"main_metric": self.main_metric, "split": self.split}
         if self.ignore_identical_ids is not None:
             out["ignore_identical_ids"] = self.ignore_identical_ids
         return out | {"source": self.source, "dataset_fingerprints": dict(self.dataset_fingerprints)}
@@ -151,13 +144,8 @@ class SubsetScores:
         return table or {}
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
-            "name": self.name,
-            "n_queries": self.n_queries,
-            "card": _plain(self.card),
-            "trec": _plain(self.trec),
-            "per_query": dict(self.per_query),
-        }
+        out = {"name": self.name, "n_queries": self.n_queries, "card": _plain(self.card)}
+        out |= {"trec": _plain(self.trec), "per_query": dict(self.per_query)}
         if self.per_query_metrics:  # absent for a published figure, a file of an earlier version
             out["per_query_metrics"] = _plain(self.per_query_metrics)
         return out
@@ -174,6 +162,179 @@ class SubsetScores:
             per_query=_metric_table(per_query, file, where + "per_query") or {},
             per_query_metrics=_per_query_metrics(data.get("per_query_metrics"), file, where),
         )
+
+
+@dataclass(frozen=True)
+class EncodeRate:
+    """One side's encoding: tokens the encoder read, its seconds, tokens per second, and where the
+    seconds come from (``measured`` now, ``cache``: carried from the entry that measured them,
+    ``partly cached``); a number is null where a part is unknown."""
+
+    tokens: int | None
+    seconds: float | None
+    tokens_per_s: float | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class IndexCost:
+    """Building the index (PLAID): seconds (``source`` as for encoding: a reused index carries the
+    seconds of the run that built it) and the process's peak RSS during the build (null when not
+    built by this run), with ``peak_rss_note`` saying how exact it is. Sizes: ``retrieval.index``."""
+
+    build_s: float | None
+    source: str | None
+    peak_rss_bytes: int | None
+    peak_rss_note: str | None
+
+
+@dataclass(frozen=True)
+class BatchedSearch:
+    """Every query of the task searched at once: ``queries`` / ``seconds`` (``timings.retrieve_s``)."""
+
+    queries: int
+    seconds: float
+    qps: float | None
+
+
+@dataclass(frozen=True)
+class SingleQuerySearch:
+    """Queries searched one at a time, after the warm-up: the first ``queries`` = min(``limit``, ``of``)
+    of the task in file order (``limit``: ``--latency-queries``), their summed ``seconds``, QPS and
+    latency percentiles in milliseconds; ``same_ranking``: their rows equal the batched search's."""
+
+    limit: int
+    queries: int
+    of: int
+    seconds: float
+    qps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    same_ranking: bool
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where the run ran: CPU model, logical CPUs, torch's threads, the torch device, its GPU."""
+
+    cpu: str | None
+    cpu_count: int | None
+    torch_threads: int | None
+    device: str | None
+    gpu: str | None
+
+
+@dataclass(frozen=True)
+class EfficiencyRecord:
+    """What a run cost, measured (``harness.efficiency``): encoding per side (None: no encoder),
+    the index build (None: no index), the search batched and single-query (None: not measured),
+    the queries searched alone before any timing (``warmup_queries``), the process's peak RSS so far
+    and how it was read, and the hardware."""
+
+    encode: Mapping[str, EncodeRate] | None
+    index: IndexCost | None
+    warmup_queries: int
+    batched: BatchedSearch
+    single: SingleQuerySearch | None
+    peak_rss_bytes: int | None
+    peak_rss_scope: str
+    hardware: Hardware
+
+    def to_dict(self) -> dict[str, Any]:
+        plain = dataclasses.asdict
+        search = {"warmup_queries": self.warmup_queries, "batched": plain(self.batched)}
+        search["single"] = None if self.single is None else plain(self.single)
+        encode = None if self.encode is None else {side: plain(r) for side, r in self.encode.items()}
+        index = None if self.index is None else plain(self.index)
+        out: dict[str, Any] = {"encode": encode, "index": index, "search": search}
+        out |= {"peak_rss_bytes": self.peak_rss_bytes, "peak_rss_scope": self.peak_rss_scope}
+        return out | {"hardware": plain(self.hardware)}
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str = "<memory>") -> EfficiencyRecord:
+        where = _Fields(data, file, "efficiency")
+        search = _Fields(where.require("search", dict), file, "efficiency.search")
+
+        def read(kind: type[Scalars], value: Any, name: str) -> Scalars:
+            return _scalars(kind, value, file, f"efficiency.{name}")
+
+        encode, index = where.optional("encode", dict), where.optional("index", dict)
+        rates = {side: read(EncodeRate, rate, f"encode.{side}") for side, rate in (encode or {}).items()}
+        single = search.optional("single", dict)
+        return cls(
+            encode=None if encode is None else rates,
+            index=None if index is None else read(IndexCost, index, "index"),
+            warmup_queries=search.require("warmup_queries", int),
+            batched=read(BatchedSearch, search.require("batched", dict), "search.batched"),
+            single=None if single is None else read(SingleQuerySearch, single, "search.single"),
+            peak_rss_bytes=where.optional("peak_rss_bytes", int),
+            peak_rss_scope=where.require("peak_rss_scope", str),
+            hardware=read(Hardware, where.require("hardware", dict), "hardware"),
+        )
+
+
+@dataclass(frozen=True)
+class FidelityRecord:
+    """An approximate run against exact search of the same model and data (``harness.fidelity``):
+    the reference (``source``: ``results file``, that ``file`` and its TREC runs, or ``computed`` by
+    this run; its model and MaxSim scoring), the ``queries`` compared, overlap@k and recall of the
+    exact top k at 10 and 100 (null: a ranking shallower than k), the main ``metric``'s reference
+    score and delta with its ``level`` bootstrap CI, and the two-sided ``test``'s p-value (null:
+    undefined)."""
+
+    reference_source: str
+    reference_file: str | None
+    reference_model: str
+    reference_scoring: str | None
+    queries: int
+    overlap_at_10: float | None
+    overlap_at_100: float | None
+    recall_of_exact_at_10: float | None
+    recall_of_exact_at_100: float | None
+    metric: str
+    reference_score: float
+    delta: float
+    ci_low: float | None
+    ci_high: float | None
+    level: float
+    p_value: float | None
+    test: str
+    n_resamples: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str = "<memory>") -> FidelityRecord:
+        return _scalars(cls, data, file, "fidelity")
+
+
+def _scalars(cls: type[Scalars], data: Any, file: str, where: str) -> Scalars:
+    """A record of scalar fields read from its JSON object: every key present (unless its field has
+    a default), each value checked against its annotation (``X | None``: may be null; an integer is
+    accepted for a float)."""
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object", file=file, field=where)
+    hints, values = get_type_hints(cls), dict[str, Any]()
+    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+        kinds = get_args(hints[item.name]) or (hints[item.name],)
+        kind = next(k for k in kinds if k is not type(None))
+        if item.name not in data and item.default is not dataclasses.MISSING:
+            continue
+        value = data.get(item.name)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if value is None and type(None) in kinds and item.name in data:
+            values[item.name] = None
+        elif isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+            values[item.name] = value
+        else:
+            found = "null" if value is None else type(value).__name__
+            found = "missing" if item.name not in data else f"got {found}"
+            raise InputError(f"expected {kind.__name__}, {found}", file=file, field=f"{where}.{item.name}")
+    return cls(**values)
 
 
 def _plain(value: Any) -> Any:
@@ -202,9 +363,8 @@ class _Fields:
         value = self.data[key]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             found = "null" if value is None else type(value).__name__
-            raise InputError(
-                f"expected {kind.__name__}, got {found}", file=self.file, field=self.prefix + key
-            )
+            message = f"expected {kind.__name__}, got {found}"
+            raise InputError(message, file=self.file, field=self.prefix + key)
         return value
 
 

@@ -28,15 +28,44 @@ Layout of a file (all keys always present; ``null`` where not applicable)::
                   "sources": {timing: "measured"|"cache"|"partly cached"}},
       "tokens": {"queries": int|null, "documents": int|null,  # tokens the encoder read
                  "queries_truncated": int|null, "documents_truncated": int|null},  # texts cut
+      "efficiency": {                                   # what the run cost (harness.efficiency);
+                                                         # absent: published figures, older files
+        "encode": {side: {"tokens": int|null, "seconds": float|null, "tokens_per_s": float|null,
+                          "source": "measured"|"cache"|"partly cached"}}|null,  # side: queries,
+                                                         # documents; null: no encoder (BM25)
+        "index": {"build_s": float|null, "source": str, "peak_rss_bytes": int|null,
+                  "peak_rss_note": str|null}|null,     # PLAID build; sizes in retrieval.index
+        "search": {"warmup_queries": int,               # searched alone before any timing
+                   "batched": {"queries": int, "seconds": float, "qps": float|null},
+                   "single": {"limit": int, "queries": int, "of": int, "seconds": float,
+                              "qps": float, "p50_ms": float, "p95_ms": float, "p99_ms": float,
+                              "same_ranking": bool}|null},  # null: --latency-queries 0
+        "peak_rss_bytes": int|null, "peak_rss_scope": str,  # the process's peak so far
+        "hardware": {"cpu": str|null, "cpu_count": int|null, "torch_threads": int|null,
+                     "device": str|null, "gpu": str|null}},
       "environment": {"python": str, "platform": str, "packages": {name: version}},
-      "published": null | {"source": str, "note": str}  # figures transcribed, not run
+      "published": null | {"source": str, "note": str},  # figures transcribed, not run
+      "fidelity": {                                     # an approximate run (PLAID, rerank, a compression
+                                                         # variant) against exact search (harness.fidelity);
+                                                         # absent: exact runs, BM25, older files
+        "reference_source": "results file"|"computed", "reference_file": str|null,
+        "reference_model": str, "reference_scoring": str|null, "queries": int,
+        "overlap_at_10": float|null, "overlap_at_100": float|null,       # |A_k ∩ E_k| / |E_k|
+        "recall_of_exact_at_10": float|null, "recall_of_exact_at_100": float|null,  # |A ∩ E_k| / |E_k|
+        "metric": str, "reference_score": float, "delta": float,  # main metric: this - reference
+        "ci_low": float|null, "ci_high": float|null, "level": float,  # the delta's bootstrap CI
+        "p_value": float|null, "test": "permutation", "n_resamples": int, "seed": int}
     }
 
 ``main_score`` is recomputed on load and must agree with the subsets (1e-12),
 so a hand-edited file cannot silently disagree with itself. The encode timings are the encoder's
 seconds: measured by this run, or (``sources`` says "cache") carried from the cache entry that
 measured them; ``index_build_s`` likewise for a reused PLAID index. A timing is null when unknown.
-Everything but ``created``, ``timings`` and ``environment`` is the same for the same inputs.
+``efficiency`` derives its encode rates and build seconds from those timings (the same sources) and
+measures the rest in the run (``harness.efficiency``: the single-query set, warm-up, percentiles).
+Everything but ``created``, ``timings``, ``efficiency`` and ``environment`` is the same for the same
+inputs; ``fidelity`` names where its exact reference came from (a results file found in the output
+folder, or computed by the run).
 """
 
 from __future__ import annotations
@@ -55,12 +84,21 @@ from typing import Any
 from harness.errors import InputError
 from harness.fileio import read_text, write_json_atomic
 from harness.ranking import drop_identical_ids
-from harness.records import ModelRecord, RetrievalRecord, SubsetScores, TaskRecord
+from harness.records import (
+    EfficiencyRecord,
+    FidelityRecord,
+    ModelRecord,
+    RetrievalRecord,
+    SubsetScores,
+    TaskRecord,
+)
 from harness.runfile import write_trec_run
 from harness.types import Run
 from harness.version import __version__
 
 __all__ = [
+    "EfficiencyRecord",
+    "FidelityRecord",
     "ModelRecord",
     "Result",
     "Results",
@@ -90,6 +128,8 @@ class Result:
     timings: Mapping[str, Any] = field(default_factory=dict)  # seconds, and "sources" of each
     tokens: Mapping[str, int | None] = field(default_factory=dict)
     published: Mapping[str, str] | None = None
+    efficiency: EfficiencyRecord | None = None  # None: a published figure, a file written before it
+    fidelity: FidelityRecord | None = None  # None: not approximate (exact, BM25), a file written before it
     environment: Mapping[str, Any] = field(default_factory=lambda: environment_info())
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     harness_version: str = __version__
@@ -121,8 +161,9 @@ class Result:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The results file's JSON object, keys in the schema's order."""
-        return {
+        """The results file's JSON object, keys in the schema's order (``efficiency`` and ``fidelity``
+        only when recorded, so an older file read and saved keeps its bytes)."""
+        head = {
             "schema_version": self.schema_version,
             "harness_version": self.harness_version,
             "created": self.created,
@@ -134,9 +175,17 @@ class Result:
             "main_score": self.main_score,
             "timings": dict(self.timings),
             "tokens": dict(self.tokens),
-            "environment": dict(self.environment),
-            "published": None if self.published is None else dict(self.published),
         }
+        cost = {} if self.efficiency is None else {"efficiency": self.efficiency.to_dict()}
+        return (
+            head
+            | cost
+            | {
+                "environment": dict(self.environment),
+                "published": None if self.published is None else dict(self.published),
+            }
+            | ({} if self.fidelity is None else {"fidelity": self.fidelity.to_dict()})
+        )
 
 
 def environment_info() -> dict[str, Any]:
@@ -168,9 +217,14 @@ def save_result(result: Result, output_dir: Path, runs: Mapping[str, Run] | None
     for name, run in (runs or {}).items():
         if result.task.ignore_identical_ids:
             run = drop_identical_ids(run)
-        write_trec_run(run, path.parent / "runs" / f"{path.stem}__{name}.trec", "harness")
+        write_trec_run(run, run_file(path, name), "harness")
     write_json_atomic(path, result.to_dict())
     return path
+
+
+def run_file(results_file: Path, subset: str) -> Path:
+    """Where :func:`save_result` puts the TREC run of ``subset`` of the results file at that path."""
+    return Path(results_file).parent / "runs" / f"{Path(results_file).stem}__{subset}.trec"
 
 
 def recorded_owner(path: Path) -> tuple[str, str, str | None] | None:
@@ -248,6 +302,10 @@ def result_from_dict(data: Any, file: str = "<memory>") -> Result:
         timings=data.get("timings") or {},
         tokens=data.get("tokens") or {},
         published=data.get("published"),
+        efficiency=None
+        if data.get("efficiency") is None
+        else EfficiencyRecord.from_dict(data["efficiency"], file),
+        fidelity=None if data.get("fidelity") is None else FidelityRecord.from_dict(data["fidelity"], file),
         environment=data.get("environment") or {},
         created=data["created"],
         harness_version=data["harness_version"],

@@ -5,19 +5,29 @@
 per task), then walks each task in straight-line steps and returns one
 :class:`harness.results.Result` per task. Each results file is written atomically as soon as its
 task is finished, so a killed run that is started again skips the tasks whose results file still
-matches the model, the data and the settings. Nothing here prints: progress bars come from the
+matches the model, the data and the settings. An approximate run (PLAID, rerank, a compression
+variant) records its fidelity to exact search of the plain model (``harness.fidelity``), after its
+costs were measured. Nothing here prints: progress bars come from the
 stages, messages go to the ``harness`` logger, and the CLI shows the summary.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from harness.efficiency import (
+    SearchMeasurement,
+    efficiency_record,
+    measure_search,
+)
+from harness.executor import Executor
+from harness.fidelity import fidelity_record, find_reference, is_approximate, variant_of
 from harness.fileio import require_free_space
 from harness.jit import default_cache_dir
 from harness.metrics import card_metrics, trec_metrics
@@ -32,10 +42,10 @@ from harness.plan import (
     plan_tasks,
     resolve,
 )
-from harness.ranking import to_run
-from harness.records import ModelRecord, SubsetScores, TaskRecord
+from harness.ranking import drop_excluded, to_run
+from harness.records import FidelityRecord, ModelRecord, RetrievalRecord, SubsetScores, TaskRecord
 from harness.results import Result, Results, load_reusable, save_result
-from harness.retrieve import SearchStats
+from harness.retrieve import ExactRetriever, Ranking, SearchStats
 from harness.settings import CARD_DEPTH, TREC_DEPTH, EvalSettings
 from harness.tasks import Task
 from harness.types import Dataset, Encoder, Run, sum_known
@@ -43,6 +53,8 @@ from harness.types import Dataset, Encoder, Run, sum_known
 __all__ = ["CARD_DEPTH", "TREC_DEPTH", "EvalSettings", "default_cache_dir", "evaluate", "score_run"]
 
 logger = logging.getLogger(__name__)
+
+ExactSearch = Callable[[Task], "ExactRetriever | None"]  # a task's exact search of the plain model
 
 
 def evaluate(
@@ -67,7 +79,35 @@ def evaluate(
         encoder = load_model(model, settings)
         record = model_record(encoder, settings.model_name)
         plans = plan_tasks(encoder, record.id, resolved, settings, first_stage, executor)
-        return Results(run_task(plan, record, settings) for plan in plans)
+        exact = exact_search(model, encoder, settings, executor)
+        return Results(run_task(plan, record, settings, exact) for plan in plans)
+
+
+def exact_search(
+    model: str | Encoder, encoder: Encoder | None, settings: EvalSettings, executor: Executor
+) -> ExactSearch:
+    """The exact search of ``model``'s plain form (no compression variant, float32) for a task, as
+    ``harness evaluate --index exact`` would run it (``plan_tasks``: same cache, scoring, memory
+    bound), for the fidelity of an approximate run (``harness.fidelity``). The run's encoder when it is
+    plain; else the plain model loaded on first use (once); None for a variant given as an Encoder."""
+    plain = settings.replace(index="exact", first_stage=None, output_dir=None, dtype="float32")
+    plain = plain.replace(pool_factor=None, truncate_dim=None, quantize=None)
+
+    @functools.cache
+    def plain_encoder() -> Encoder | None:
+        if encoder is None or not variant_of(encoder.settings()):
+            return encoder
+        return load_model(model, plain) if isinstance(model, str) else None
+
+    def search(task: Task) -> ExactRetriever | None:
+        chosen = plain_encoder()
+        if chosen is None:
+            return None
+        [plan] = plan_tasks(chosen, chosen.name, [task], plain, None, executor)
+        assert isinstance(plan.retriever, ExactRetriever), plan.retriever
+        return plan.retriever
+
+    return search
 
 
 def model_record(encoder: Encoder | None, bm25_name: str | None = None) -> ModelRecord:
@@ -101,8 +141,11 @@ def task_record(plan: TaskPlan, datasets: Sequence[Dataset]) -> TaskRecord:
     )
 
 
-def run_task(plan: TaskPlan, model: ModelRecord, settings: EvalSettings) -> Result:
-    """Evaluate one task, or return its finished results file when it still matches."""
+def run_task(
+    plan: TaskPlan, model: ModelRecord, settings: EvalSettings, exact: ExactSearch | None = None
+) -> Result:
+    """Evaluate one task, or return its finished results file when it still matches. An approximate
+    run gets its fidelity against ``exact`` search (:func:`measure_fidelity`; None: not measured)."""
     started = time.perf_counter()
     datasets = plan.task.load(split=plan.split, data_dir=settings.data_dir)
     if settings.output_dir:  # results (and TREC runs: ~64 bytes a line) must fit, known before the search
@@ -116,39 +159,113 @@ def run_task(plan: TaskPlan, model: ModelRecord, settings: EvalSettings) -> Resu
             return old
 
     runs: dict[str, Run] = {}
-    subsets, stats = [], []
+    subsets: list[SubsetScores] = []
+    searches: list[SearchMeasurement] = []
+    limit = settings.latency_queries  # the task's first `limit` queries are also timed alone
     for dataset in datasets:
         queries, docs = dataset.query_texts, dataset.doc_texts
-        ranking, cost = plan.retriever.search(queries, docs, min(plan.k, len(docs)))
-        runs[dataset.name] = to_run(queries.ids, docs.ids, ranking.scores, ranking.indices)
+        left = max(limit - sum(len(s.latencies) for s in searches), 0)
+        with plan.retriever.prepare(queries, docs, search_depth(dataset, plan.k)) as prepared:
+            searches.append(measure_search(prepared, left, warm_up=limit > 0))
+        runs[dataset.name] = ranked_run(dataset, searches[-1].ranking, plan.k)
         subsets.append(score_run(dataset, runs[dataset.name], plan.task, plan.k))
-        stats.append(cost)
+    stats = [s.stats for s in searches]
 
     retrieval = plan.retrieval
     if any(s.index for s in stats):  # one entry per subset: a multi-corpus task builds one index each
         retrieval = replace(retrieval, index={d.name: s.index for d, s in zip(datasets, stats, strict=True)})
+    timings = _timings(stats, time.perf_counter() - started, sum(len(d.queries) for d in datasets))
+    tokens = _tokens(stats)
     result = Result(
         model=model,
         task=task,
         retrieval=retrieval,
         settings=settings.record(),
         subsets=subsets,
-        timings=_timings(stats, time.perf_counter() - started, sum(len(d.queries) for d in datasets)),
-        tokens=_tokens(stats),
+        timings=timings,
+        tokens=tokens,
+        efficiency=efficiency_record(timings, tokens, searches, limit=limit, device=settings.device),
     )
+    if exact is not None and is_approximate(model, retrieval):
+        result = replace(result, fidelity=measure_fidelity(plan, result, datasets, runs, settings, exact))
     if settings.output_dir:
         save_result(result, settings.output_dir, runs if settings.save_run else None)
     return result
 
 
+def ranked_run(dataset: Dataset, ranking: Ranking, k: int) -> Run:
+    """A subset's ranking as a Run, the dataset's excluded docs dropped (before the metrics and the
+    TREC run file)."""
+    run = to_run(dataset.query_texts.ids, dataset.doc_texts.ids, ranking.scores, ranking.indices)
+    return drop_excluded(run, dataset.excluded, k) if dataset.excluded else run
+
+
+def measure_fidelity(
+    plan: TaskPlan,
+    result: Result,
+    datasets: Sequence[Dataset],
+    runs: dict[str, Run],
+    settings: EvalSettings,
+    exact: ExactSearch,
+) -> FidelityRecord | None:
+    """``result`` (rankings ``runs``) against exact search of its plain model on the same data: the
+    exact run's results file and TREC runs in the output folder when there
+    (:func:`harness.fidelity.find_reference`), else exact search of each subset's queries now (through
+    the embedding cache, under ``--max-memory``; after the run's costs were measured); None when
+    neither can be had (a variant given as an Encoder object)."""
+    folder = settings.output_dir
+    found = find_reference(folder, result.model, result.task) if folder else None
+    if found is not None:
+        reference, reference_runs = found
+        if plan.output is not None and reference.file == plan.output:
+            logger.warning(
+                "%s: this run replaces the exact run it is measured against (%s); name it with "
+                "--model-name to keep both",
+                plan.task.name,
+                plan.output,
+            )
+        return fidelity_record(result, runs, reference, reference_runs, computed=False)
+    retriever = exact(plan.task)
+    if retriever is None:
+        logger.warning("%s: no exact reference for a variant passed as an Encoder", plan.task.name)
+        return None
+    reference_runs, subsets = {}, []
+    for dataset in datasets:
+        ranking, _ = retriever.search(dataset.query_texts, dataset.doc_texts, search_depth(dataset, plan.k))
+        reference_runs[dataset.name] = ranked_run(dataset, ranking, plan.k)
+        subsets.append(score_run(dataset, reference_runs[dataset.name], plan.task, plan.k))
+    encoder = retriever.embedder.encoder
+    reference = Result(
+        model=model_record(encoder),
+        task=result.task,
+        retrieval=RetrievalRecord("exact", plan.k, retriever.settings()),
+        subsets=subsets,
+    )
+    return fidelity_record(result, runs, reference, reference_runs, computed=True)
+
+
+def search_depth(dataset: Dataset, k: int) -> int:
+    """How deep to search for a ranking of ``k``: ``k`` plus the largest number of docs the dataset
+    excludes for one query (so each query still has ``k`` once they are dropped, as BRIGHT ranks the
+    corpus without them), at most the corpus."""
+    extra = max((len(ids) for ids in dataset.excluded.values()), default=0)
+    return min(k + extra, len(dataset.corpus))
+
+
 def score_run(dataset: Dataset, run: Run, task: Task, depth: int) -> SubsetScores:
     """Both metric conventions for one subset, plus per-query main scores.
 
-    Metrics at a cutoff deeper than the ranking ``depth`` are left out: they would only restate
-    the shallower ranking (the card metrics stop at 100, PyLate's depth).
+    The dataset's excluded docs are dropped from ``run`` first (:func:`drop_excluded`), so they
+    never score whoever built the run (:func:`run_task` has dropped them already, for its TREC run
+    files too). Metrics at a cutoff deeper than the ranking ``depth`` are left out: they would only
+    restate the shallower ranking (the card metrics stop at 100, PyLate's depth).
     """
+    if dataset.excluded:
+        run = drop_excluded(run, dataset.excluded, depth)
     card = card_metrics(dataset.qrels, run)
-    trec = trec_metrics(dataset.qrels, run, ignore_identical_ids=task.ignore_identical_ids)
+    trec = trec_metrics(
+        dataset.qrels, run, ignore_identical_ids=task.ignore_identical_ids, extra=task.metrics
+    )
     main = card if task.convention == "card" else trec
     per_query = main.per_query[task.main_metric]
     kept = [m for m in trec.means if int(m.rsplit("@", 1)[1]) <= depth]

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.cache import DEFAULT_SHARD_SIZE
-from harness.checkpoints.config import DEFAULT_MAX_MEMORY, DTYPES, KERNEL_MODES
+from harness.checkpoints import config as variants  # the compression variants' checks
+from harness.checkpoints.config import DEFAULT_MAX_MEMORY, DTYPES, KERNEL_MODES, QUANTIZATIONS
 from harness.errors import InputError
 from harness.executor import EXECUTORS, require_ray
-from harness.flags import Flag, check_fields, one_of, positive, positive_or_none
+from harness.flags import Flag, check_fields, non_negative, one_of, positive, positive_or_none
 from harness.flags import flag_of as _flag_of
 from harness.flags import setting as _setting
-from harness.plaid.params import check_nbits
+from harness.plaid.params import check_nbits, check_threshold, parse_threshold
 from harness.retrieve.maxsim import SCORINGS, Scoring
 from harness.units import parse_size
 
@@ -32,23 +33,9 @@ ATTENTION_SPELLINGS = ("auto", "blockwise")  # --attention's names for None and 
 TRANSFORMERS_ATTENTIONS = ("sdpa", "eager")
 
 
-def _nbits(value: object, flag: str) -> None:
-    check_nbits(value, field=flag)
-
-
-def _threshold(value: object, flag: str) -> None:
-    if value not in (None, "default") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise InputError(f"must be a number, 'none' or 'default'; got {value!r}", field=flag)
-
-
 def _named_stage(value: str | None, flag: str) -> None:
     if value is not None and not value.strip():
         raise InputError("must name 'bm25', a TREC run file or a model", field=flag)
-
-
-def parse_threshold(value: str) -> float | None | str:
-    """--centroid-score-threshold: a float, 'none' (no pruning) or 'default' (by --k)."""
-    return value if value == "default" else None if value.lower() == "none" else float(value)
 
 
 def _default_cache_dir() -> Path:
@@ -122,6 +109,31 @@ class EvalSettings:
             choices=DTYPES,
         ),
     )
+    # compression variants (harness.checkpoints.config.VARIANTS): each keys the cache and names the run
+    pool_factor: int | float | None = _setting(
+        None,
+        check=variants.pool_factor_value,
+        flag=Flag(
+            "--pool-factor",
+            "ColBERT: pool each document's token vectors into 1/F as many by Ward clustering, as PyLate "
+            "1.6's encode(pool_factor=F) (first token kept; queries never pooled); integers equal "
+            "PyLate's, fractional F (e.g. 1.5) keeps floor(n/F) tokens, which PyLate does not take",
+            122,
+            variants.parse_pool_factor,
+        ),
+    )
+    truncate_dim: int | None = _setting(
+        None,
+        check=variants.truncate_dim_value,
+        flag=Flag(
+            "--truncate-dim", "keep each vector's first D dimensions, renormalised (Matryoshka)", 124, int
+        ),
+    )
+    quantize: str | None = _setting(
+        None,
+        check=one_of(None, *QUANTIZATIONS),
+        flag=Flag("--quantize", "torch's dynamic int8 linear layers (CPU)", 126, choices=QUANTIZATIONS),
+    )
     scoring: Scoring | None = _setting(
         None,
         check=one_of(None, *SCORINGS),
@@ -153,7 +165,7 @@ class EvalSettings:
     )
     plaid_nbits: int = _setting(
         4,
-        check=_nbits,
+        check=lambda value, flag: check_nbits(value, field=flag),
         flag=Flag("--nbits", "PLAID residual bits: 1, 2 or 4 (default %(default)s)", 190, int),
     )
     # PLAID search knobs; None: ``harness.plaid.default_search_settings(k)``
@@ -164,7 +176,7 @@ class EvalSettings:
     )
     plaid_centroid_score_threshold: float | None | Literal["default"] = _setting(
         "default",
-        check=_threshold,
+        check=check_threshold,
         flag=Flag(
             "--centroid-score-threshold",
             "PLAID: prune centroids scoring below this in stage 3 ('none': no pruning; default by --k)",
@@ -314,6 +326,17 @@ class EvalSettings:
             int,
         ),
     )
+    latency_queries: int = _setting(
+        100,
+        check=non_negative,
+        flag=Flag(
+            "--latency-queries",
+            "queries of each task also searched one at a time after a warm-up, for p50/p95/p99 latency "
+            "(the first N in file order; 0 skips; default %(default)s)",
+            305,
+            int,
+        ),
+    )
     shard_size: int = _setting(  # texts per embedding-cache shard (the unit of work on Ray)
         DEFAULT_SHARD_SIZE,
         check=positive,
@@ -342,6 +365,7 @@ class EvalSettings:
             name = "ray_address" if self.ray_address is not None else "workers"
             raise InputError(f"only with {flag_of('executor')} ray", field=flag_of(name))
         _check_device(self.device, self.executor)
+        variants.check_quantize(self.quantize, dtype=self.dtype, kernels=self.kernels, device=self.device)
 
     def replace(self, **overrides: Any) -> EvalSettings:
         """A copy with ``overrides`` (EvalSettings fields), checked again."""

@@ -64,11 +64,12 @@ Loader = Callable[[str, Path | None, Path | None], list[Dataset]]
 @dataclass(frozen=True)
 class MtebTask:
     """An MTEB task holding a harness task's figures (or part of them): ``splits`` pairs each of its
-    splits (MTEB's ``"default"`` subset) with the harness subset it scores. Its main score is the
-    harness task's main metric."""
+    splits (in MTEB's HF subset ``hf_subset``: ``"default"``, or a language or domain of a task with
+    several) with the harness subset it scores. Its main score is the harness task's main metric."""
 
     name: str
     splits: tuple[tuple[str, str], ...]
+    hf_subset: str = "default"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Task:
     n_queries: int | None = None  # the evaluation split's size as published (None: not recorded)
     n_documents: int | None = None
     mteb: tuple[MtebTask, ...] = ()  # the MTEB tasks making up this task, in order (none: not in MTEB)
+    metrics: tuple[str, ...] = ()  # trec metrics beyond the standard set (trec_metrics' extra=): success@5
 
     @property
     def short_label(self) -> str:

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import mmap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, overload
 
@@ -80,6 +80,8 @@ class Dataset:
     ``(title + " " + text).strip()``), ``queries`` maps query id -> text; both
     keep file order. ``qrels`` keeps graded scores; ids in qrels that are
     absent from the corpus are kept (they count in |R| for the card metrics).
+    ``excluded`` maps query id -> doc ids removed from that query's ranking before any
+    metric (BRIGHT's ``excluded_ids``; :func:`harness.ranking.drop_excluded`); empty for most.
     """
 
     name: str
@@ -88,6 +90,7 @@ class Dataset:
     qrels: Qrels
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    excluded: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @functools.cached_property
     def doc_texts(self) -> Texts:
@@ -100,7 +103,8 @@ class Dataset:
         return Texts(self.queries, self.queries.values())
 
     def fingerprint(self) -> str:
-        """sha256 over corpus, queries and qrels (order-independent), computed once."""
+        """sha256 over corpus, queries, qrels and (when any) the exclusions, order-independent,
+        computed once: a dataset without exclusions keeps the fingerprint it had before they existed."""
         return self._fingerprint
 
     @functools.cached_property
@@ -111,6 +115,9 @@ class Dataset:
                 h.update(key.encode() + b"\x00" + part[key].encode() + b"\x01")
             h.update(b"\x02")
         h.update(json.dumps(self.qrels, sort_keys=True).encode())
+        excluded = {qid: sorted(ids) for qid, ids in self.excluded.items() if ids}
+        if excluded:
+            h.update(b"\x03" + json.dumps(excluded, sort_keys=True).encode())
         return h.hexdigest()
 
 

@@ -40,9 +40,10 @@ def register() -> list[ModelInfo]:
             parameters=149_000_000,
             size_group=LARGE,
             overrides={"document_length": length} if length else {},
-            source="ModernBERT-base backbone; LongEmbed rows at 4k / 32k document tokens",
+            source="ModernBERT-base backbone; LongEmbed rows at 4k / 32k document tokens (the card), "
+            "8k (MTEB's LongEmbed results, max_tokens 8192)",
         )
-        for suffix, length in (("", None), (" (4k)", 4096), (" (32k)", 32768))
+        for suffix, length in (("", None), (" (4k)", 4096), (" (8k)", 8192), (" (32k)", 32768))
     ]
     return [
         *mxbai,

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from harness.data import (
+    Table,
     assemble,
     drop_empty,
     hf_table,
@@ -72,7 +73,9 @@ def load_nanobeir(
     As sentence-transformers' ``NanoBEIREvaluator``: rows ``{_id, text}`` (no title), every
     qrels row ``{query-id, corpus-id}`` means relevance 1 (a score column is ignored), empty
     texts are dropped and queries without qrels are skipped. ``source`` is a Hub id or a
-    local snapshot folder.
+    local snapshot folder. sentence-transformers' own repos (``sentence-transformers/NanoBEIR-en``
+    and the translations, :mod:`tasks.nanobeir_multilingual`) hold the 13 sets in one repo, one
+    split ``Nano<Name>`` each, and may list several doc ids in one qrels row.
     """
     src = str(source)
     tables = {
@@ -80,11 +83,26 @@ def load_nanobeir(
     }
     corpus = id_text(tables["corpus"], f"{src}:corpus", "_id")
     queries = id_text(tables["queries"], f"{src}:queries", "_id")
-    qrels = qrels_rows(tables["qrels"], f"{src}:qrels", "query-id", "corpus-id", binary=True)
+    qrels = qrels_rows(
+        _one_doc_per_row(tables["qrels"]), f"{src}:qrels", "query-id", "corpus-id", binary=True
+    )
     corpus, queries, notes = drop_empty(corpus, queries, [])
     return assemble(
         name or Path(src).name, corpus, queries, qrels, source=src, qrels_where=f"{src}:qrels", notes=notes
     )
+
+
+def _one_doc_per_row(table: Table) -> Table:
+    """Qrels rows whose ``corpus-id`` is a list of doc ids (sentence-transformers' evaluator reads both
+    forms) split into one row per doc."""
+    if "query-id" not in table or not any(isinstance(d, list) for d in table.get("corpus-id", ())):
+        return table  # nothing to split (a missing column is qrels_rows' error)
+    rows = [
+        (q, d)
+        for q, docs in zip(table["query-id"], table["corpus-id"], strict=True)
+        for d in (docs if isinstance(docs, list) else [docs])
+    ]
+    return {"query-id": [q for q, _ in rows], "corpus-id": [d for _, d in rows]}
 
 
 def _load(task_name: str, split: str, local: Path | None, cache_dir: Path | None) -> list[Dataset]:

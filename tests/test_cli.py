@@ -112,6 +112,10 @@ INVALID = {
     "ray_address": "auto",  # without --executor ray
     "workers": 0,
     "shard_size": 0,
+    "latency_queries": -1,
+    "pool_factor": 1,
+    "truncate_dim": 0,
+    "quantize": "int4",
 }
 ANY_VALUE = {"split", "data_dir", "output_dir", "cache_dir", "overwrite", "save_run", "trust_remote_code"}
 ANY_VALUE |= {"model_name", "query_prompt", "document_prompt", "revision"}

@@ -15,6 +15,7 @@ import pytest
 from harness.errors import InputError
 from harness.metrics import trec_metrics
 from harness.mteb import export_mteb, import_mteb_results, mteb_tasks, mteb_tasks_for
+from harness.mteb.mapping import harness_metric, mteb_metric
 from harness.report.catalogue import family, is_published
 from harness.results import (
     ModelRecord,
@@ -115,20 +116,22 @@ def gte_folder(tmp_path: Path) -> Path:
 # --- the harness's side --------------------------------------------------------------------------
 
 
-def trec_table(seed: int) -> dict[str, float]:
-    """A real trec-convention table from harness.metrics over a random run."""
+def trec_table(seed: int, extra: tuple[str, ...] = ()) -> dict[str, float]:
+    """A real trec-convention table from harness.metrics over a random run (plus a task's ``extra``
+    metrics: LoTTE's ``success@5``)."""
     rng = random.Random(seed)
     qrels = {f"q{q}": {f"d{d}": rng.randint(1, 2) for d in rng.sample(range(60), 4)} for q in range(8)}
     run = {f"q{q}": {f"d{d}": rng.random() for d in range(60)} for q in range(8)}
-    return trec_metrics(qrels, run).means
+    return trec_metrics(qrels, run, extra=extra).means
 
 
 def run_result(
-    task_name: str, subset_names: list[str], model_id: str = "all-MiniLM-L6-v2", **changes
+    task_name: str, subset_names: list[str], model_id: str = "all-MiniLM-L6-v2", seed: int = 0, **changes
 ) -> Result:
     task = get_task(task_name)
     subsets = [
-        SubsetScores(n, 8, {"ndcg@10": 0.123}, trec_table(i), {"q1": 0.5}) for i, n in enumerate(subset_names)
+        SubsetScores(n, 8, {"ndcg@10": 0.123}, trec_table(i + seed, task.metrics), {"q1": 0.5})
+        for i, n in enumerate(subset_names)
     ]
     model = ModelRecord(model_id, "f" * 64, "abc123", "dense", 22713216)
     return Result(
@@ -150,17 +153,48 @@ def test_every_suite_task_has_its_mteb_task_with_the_same_main_metric():
             assert mteb_tasks_for(name), name
     tasks = mteb_tasks()
     for task in tasks.values():
-        main = task.main_score.replace("_at_", "@")
-        assert get_task(task.harness_task).main_metric == main, task.name
+        assert get_task(task.harness_task).main_metric == harness_metric(task.main_score), task.name
     cqa = mteb_tasks_for("BEIR/cqadupstack")
     assert [t.name for t in cqa] == [f"CQADupstack{f}Retrieval" for f in FORUMS]
     assert [t.splits[0][1] for t in cqa] == [f"cqadupstack_{f}" for f in CQADUPSTACK_FORUMS]
     # names as MTEB spells them (mteb/tasks/retrieval/eng/*.py)
-    assert tasks["NanoClimateFeverRetrieval"].harness_task == "NanoClimateFEVER"
-    assert tasks["NanoQuoraRetrieval"].harness_task == "NanoQuoraRetrieval"
-    assert tasks["Touche2020"].harness_task == "BEIR/webis-touche2020"
-    assert tasks["MSMARCO"].splits == (("dev", "msmarco"),)
-    assert tasks["LEMBSummScreenFDRetrieval"].splits == (("validation", "summ_screen_fd"),)
+    assert tasks["NanoClimateFeverRetrieval", "default"].harness_task == "NanoClimateFEVER"
+    assert tasks["NanoQuoraRetrieval", "default"].harness_task == "NanoQuoraRetrieval"
+    assert tasks["Touche2020", "default"].harness_task == "BEIR/webis-touche2020"
+    assert tasks["MSMARCO", "default"].splits == (("dev", "msmarco"),)
+    assert tasks["LEMBSummScreenFDRetrieval", "default"].splits == (("validation", "summ_screen_fd"),)
+
+
+def test_one_mteb_task_holds_several_harness_tasks_by_hf_subset():
+    """LoTTE, MLDR and multilingual NanoBEIR: the mapping is keyed by (MTEB name, HF subset), each
+    subset with the languages MTEB writes for it; LoTTE's main score is MTEB's hit rate."""
+    tasks = mteb_tasks()
+    lotte = [t for t in tasks.values() if t.name == "LoTTE"]
+    assert len(lotte) == 10 and {t.main_score for t in lotte} == {"hit_rate_at_5"}
+    writing = tasks["LoTTE", "writing_search"]
+    assert (writing.harness_task, writing.splits, writing.languages) == (
+        "LoTTE/writing/search",
+        (("test", "writing_search"),),
+        ("eng-Latn",),
+    )
+    assert tasks["MultiLongDocRetrieval", "zh"].harness_task == "MLDR/zh"
+    assert tasks["MultiLongDocRetrieval", "zh"].languages == ("cmn-Hans",)
+    assert tasks["MultiLongDocRetrieval", "ko"].languages == ("kor-Hang",)
+    nano_ko = tasks["MultilingualNanoArguAnaRetrieval", "ko"]
+    assert (nano_ko.harness_task, nano_ko.languages) == ("NanoBEIR-ko", ("kor-Kore",))  # as mteb spells it
+    assert [t.name for t in mteb_tasks_for("NanoBEIR-fr")][:2] == [
+        "MultilingualNanoClimateFeverRetrieval",
+        "MultilingualNanoDBPediaRetrieval",
+    ]
+    assert {t.hf_subset for t in mteb_tasks_for("NanoBEIR-fr")} == {"fr"}
+    assert tasks["SciFact", "default"].languages == ("eng-Latn",)
+
+
+def test_success_is_mteb_hit_rate_both_ways():
+    assert harness_metric("hit_rate_at_5") == "success@5" and mteb_metric("success@5") == "hit_rate_at_5"
+    assert harness_metric("ndcg_at_20") == "ndcg@20" and mteb_metric("map@100") == "map_at_100"
+    assert mteb_metric("hit_rate@5") is None and harness_metric("success_at_5") is None
+    assert mteb_metric("accuracy@5") is None and harness_metric("accuracy") is None
 
 
 # --- import --------------------------------------------------------------------------------------
@@ -192,8 +226,13 @@ def test_import_results_repo_folder_gives_a_published_beir_row(gte_folder: Path,
     assert subset.trec["ndcg@10"] == 0.76333 and row.main_score == 0.76333
     assert subset.trec["map@100"] == 0.72341 and subset.trec["recall@1000"] == 0.99667
     assert subset.trec["mrr@10"] == 0.733489
-    assert "ndcg@20" not in subset.trec and "mrr@1" not in subset.trec  # the harness has no such metric
-    assert len(subset.trec) == 25
+    # every rank metric MTEB wrote is kept, under the harness's spelling; the rest is listed
+    source = mteb_subset(1, **real)
+    assert subset.trec["ndcg@20"] == source["ndcg_at_20"] and subset.trec["mrr@1"] == source["mrr_at_1"]
+    assert subset.trec["success@5"] == source["hit_rate_at_5"]  # MTEB's hit rate is Success@k
+    assert len(subset.trec) == 6 * len(K)
+    assert "accuracy" in rows.dropped[str(scifact)] and "nauc_ndcg_at_10_max" in rows.dropped[str(scifact)]
+    assert "not kept (no harness metric): accuracy, nauc_* (105 keys)" in row.published["note"]
     assert "Banking77Classification" in rows.skipped[str(banking)]
     assert row.created.startswith("2026-03-05")  # MTEB's "date"
     # a leaderboard input: saved and loaded as any results file
@@ -456,3 +495,291 @@ def test_mteb_rows_stay_apart_from_the_model_cards_rows(gte_folder: Path):
         mteb_row.source.startswith("MTEB results: ")
         and mteb_row.cells[beir.columns.index("SciFact")].value == 0.7
     )
+
+
+# --- issue 28: what MTEB's tools accept, notes, names ------------------------------------------
+
+
+def test_export_without_a_revision_files_it_as_mteb_does_and_says_so(tmp_path: Path):
+    """No revision: ``no_revision_available`` in the folder *and* model_meta.json (a null revision
+    makes MTEB's ``to_dataframe()`` drop the model), with a note asking for ``--revision``; a pinned
+    commit gives no such note, a short one a note that the results repository wants 40 characters."""
+    bare = export_mteb(run_result("BEIR/scifact", ["scifact"], revision=None), tmp_path / "a")
+    folder = tmp_path / "a" / "sentence-transformers__all-MiniLM-L6-v2" / "no_revision_available"
+    assert bare == [folder / "SciFact.json", folder / "model_meta.json"]
+    assert json.loads((folder / "model_meta.json").read_text())["revision"] == "no_revision_available"
+    assert any("no model revision" in n and "--revision" in n for n in bare.notes)
+    pinned = export_mteb(
+        run_result("BEIR/scifact", ["scifact"], revision=None), tmp_path / "b", revision=REVISION
+    )
+    assert pinned[0].parent.name == REVISION and not any("--revision" in n for n in pinned.notes)
+    assert json.loads(pinned[1].read_text())["revision"] == REVISION
+    short = export_mteb(run_result("BEIR/scifact", ["scifact"]), tmp_path / "c")
+    assert any("'abc123' is not a full 40-character commit" in n for n in short.notes)
+
+
+def test_export_says_what_it_wrote_as_placeholders(tmp_path: Path):
+    """``mteb_version: null`` and MTEB's dataset-revision placeholder are written with a note each."""
+    export = export_mteb(run_result("BEIR/scifact", ["scifact"]), tmp_path, revision=REVISION)
+    assert json.loads(export[0].read_text())["mteb_version"] is None
+    assert any(n.startswith("mteb_version is null") and "run_settings.jsonl" in n for n in export.notes)
+    assert any("'dataset revision not available'" in n for n in export.notes)
+    given = export_mteb(run_result("BEIR/scifact", ["scifact"]), tmp_path / "d", dataset_revision="r1")
+    assert not any("dataset revision" in n for n in given.notes)
+    assert json.loads(given[0].read_text())["dataset_revision"] == "r1"
+
+
+def test_export_needs_an_organisation_in_the_model_name(tmp_path: Path):
+    """MTEB's ModelMeta refuses ``bm25``: an InputError asking for ``--model-name org/name``."""
+    bm25 = run_result("BEIR/scifact", ["scifact"], model_id="bm25", kind="bm25", revision=None)
+    with pytest.raises(InputError, match="org/name") as err:
+        export_mteb(bm25, tmp_path)
+    assert err.value.field == "model.id" and list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError) as err:
+        export_mteb(bm25, tmp_path, model_name="bm25s")
+    assert err.value.field == "model_name"
+    paths = export_mteb(bm25, tmp_path, model_name="me/bm25s", revision="1")
+    meta = json.loads(paths[-1].read_text())
+    assert (meta["name"], meta["revision"], meta["model_type"]) == ("me/bm25s", "1", ["sparse"])
+
+
+def test_cli_export_of_a_folder_skips_adhoc_runs_and_prints_the_notes(tmp_path: Path, capsys):
+    """An ad-hoc task's file is skipped with a note naming it; every run is checked before any file
+    is written (a run the export refuses leaves the output folder empty)."""
+    from harness.cli import main
+
+    runs = tmp_path / "runs"
+    save_result(run_result("BEIR/scifact", ["scifact"]), runs)
+    adhoc = run_result("BEIR/scifact", ["scifact"], model_id="other")
+    adhoc_file = save_result(replace(adhoc, task=replace(adhoc.task, name="myfolder")), runs)
+    out = tmp_path / "mteb"
+    assert main(["mteb", "export", str(runs), "--revision", REVISION, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"note: skipped {adhoc_file}: myfolder has no MTEB task" in printed
+    assert "note: mteb_version is null" in printed and "dataset revision not available" in printed
+    assert sorted(p.name for p in out.rglob("*.json")) == ["SciFact.json", "model_meta.json"]
+    assert next(out.rglob("SciFact.json")).parent.name == REVISION
+
+    save_result(run_result("BEIR/nq", ["nq"], model_id="bm25", kind="bm25", revision=None), runs)
+    assert main(["mteb", "export", str(runs), "--output", str(tmp_path / "none")]) == 2
+    assert "org/name" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    only_adhoc = tmp_path / "adhoc"
+    save_result(replace(adhoc, task=replace(adhoc.task, name="myfolder")), only_adhoc)
+    assert main(["mteb", "export", str(only_adhoc), "--output", str(tmp_path / "x")]) == 2
+
+
+def test_cli_import_lists_the_keys_it_did_not_keep(gte_folder: Path, tmp_path: Path, capsys):
+    from harness.cli import main
+
+    write(gte_folder / "SciFact.json", task_result("SciFact", {"test": mteb_subset(9)}))
+    assert main(["mteb", "import", str(gte_folder), "--output", str(tmp_path / "rows")]) == 0
+    assert "not kept: accuracy, nauc_* (105 keys)" in capsys.readouterr().out
+
+
+def _model_folder(root: Path, hub_id: str, max_tokens: int | None) -> Path:
+    folder = root / hub_id.replace("/", "__") / REVISION
+    write(folder / "model_meta.json", model_meta(hub_id, REVISION, None) | {"max_tokens": max_tokens}, 4)
+    return folder
+
+
+def test_import_names_rows_as_the_registry_and_the_card_do(tmp_path: Path, monkeypatch):
+    """MTEB's ``BAAI/bge-small-en-v1.5`` is the registered ``bge-small-en-v1.5`` (its prompt override
+    is MTEB's instruction too) and its run exports back under the Hub id; a LongEmbed figure lands on
+    the registered length variant at the model's ``max_tokens``, the BEIR figure of the same folder
+    on the default-length model."""
+    from harness.models import find_model
+
+    bge = _model_folder(tmp_path / "bge", "BAAI/bge-small-en-v1.5", 512)
+    write(bge / "SciFact.json", task_result("SciFact", {"test": mteb_subset(1)}))
+    (row,) = import_mteb_results(bge)
+    assert row.model_id == "bge-small-en-v1.5"
+    assert row.model.size_group == find_model("bge-small-en-v1.5").size_group
+    arctic = _model_folder(tmp_path / "arctic", "Snowflake/snowflake-arctic-embed-s", 512)
+    write(arctic / "SciFact.json", task_result("SciFact", {"test": mteb_subset(2)}))
+    assert import_mteb_results(arctic)[0].model_id == "snowflake-arctic-embed-s"
+    assert import_mteb_results(arctic, model_id="snowflake-s")[0].model_id == "snowflake-arctic-embed-s"
+    exported = export_mteb(
+        run_result("BEIR/scifact", ["scifact"], model_id="bge-small-en-v1.5"), tmp_path / "x"
+    )
+    assert exported[0].parent.parent.name == "BAAI__bge-small-en-v1.5"
+
+    gte = _model_folder(tmp_path / "gte", "lightonai/GTE-ModernColBERT-v1", 4096)
+    write(gte / "SciFact.json", task_result("SciFact", {"test": mteb_subset(3)}))
+    write(gte / "LEMBQMSumRetrieval.json", task_result("LEMBQMSumRetrieval", {"test": mteb_subset(4)}))
+    ids = {r.task_name: r for r in import_mteb_results(gte)}
+    assert ids["BEIR/scifact"].model_id == "GTE-ModernColBERT-v1"
+    assert ids["LongEmbed/qmsum"].model_id == "GTE-ModernColBERT-v1 (4k)"
+    assert "documents up to max_tokens 4096" in ids["LongEmbed/qmsum"].published["note"]
+
+    # MTEB's real figure is at 8192 tokens: the registered "(8k)" entry, not the default-length row
+    write(gte / "model_meta.json", model_meta("lightonai/GTE-ModernColBERT-v1", REVISION, None), 4)
+    ids = {r.task_name: r.model_id for r in import_mteb_results(gte)}
+    assert ids == {"BEIR/scifact": "GTE-ModernColBERT-v1", "LongEmbed/qmsum": "GTE-ModernColBERT-v1 (8k)"}
+
+
+# --- one MTEB task, several harness tasks (HF subsets: LoTTE's domains, MLDR's languages) ----------
+
+NANO = [t.name for t in mteb_tasks_for("NanoBEIR-fr")]  # the 13 MultilingualNano<Name>Retrieval
+NANO_SETS = [s for t in mteb_tasks_for("NanoBEIR-fr") for _, s in t.splits]  # NanoBEIR-<lang>'s subsets
+
+
+def subset_entry(seed: int, hf_subset: str, languages: list[str], main: str = "ndcg_at_10") -> dict:
+    return mteb_subset(seed, main) | {"hf_subset": hf_subset, "languages": languages}
+
+
+def test_import_a_file_of_several_subsets_gives_a_row_per_harness_task(gte_folder: Path):
+    """``LoTTE.json`` as MTEB writes it (one entry per subset it ran): each mapped subset a row of its
+    harness task, its hit rate the harness's success@k, its main score MTEB's ``hit_rate_at_5``."""
+    entries = [
+        subset_entry(i, s, ["eng-Latn"], "hit_rate_at_5")
+        for i, s in enumerate(("writing_search", "science_forum"))
+    ]
+    document = task_result("LoTTE", {}) | {"scores": {"test": entries}}
+    lotte = write(gte_folder / "LoTTE.json", document)
+    mldr = [subset_entry(7, "fr", ["fra-Latn"]), subset_entry(8, "ja", ["jpn-Jpan"])]
+    write(
+        gte_folder / "MultiLongDocRetrieval.json",
+        task_result("MultiLongDocRetrieval", {}) | {"scores": {"test": mldr}},
+    )
+
+    rows = {r.task_name: r for r in import_mteb_results(gte_folder)}
+    assert sorted(rows) == ["LoTTE/science/forum", "LoTTE/writing/search", "MLDR/fr", "MLDR/ja"]
+    for entry in entries:
+        domain, query_set = entry["hf_subset"].split("_")
+        row = rows[f"LoTTE/{domain}/{query_set}"]
+        (subset,) = row.subsets
+        assert subset.name == entry["hf_subset"] and row.task.main_metric == "success@5"
+        assert row.main_score == subset.trec["success@5"] == entry["hit_rate_at_5"] == entry["main_score"]
+        assert row.published["source"] == f"MTEB results: {lotte}"
+        assert row.task.source == f"MTEB LoTTE (hf_subset {entry['hf_subset']}, split test)"
+    assert rows["MLDR/ja"].main_score == mldr[1]["ndcg_at_10"] and rows["MLDR/ja"].subsets[0].name == "ja"
+    assert "accuracy" in import_mteb_results(gte_folder).dropped[str(lotte)]
+
+    # a file of the task with no mapped subset names the field; a default-subset task still needs its own
+    bad = write(gte_folder.parent / "x" / "LoTTE.json", task_result("LoTTE", {"test": mteb_subset(1)}))
+    with pytest.raises(InputError, match="writing_search") as err:
+        import_mteb_results(bad, model_id="m")
+    assert (err.value.file, err.value.field) == (str(bad), "scores")
+
+
+def test_import_multilingual_nanobeir_needs_its_13_files_per_language(gte_folder: Path):
+    for i, name in enumerate(NANO):
+        entries = [subset_entry(i, "fr", ["fra-Latn"]), subset_entry(50 + i, "ko", ["kor-Kore"])]
+        write(gte_folder / f"{name}.json", task_result(name, {}) | {"scores": {"test": entries}})
+    rows = {r.task_name: r for r in import_mteb_results(gte_folder)}
+    assert sorted(rows) == ["NanoBEIR-fr", "NanoBEIR-ko"]
+    assert [s.name for s in rows["NanoBEIR-ko"].subsets] == NANO_SETS
+    assert rows["NanoBEIR-ko"].subsets[0].trec["ndcg@10"] == subset_entry(50, "ko", [])["ndcg_at_10"]
+    assert rows["NanoBEIR-fr"].task.convention == "trec" and "hf_subset fr" in rows["NanoBEIR-fr"].task.source
+
+    (gte_folder / f"{NANO[3]}.json").unlink()
+    partial = import_mteb_results(gte_folder)
+    assert list(partial) == []
+    reason = partial.skipped[str(gte_folder / f"{NANO[0]}.json")]
+    assert "NanoBEIR-fr needs" in reason and "NanoBEIR-ko needs" in reason and NANO[3] in reason
+
+
+def test_export_merges_a_models_runs_of_one_mteb_task_into_one_file(tmp_path: Path):
+    """Two LoTTE domains: one ``LoTTE.json``, an entry per subset (hf_subset, languages, hit_rate_at_5
+    as main score), in the mapping's order whatever the runs' order; the time is the runs' sum. The
+    round trip gives both rows back with every trec metric."""
+    science = run_result("LoTTE/science/forum", ["science_forum"], seed=3)
+    writing = run_result("LoTTE/writing/search", ["writing_search"], seed=5)
+    paths = export_mteb([science, writing], tmp_path)
+    folder = tmp_path / "sentence-transformers__all-MiniLM-L6-v2" / "abc123"
+    assert paths == [folder / "LoTTE.json", folder / "model_meta.json"]
+    document = json.loads(paths[0].read_text())
+    assert set(document) == ENVELOPE and document["evaluation_time"] == 25.0
+    assert list(document["scores"]) == ["test"]
+    entries = document["scores"]["test"]
+    assert [e["hf_subset"] for e in entries] == [
+        "writing_search",
+        "science_forum",
+    ]  # LoTTE's registration order
+    for entry, run in zip(entries, (writing, science), strict=True):
+        trec = run.subsets[0].trec
+        assert entry["languages"] == ["eng-Latn"]
+        assert entry["main_score"] == entry["hit_rate_at_5"] == trec["success@5"] == run.main_score
+        assert "success_at_5" not in entry and entry["ndcg_at_10"] == trec["ndcg@10"]
+
+    back = {r.task_name: r for r in import_mteb_results(tmp_path)}
+    for run in (science, writing):
+        assert back[run.task_name].subsets[0].trec == run.subsets[0].trec
+        assert back[run.task_name].main_score == run.main_score
+
+
+def test_export_of_multilingual_tasks_writes_each_subsets_languages(tmp_path: Path):
+    runs = [run_result(f"NanoBEIR-{lang}", NANO_SETS, seed=i) for i, lang in enumerate(("ko", "fr"))]
+    runs.append(run_result("MLDR/ko", ["ko"], seed=9))
+    paths = export_mteb(runs, tmp_path)
+    assert sorted(p.name for p in paths) == sorted(
+        [f"{n}.json" for n in NANO] + ["MultiLongDocRetrieval.json", "model_meta.json"]
+    )
+    for path in paths[:-1]:
+        document = json.loads(path.read_text())
+        languages = {e["hf_subset"]: e["languages"] for e in document["scores"]["test"]}
+        if path.stem == "MultiLongDocRetrieval":
+            assert languages == {"ko": ["kor-Hang"]} and document["evaluation_time"] == 12.5
+        else:
+            assert languages == {"fr": ["fra-Latn"], "ko": ["kor-Kore"]}  # fr first: the registry's order
+            assert (
+                list(languages) == ["fr", "ko"] and document["evaluation_time"] is None
+            )  # a run spans 13 files
+    back = {r.task_name: r for r in import_mteb_results(tmp_path)}
+    assert sorted(back) == ["MLDR/ko", "NanoBEIR-fr", "NanoBEIR-ko"]
+    for run in runs:
+        assert [s.trec for s in back[run.task_name].subsets] == [s.trec for s in run.subsets]
+
+
+def test_export_keeps_the_subsets_an_earlier_export_wrote_and_refuses_to_drop_mtebs(tmp_path: Path):
+    """A second export of the same model and task (same dataset revision) adds its subset to the file
+    and says so; a file MTEB ran, holding other subsets, is not overwritten (nothing is written)."""
+    export_mteb(run_result("LoTTE/writing/search", ["writing_search"]), tmp_path)
+    second = export_mteb(run_result("LoTTE/lifestyle/forum", ["lifestyle_forum"], seed=4), tmp_path)
+    (file,) = [p for p in second if p.name == "LoTTE.json"]
+    document = json.loads(file.read_text())
+    assert [e["hf_subset"] for e in document["scores"]["test"]] == ["writing_search", "lifestyle_forum"]
+    assert document["evaluation_time"] is None  # the first export's time is not known apart
+    assert any("kept the entries already there of hf_subset writing_search" in n for n in second.notes)
+    again = export_mteb(run_result("LoTTE/writing/search", ["writing_search"], seed=6), tmp_path)
+    entries = json.loads(again[0].read_text())["scores"]["test"]
+    assert [e["hf_subset"] for e in entries] == ["writing_search", "lifestyle_forum"]  # replaced, kept
+
+    mteb_run = task_result("LoTTE", {}) | {
+        "scores": {"test": [subset_entry(1, "science_search", ["eng-Latn"], "hit_rate_at_5")]}
+    }
+    theirs = write(tmp_path / "o" / "org__m" / "abc123" / "LoTTE.json", mteb_run)
+    with pytest.raises(InputError, match="mteb_version '2.10.3'") as err:
+        export_mteb(
+            run_result("LoTTE/writing/search", ["writing_search"]), tmp_path / "o", model_name="org/m"
+        )
+    assert err.value.file == str(theirs) and json.loads(theirs.read_text()) == json.loads(
+        json.dumps(mteb_run)
+    )
+    assert not (theirs.parent / "model_meta.json").exists()
+
+
+def test_export_refuses_two_runs_of_one_entry(tmp_path: Path):
+    one, other = (run_result("MLDR/fr", ["fr"], seed=s) for s in (1, 2))
+    with pytest.raises(InputError, match="both give MultiLongDocRetrieval split test hf_subset fr") as err:
+        export_mteb([one, other], tmp_path)
+    assert err.value.field == "results" and list(tmp_path.iterdir()) == []
+    # of two models, each has its own file
+    paths = export_mteb([one, run_result("MLDR/fr", ["fr"], model_id="me/x", seed=2)], tmp_path)
+    assert len([p for p in paths if p.name == "MultiLongDocRetrieval.json"]) == 2
+
+
+def test_cli_export_of_lotte_runs_writes_one_file(tmp_path: Path, capsys):
+    from harness.cli import main
+
+    runs = tmp_path / "runs"
+    for i, task in enumerate(("LoTTE/writing/search", "LoTTE/writing/forum", "LoTTE/science/search")):
+        save_result(run_result(task, [task.split("/", 1)[1].replace("/", "_")], seed=i), runs)
+    out = tmp_path / "mteb"
+    assert main(["mteb", "export", str(runs), "--revision", REVISION, "--output", str(out)]) == 0
+    assert "wrote 2 MTEB files" in capsys.readouterr().out
+    [file] = out.rglob("LoTTE.json")
+    subsets = [e["hf_subset"] for e in json.loads(file.read_text())["scores"]["test"]]
+    assert subsets == ["writing_search", "science_search", "writing_forum"]
+    assert main(["mteb", "import", str(out), "--output", str(tmp_path / "rows")]) == 0
+    assert len(load_results([tmp_path / "rows"])) == 3

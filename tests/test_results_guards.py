@@ -146,3 +146,26 @@ def test_a_library_template_heading_is_not_a_name(tmp_path):
             f"---\nlibrary_name: PyLate\n---\n\n{heading}\n\nText.\n"
         )
         assert checkpoint_name(tmp_path / folder) == expected
+
+
+@needs_scifact
+def test_an_approximate_run_sits_beside_the_exact_run(ettin_like_checkpoint, data_dir, tmp_path):
+    """PLAID and rerank runs are named for their search ("ettin (PLAID 2-bit)"): into one --output
+    they leave the exact run's file as it was (and the fidelity record can point at it)."""
+    from harness import evaluate
+
+    kwargs = dict(
+        data_dir=data_dir, output_dir=tmp_path / "out", cache_dir=tmp_path / "cache", show_progress=False
+    )
+    exact = evaluate(str(ettin_like_checkpoint), "mini", save_run=True, **kwargs)[0]
+    saved = sorted(p.name for p in (tmp_path / "out").glob("*.json"))
+    plaid = evaluate(str(ettin_like_checkpoint), "mini", index="plaid", plaid_nbits=2, **kwargs)[0]
+    rerank = evaluate(str(ettin_like_checkpoint), "mini", first_stage="bm25", rerank_depth=20, **kwargs)[0]
+    assert (
+        plaid.model_id == f"{exact.model_id} (PLAID 2-bit)"
+        and rerank.model_id == f"{exact.model_id} (rerank bm25)"
+    )
+    files = sorted(p.name for p in (tmp_path / "out").glob("*.json"))
+    assert len(files) == 3 and set(saved) <= set(files)
+    assert load_result(tmp_path / "out" / saved[0]).main_score == exact.main_score
+    assert plaid.fidelity is not None and plaid.fidelity.reference_file is not None

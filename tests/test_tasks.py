@@ -92,14 +92,36 @@ def test_groups_match_published_lists() -> None:
 
     long = resolve_tasks(["LongEmbed"])
     assert {t.name: t.main_metric for t in long} == {f"LongEmbed/{c}": m for c, m in LONGEMBED.items()}
-    assert set(list_groups()) == {"NanoBEIR", "BEIR", "BEIR-card", "LongEmbed"}
+    assert set(list_groups()) == {
+        "NanoBEIR",
+        "BEIR",
+        "BEIR-card",
+        "LongEmbed",
+        "LoTTE-pooled",
+        "BRIGHT",
+        "BRIGHT-long",
+        "LoTTE",
+        "MLDR",
+        "NanoBEIR-multilingual",
+    }
 
 
 def test_report_families_and_mteb_names_come_from_the_plugins() -> None:
     families = report_groups()
-    assert [g.name for g in families] == ["NanoBEIR", "BEIR", "LongEmbed"]
-    assert [g.card_table for g in families] == ["metrics", "columns", "average"]
-    nano, beir, long = families
+    assert [g.name for g in families] == [
+        "NanoBEIR",
+        "BEIR",
+        "LongEmbed",
+        "BRIGHT",
+        "BRIGHT-long",
+        "LoTTE",
+        "MLDR",
+        "NanoBEIR-multilingual",
+    ]
+    assert [g.card_table for g in families] == ["metrics", "columns", "average"] + [
+        None
+    ] * 5  # the card's three
+    nano, beir, long = families[:3]
     assert nano.report_columns == nano.members and long.report_columns == long.members
     assert beir.report_columns == list_groups()["BEIR-card"]  # the card's BEIR table
     assert get_task("BEIR/msmarco").mteb == (MtebTask("MSMARCO", (("dev", "msmarco"),)),)
@@ -273,8 +295,20 @@ def test_entry_point_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert ds.name == "mini" and len(ds.queries) == 3
     assert len(resolve_tasks(["NanoBEIR"])) == 13  # built-ins still there
     # one plugin file is the whole benchmark: its report table and MTEB names follow
-    assert families() == ("NanoBEIR", "BEIR", "LongEmbed", "Toys", "Other") and family("Toy/mini") == "Toys"
-    assert mteb_tasks()["ToyRetrieval"].harness_task == "Toy/mini"
+    assert families() == (
+        "NanoBEIR",
+        "BEIR",
+        "LongEmbed",
+        "BRIGHT",
+        "BRIGHT-long",
+        "LoTTE",
+        "MLDR",
+        "NanoBEIR-multilingual",
+        "Toys",
+        "Other",
+    )
+    assert family("Toy/mini") == "Toys"
+    assert mteb_tasks()["ToyRetrieval", "default"].harness_task == "Toy/mini"
 
 
 @pytest.mark.parametrize(
@@ -298,4 +332,8 @@ def test_builtin_plugins_registered_by_pyproject() -> None:
         "nanobeir": "tasks.nanobeir:register",
         "beir": "tasks.beir:register",
         "longembed": "tasks.longembed:register",
+        "bright": "tasks.bright:register",
+        "lotte": "tasks.lotte:register",
+        "mldr": "tasks.mldr:register",
+        "nanobeir_multilingual": "tasks.nanobeir_multilingual:register",
     }

@@ -10,7 +10,9 @@ For each task present on both sides (matched by task name; the models may differ
 * a paired t-test on ``d'`` (two-sided; identical to ``scipy.stats.ttest_rel``);
 * a sign-flip permutation test of ``mean(d')`` (two-sided; exact over all 2^N sign
   vectors when ``2^N <= n_resamples``, else ``n_resamples`` seeded random flips with
-  the +1 correction, the definitions of ``scipy.stats.permutation_test``).
+  the +1 correction, the definitions of ``scipy.stats.permutation_test``);
+* the delta's ``1 - alpha`` percentile bootstrap CI (``n_resamples`` resamples of the queries
+  within each subset, seeded).
 
 Verdicts: ``regression`` when ``-delta > tolerance`` and the chosen test's p-value < alpha;
 ``inconclusive`` when the drop is beyond the tolerance but not significant (too few or too noisy
@@ -18,25 +20,36 @@ queries to tell); ``improvement`` for a significant gain beyond the tolerance; o
 Without per-query data on both sides (published baselines) the verdict uses the tolerance alone
 and says so.
 
+Pairing (``pair_by``): ``task`` (the default) pairs one run per task on each side; the models may
+differ, so a compression variant or an index gates against its exact run file to file
+(``--baseline exact.json --candidate pool2.json``). ``variant``: the candidate side holds the runs
+of the baseline's model (``model (pool 2)``, PLAID, rerank: :func:`variants_of`), a task several
+times, each checked against the baseline's run of its task (``harness check --baseline results/
+--baseline-model M --candidate results/ --pair-by variant``). The numbers are
+:func:`harness.fidelity.paired_delta`'s, shared with the fidelity record and ``harness explain``.
+
 The gate (``CheckReport.exit_code``): 1 when a task's verdict is one of ``fail_on`` (regression,
 and inconclusive when asked) or, unless ``allow_missing``, when the candidate lacks a task of the
 baseline; else 0. Comparing nothing (an empty side, no task in common) is an InputError (exit 2 in
-the CLI): a gate that checked nothing never passes.
+the CLI): a gate that checked nothing never passes. Published rows and the baseline's own files are
+never candidates: the CLI leaves them out of the candidate side (:func:`candidate_runs`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from harness.check.report import CheckReport, TaskCheck
 from harness.errors import InputError
+from harness.fidelity import aligned_differences as aligned_differences  # shared with explain
+from harness.fidelity import delta_ci as delta_ci
+from harness.fidelity import line_key, paired_delta, reweighted, run_label
 from harness.results import Result
-from harness.stats import paired_t_test, sign_flip_test
 
 TESTS = ("permutation", "t")
+PAIRINGS = ("task", "variant")  # --pair-by
 FAILING_VERDICTS = ("regression", "inconclusive")
 
 
@@ -84,24 +97,36 @@ def _by_task(results: list[Result], side: str) -> dict[str, Result]:
 
 def paired_differences(baseline: Result, candidate: Result) -> tuple[np.ndarray, list[str]]:
     """Reweighted per-query differences ``d'`` (module docstring) and notes on alignment."""
-    notes: list[str] = []
-    base = {s.name: s.per_query for s in baseline.subsets}
-    cand = {s.name: s.per_query for s in candidate.subsets}
-    if set(base) != set(cand):
-        notes.append(f"subsets differ: baseline {sorted(base)}, candidate {sorted(cand)}")
-    parts = []
-    for name in [n for n in base if n in cand]:
-        shared = [q for q in base[name] if q in cand[name]]
-        dropped = len(base[name]) + len(cand[name]) - 2 * len(shared)
-        if dropped:
-            notes.append(f"subset {name!r}: {dropped} query id(s) on one side only, left out of the tests")
-        if shared:
-            parts.append(np.array([cand[name][q] - base[name][q] for q in shared], dtype=np.float64))
-    if not parts:
-        return np.zeros(0), notes
-    total = sum(len(p) for p in parts)
-    weighted = [p * (total / (len(parts) * len(p))) for p in parts]
-    return np.concatenate(weighted), notes
+    parts, notes = aligned_differences(baseline, candidate)
+    return reweighted(parts), notes
+
+
+def candidate_runs(candidate: list[Result], baseline: list[Result]) -> tuple[list[Result], list[str]]:
+    """The candidate side without what is never a candidate: published rows (figures transcribed,
+    not run) and the baseline's own files (a baseline folder inside the candidate folder, as in
+    ``--baseline results/baseline --candidate results/``); a note says what was left out."""
+    own = {r.file.resolve() for r in baseline if r.file is not None}
+    published = [r for r in candidate if r.published is not None]
+    of_baseline = [r for r in candidate if r.published is None and r.file and r.file.resolve() in own]
+    left_out = {id(r) for r in published + of_baseline}
+    parts = [
+        f"{len(rs)} {what}"
+        for rs, what in ((published, "published row(s)"), (of_baseline, "of the baseline's own files"))
+        if rs
+    ]
+    notes = [f"left out of the candidate: {' and '.join(parts)} (never runs to check)"] if parts else []
+    return [r for r in candidate if id(r) not in left_out], notes
+
+
+def variants_of(candidate: list[Result], baseline: list[Result]) -> tuple[list[Result], list[str]]:
+    """The candidate runs of the baseline's model (``--pair-by variant``): the same
+    :func:`harness.fidelity.line_key` (model fingerprint, else the id before any `` (...)`` suffix)
+    as a baseline run; a note says how many other runs were left out."""
+    keys = {line_key(r) for r in baseline}
+    kept = [r for r in candidate if line_key(r) in keys]
+    other = len(candidate) - len(kept)
+    note = f"left out of the candidate: {other} run(s) of other models (--pair-by variant)"
+    return kept, [note] if other else []
 
 
 def check(
@@ -117,33 +142,43 @@ def check(
     test: str = "permutation",
     fail_on: Sequence[str] = ("regression",),
     allow_missing: bool = False,
+    pair_by: str = "task",
 ) -> CheckReport:
     """Compare candidate to baseline task by task (module docstring).
 
     Tolerance of a task: ``per_task_tol[task]`` if given, else ``max(abs_tol, rel_tol * |baseline|)``
     (``abs_tol`` alone when ``rel_tol`` is None). ``test`` picks the p-value behind the verdict;
-    ``fail_on`` the verdicts that fail the gate ("regression", "inconclusive"). Each side may hold
-    one result per task name (use :func:`select_model` first).
+    ``fail_on`` the verdicts that fail the gate ("regression", "inconclusive"). ``pair_by``
+    ``task``: each side holds one result per task name (use :func:`select_model` first); ``variant``:
+    the candidate side may hold a task several times (the variants of the baseline's model:
+    :func:`variants_of`), each run checked against the baseline's run of its task, the check named
+    ``task [run]`` (:func:`harness.fidelity.run_label`).
     """
+    if pair_by not in PAIRINGS:
+        raise InputError(f"must be one of {PAIRINGS}", field="--pair-by")
     if test not in TESTS:
         raise InputError(f"must be one of {TESTS}", field="--test")
     unknown = set(fail_on) - set(FAILING_VERDICTS)
     if unknown or not fail_on:
         raise InputError(f"must be among {FAILING_VERDICTS}, got {sorted(fail_on)}", field="--fail-on")
-    base, cand = _by_task(baseline, "baseline"), _by_task(candidate, "candidate")
+    variants = pair_by == "variant"
+    base = _by_task(baseline, "baseline")
+    cand = {r.task_name: r for r in candidate} if variants and candidate else _by_task(candidate, "candidate")
     if not set(base) & set(cand):
         raise InputError(
             f"no task is in both (baseline: {sorted(base)}, candidate: {sorted(cand)}): nothing to compare",
             field="--candidate",
         )
     checks = []
-    for name in [n for n in base if n in cand]:
-        b, c = base[name], cand[name]
-        if per_task_tol and name in per_task_tol:
-            tol = per_task_tol[name]
+    for c in candidate if variants else [cand[n] for n in base if n in cand]:
+        if c.task_name not in base:
+            continue
+        b = base[c.task_name]
+        if per_task_tol and c.task_name in per_task_tol:
+            tol = per_task_tol[c.task_name]
         else:
             tol = abs_tol if rel_tol is None else max(abs_tol, rel_tol * abs(b.main_score))
-        checks.append(_compare(b, c, tol, alpha, n_resamples, seed, test))
+        checks.append(_compare(b, c, tol, alpha, n_resamples, seed, test, variants))
     return CheckReport(
         tasks=checks,
         missing_in_candidate=[n for n in base if n not in cand],
@@ -159,7 +194,7 @@ def check(
 
 
 def _compare(
-    b: Result, c: Result, tol: float, alpha: float, n_resamples: int, seed: int, test: str
+    b: Result, c: Result, tol: float, alpha: float, n_resamples: int, seed: int, test: str, label_runs: bool
 ) -> TaskCheck:
     notes = []
     for key in ("main_metric", "convention"):
@@ -175,16 +210,13 @@ def _compare(
     fp_b, fp_c = b.task.dataset_fingerprints, c.task.dataset_fingerprints
     if fp_b and fp_c and fp_b != fp_c:
         notes.append("dataset fingerprints differ: the two runs did not see the same data")
-    delta = c.main_score - b.main_score
-    d, align_notes = paired_differences(b, c)
-    notes.extend(align_notes)
-    t_p = perm_p = None
-    if len(d) >= 2:
-        t_p = paired_t_test(d)
-        perm_p = sign_flip_test(d, n_resamples=n_resamples, seed=seed)
+    paired = paired_delta(b, c, level=1 - alpha, n_resamples=n_resamples, seed=seed)
+    delta, t_p, perm_p = paired.delta, paired.t_p, paired.permutation_p
+    notes.extend(paired.notes)
+    if paired.n >= 2:
         basis = "tolerance+test"
         chosen = perm_p if test == "permutation" else t_p
-        significant = chosen is not None and not math.isnan(chosen) and chosen < alpha
+        significant = chosen is not None and chosen < alpha
     else:
         sides = [
             side for side, r in (("baseline", b), ("candidate", c)) if not any(s.per_query for s in r.subsets)
@@ -199,19 +231,20 @@ def _compare(
     else:
         verdict = "ok"
     return TaskCheck(
-        task=b.task_name,
+        task=f"{b.task_name} [{run_label(c)}]" if label_runs else b.task_name,  # several runs of a task
         baseline_model=b.model_id,
-        candidate_model=c.model_id,
+        candidate_model=run_label(c) if label_runs else c.model_id,
         metric=b.task.main_metric,
         baseline_score=b.main_score,
         candidate_score=c.main_score,
         delta=delta,
         tolerance=tol,
-        n_paired=len(d),
+        n_paired=paired.n,
         t_pvalue=t_p,
         permutation_pvalue=perm_p,
         verdict=verdict,
         basis=basis,
+        delta_ci=paired.ci,
         notes=notes,
         baseline_revision=revisions[0],
         candidate_revision=revisions[1],

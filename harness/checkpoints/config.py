@@ -1,13 +1,16 @@
 """Typed checkpoint settings: everything that changes a model's embeddings, frozen.
 
 ``settings()`` of an encoder is ``asdict`` of its config: what the embedding cache is keyed on and
-what a results file records. Values come from the checkpoint's JSON files, replaced by the caller's
-overrides the way PyLate / sentence-transformers constructor arguments replace them (override >
-file > library default). :class:`LoadOptions` holds what changes how, not what, a model encodes.
+what a results file records; the compression variants (``VARIANTS``: token pooling, truncated
+dimensions, int8) only when asked for, so each is a cache entry and a results row of its own. Values
+come from the checkpoint's JSON files, replaced by the caller's overrides the way PyLate /
+sentence-transformers constructor arguments replace them (override > file > library default).
+:class:`LoadOptions` holds what changes how, not what, a model encodes.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import Field, asdict, dataclass
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from harness.checkpoints.files import positive, read_json_object, typed
 from harness.checkpoints.layout import Layout
-from harness.errors import InputError
+from harness.errors import InputError, positive_int
 from harness.units import parse_size
 
 PIPELINE_VERSION = 1  # bump when an encoder change alters embeddings, so caches keyed on settings miss
@@ -28,6 +31,11 @@ DEFAULT_MAX_MEMORY = 4 * 1024**3  # bytes of activations a batch may take (--max
 PUNCTUATION = tuple("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")  # string.punctuation, PyLate's default skiplist
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens")
 DTYPES = ("float32", "bfloat16", "float16")
+DTYPE_LABELS = {"bfloat16": "bf16", "float16": "fp16"}  # a run's name says a dtype other than float32
+QUANTIZATIONS = ("int8",)  # --quantize: torch's dynamic int8 linear layers (encode.base.quantize_linear)
+# compression variants: settings of their own, left out of ``settings()`` when unset so the plain
+# model's cache keys and results stay what they were
+VARIANTS = ("pool_factor", "truncate_dim", "quantize")
 
 COLBERT_OVERRIDES = frozenset(
     {
@@ -42,9 +50,12 @@ COLBERT_OVERRIDES = frozenset(
         "query_prompt",
         "document_prompt",
         "do_lower_case",
+        *VARIANTS,
     }
 )
-DENSE_OVERRIDES = frozenset({"max_seq_length", "do_lower_case", "query_prompt", "document_prompt"})
+DENSE_OVERRIDES = frozenset(
+    {"max_seq_length", "do_lower_case", "query_prompt", "document_prompt", "truncate_dim", "quantize"}
+)
 OPTION_OVERRIDES = frozenset({"max_tokens_per_batch", "max_memory", "name", "attn_implementation", "kernels"})
 KERNEL_MODES = ("auto", "default", "onednn")  # harness.kernels: by ISA, torch's own, forced oneDNN
 _OVERRIDES_FILE = Path("<overrides>")
@@ -52,7 +63,7 @@ _OVERRIDES_FILE = Path("<overrides>")
 # (not the prefixes: both are added to the one tokenizer, so either changes how the other side's
 # texts that spell it are cut)
 QUERY_ONLY = frozenset({"query_length", "do_query_expansion", "attend_to_expansion_tokens", "query_prompt"})
-DOCUMENT_ONLY = frozenset({"document_length", "skiplist_words", "document_prompt"})
+DOCUMENT_ONLY = frozenset({"document_length", "skiplist_words", "document_prompt", "pool_factor"})
 
 _LEGACY_POOLING = {  # sentence-transformers < 6 writes one boolean per mode
     "cls": "pooling_mode_cls_token",
@@ -67,9 +78,75 @@ _LEGACY_POOLING = {  # sentence-transformers < 6 writes one boolean per mode
 def check_overrides(kind: str, overrides: Mapping[str, Any]) -> None:
     """InputError for an override the checkpoint kind does not take."""
     allowed = OPTION_OVERRIDES | (COLBERT_OVERRIDES if kind == "colbert" else DENSE_OVERRIDES)
+    if kind != "colbert" and overrides.get("pool_factor") is not None:
+        message = "token pooling is for multi-vector (ColBERT) models: a dense model has one row per text"
+        raise InputError(message, field="--pool-factor")
     for key in overrides:
         if key not in allowed:
             raise InputError(f"unknown override (allowed: {sorted(allowed)})", field=key)
+
+
+def parse_pool_factor(value: str) -> int | float:
+    """``--pool-factor`` as typed: an integer (PyLate's) or a fractional number."""
+    return _integral(float(value))
+
+
+def _integral(number: float) -> int | float:
+    return int(number) if number.is_integer() else number
+
+
+def pool_factor_value(value: object, field: str = "--pool-factor") -> int | float | None:
+    """``--pool-factor``: None (no pooling) or a number above 1, an integral one as an int (2 and 2.0
+    key the cache alike); InputError naming ``field`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 1 < float(value) < float("inf"):
+        message = f"must be a number above 1 (1 is no pooling: leave the flag out), got {value!r}"
+        raise InputError(message, field=field)
+    return _integral(float(value))
+
+
+def truncate_dim_value(value: object, field: str = "--truncate-dim", *, dim: int | None = None) -> int | None:
+    """``--truncate-dim``: None or a positive integer below the model's ``dim`` (when known)."""
+    if value is None:
+        return None
+    kept = positive_int(value, field)
+    if dim is not None and kept >= dim:
+        message = f"the model's vectors have {dim} dimensions: {kept} keeps them all (give fewer than {dim})"
+        raise InputError(message, field=field)
+    return kept
+
+
+def check_quantize(quantize: object, *, dtype: str, kernels: str, device: str) -> None:
+    """``--quantize``: one of ``QUANTIZATIONS``, on a float32 model encoding on the CPU (torch's dynamic
+    int8 linear layers are CPU kernels fed float32 activations) and not with ``--kernels onednn``
+    (whose packed float32 layers are the ones int8 replaces); InputError naming ``--quantize``."""
+    if _quantize_value(quantize) is None:
+        return
+    device_type = device.split(":")[0]
+    why = (
+        f"torch's dynamic int8 linear layers run on the CPU only, not on {device_type}: drop --device"
+        if device_type != "cpu"
+        else f"int8 quantizes the float32 weights and runs float32 activations, not {dtype}: drop --dtype"
+        if dtype != "float32"
+        else "--kernels onednn packs the float32 linear layers int8 replaces: use --kernels auto or default"
+        if kernels == "onednn"
+        else None
+    )
+    if why:
+        raise InputError(why, field="--quantize")
+
+
+def _quantize_value(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value in QUANTIZATIONS):
+        return value
+    raise InputError(f"must be one of {', '.join(QUANTIZATIONS)}; got {value!r}", field="--quantize")
+
+
+def _variants(overrides: Mapping[str, Any], dim: int) -> dict[str, Any]:
+    """The compression variants asked for (never read from a checkpoint's files), checked."""
+    truncate_dim = truncate_dim_value(overrides.get("truncate_dim"), dim=dim)
+    return {"truncate_dim": truncate_dim, "quantize": _quantize_value(overrides.get("quantize"))}
 
 
 @dataclass(frozen=True)
@@ -108,13 +185,32 @@ class _EncoderConfig:
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # declared only: every subclass is a dataclass
     query_prompt: str
     document_prompt: str
+    dim: int
+    dtype: str
+    truncate_dim: int | None
+    quantize: str | None
 
     def settings(self) -> dict[str, Any]:
-        """``asdict(config)`` as JSON values (tuples as lists): what caches are keyed on."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """``asdict(config)`` as JSON values (tuples as lists): what caches are keyed on; a compression
+        variant (``VARIANTS``) only when set."""
+        items = [(k, v) for k, v in asdict(self).items() if v is not None or k not in VARIANTS]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
 
     def prompt(self, is_query: bool) -> str:
         return self.query_prompt if is_query else self.document_prompt
+
+    @property
+    def out_dim(self) -> int:
+        """The width of the vectors the encoder emits: ``truncate_dim`` when set, else ``dim``."""
+        return self.truncate_dim or self.dim
+
+    def variant(self) -> str:
+        """How this encoder differs from the model as published, for its run's name: ``"pool 2, dim 64,
+        int8, bf16"`` (empty for the plain float32 model)."""
+        pool = getattr(self, "pool_factor", None)
+        parts = [f"pool {pool}" if pool else "", f"dim {self.truncate_dim}" if self.truncate_dim else ""]
+        parts += [self.quantize or "", DTYPE_LABELS.get(self.dtype, "")]
+        return ", ".join(p for p in parts if p)
 
 
 def _do_lower_case(layout: Layout, overrides: Mapping[str, Any]) -> bool:
@@ -145,6 +241,9 @@ class ColBERTConfig(_EncoderConfig):
     normalize: bool = True
     dim: int
     dtype: str
+    pool_factor: int | float | None = None  # documents' tokens pooled (harness.encode.pooling)
+    truncate_dim: int | None = None  # first dimensions kept, renormalised
+    quantize: str | None = None  # QUANTIZATIONS
 
     @classmethod
     def from_checkpoint(
@@ -180,6 +279,8 @@ class ColBERTConfig(_EncoderConfig):
             document_prompt=typed(cfg, "document_prompt", str, both, file),
             dim=dim,
             dtype=dtype,
+            pool_factor=pool_factor_value(overrides.get("pool_factor")),
+            **_variants(overrides, dim),
         )
 
 
@@ -216,6 +317,8 @@ class DenseConfig(_EncoderConfig):
     strip: bool = True
     dim: int
     dtype: str
+    truncate_dim: int | None = None  # first dimensions kept, renormalised when ``normalize``
+    quantize: str | None = None  # QUANTIZATIONS
 
     @classmethod
     def from_checkpoint(
@@ -272,4 +375,5 @@ class DenseConfig(_EncoderConfig):
             document_prompt=document_prompt,
             dim=dim,
             dtype=dtype,
+            **_variants(overrides, dim),
         )

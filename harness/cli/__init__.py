@@ -1,4 +1,5 @@
-"""Command line: ``harness evaluate | tasks | models | results | report | check | export | mteb``.
+"""Command line: ``harness evaluate | tasks | models | results | report | check | explain | export |
+mteb``.
 
 One module per command or command family registers its parser (``COMMANDS``: name -> the
 function adding it); ``main`` parses, sets up the terminal and runs the command, turning a
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from harness import __version__
-from harness.cli import check, evaluate, export, listing, mteb, report
+from harness.cli import check, evaluate, explain, export, listing, mteb, report
 from harness.cli.common import HelpFormatter, terminal, wrap
 from harness.errors import HarnessError
 
@@ -26,6 +27,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction, str], None]] = {
     "results": listing.register_results,
     "report": report.register,
     "check": check.register,
+    "explain": explain.register,
     "export": export.register,
     "mteb": mteb.register,
 }
@@ -35,8 +37,8 @@ EPILOG = """examples:
   harness report leaderboard results/ results/published
   harness <command> --help      # each command's options, defaults and examples
 
-exit codes: 0 success; 1 'harness check' found a failure (a regression, ...); 2 bad input or usage;
-130 interrupted (Ctrl-C)"""
+exit codes: 0 success ('harness explain' always: it explains why two results differ, it is no gate);
+1 'harness check' found a failure (a regression, ...); 2 bad input or usage; 130 interrupted (Ctrl-C)"""
 
 INTERRUPTED = (
     "interrupted: finished results files and cache entries are kept; run the same command again to resume"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli.common import command, load_nonempty, metric_text
 from harness.errors import InputError
+
+if TYPE_CHECKING:
+    from harness.results import Result
 
 
 def register_tasks(sub: argparse._SubParsersAction, name: str) -> None:
@@ -84,7 +88,8 @@ def register_results(sub: argparse._SubParsersAction, name: str) -> None:
     p = command(
         sub,
         name,
-        "list what results files or folders hold: model, task, main metric and score, when",
+        "list what results files or folders hold: model, task, main metric and score, when (and the "
+        "settings that tell runs of one model and task apart)",
         ["harness results results/", "harness results results/ results/published"],
     )
     p.add_argument("paths", nargs="+", type=Path, help="results files or folders (searched recursively)")
@@ -93,8 +98,10 @@ def register_results(sub: argparse._SubParsersAction, name: str) -> None:
 
 def _cmd_results(args: argparse.Namespace) -> int:
     from harness.console import plain_table
+    from harness.explain import distinguishing_settings, setting_values
 
     results = load_nonempty(args.paths)
+    extra = distinguishing_settings(results)  # what tells runs of one model and task apart
     rows = [
         (
             r.model_id + (" †" if r.published else ""),
@@ -103,11 +110,30 @@ def _cmd_results(args: argparse.Namespace) -> int:
             f"{r.main_score:.4f}",
             str(sum(s.n_queries for s in r.subsets) or "-"),  # a published figure: not known
             r.retrieval.method,
+            *(_setting_cell(setting_values(r).get(name)) for name in extra),
+            *_cost_cells(r),
             r.created[:10],
         )
         for r in sorted(results, key=lambda r: (r.model_id, r.task_name, r.created))
     ]
-    print(plain_table(("model", "task", "metric", "score", "queries", "retrieval", "created"), rows))
+    header = ("model", "task", "metric", "score", "queries", "retrieval", *extra, "p95 ms", "QPS", "created")
+    print(plain_table(header, rows))
     models = len({r.model_id for r in results})
     print(f"{len(results)} results files, {models} models; † published figures (transcribed, not run)")
+    print("p95 ms: a query searched alone (its encoding not included); QPS: all queries searched at once")
     return 0
+
+
+def _cost_cells(result: Result) -> tuple[str, str]:
+    """p95 single-query latency (ms) and batched QPS from the efficiency record; ``-`` where not
+    recorded (published figures, older files, ``--latency-queries 0``)."""
+    cost = result.efficiency
+    p95 = cost.single.p95_ms if cost and cost.single else None
+    qps = cost.batched.qps if cost else None
+    return ("-" if p95 is None else f"{p95:.2f}"), ("-" if qps is None else f"{qps:,.0f}")
+
+
+def _setting_cell(value: object) -> str:
+    """A setting's value in a listing: ``-`` when not recorded, long texts (fingerprints) cut to 12."""
+    text = "-" if value is None else str(value)
+    return text if len(text) <= 16 else text[:12] + "…"

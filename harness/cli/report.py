@@ -65,31 +65,47 @@ def register(sub: argparse._SubParsersAction, name: str) -> None:
     table = command(
         kinds,
         "table",
-        "the leaderboard's tables as CSV, LaTeX or markdown",
+        "the leaderboard's tables as one tidy CSV, LaTeX tables (booktabs) or markdown",
         [
-            "harness report table results/ results/published --format latex --output tables/",
+            "harness report table results/ results/published --format latex --ci --output tables/",
+            "harness report table results/ results/published > leaderboard.csv   # tidy CSV",
             "harness report table results/ --format markdown   # to standard output",
         ],
+        description="CSV: one tidy table, a row per value (benchmark, group, model, revision, "
+        "published, origin, column, value, ci_low, ci_high, best, significant, p_value, reference), "
+        "that pandas.read_csv reads back. LaTeX: a table float per benchmark (caption, "
+        "label tab:<benchmark>, a midrule between size groups) for \\input after "
+        "\\usepackage{booktabs}; it compiles with pdflatex. Markdown: one table per benchmark.",
     )
     table.add_argument("results", nargs="+", type=Path, help="results files or folders (published rows too)")
     table.add_argument("--format", choices=["csv", "latex", "markdown"], default="csv", help="table format")
-    output_option(table, Path("-"), "folder for one file per table (<benchmark>.csv|tex|md), or - for stdout")
+    table.add_argument(
+        "--ci",
+        action="store_true",
+        help="LaTeX and markdown: each 95%% interval after its value (CSV has them)",
+    )
+    output_option(
+        table,
+        Path("-"),
+        "folder for leaderboard.csv, or one <benchmark>.tex|md per table; - for standard output "
+        "(the format only: LaTeX comments start with %%)",
+    )
     table.set_defaults(func=_cmd_report_table)
 
 
 def _cmd_report_table(args: argparse.Namespace) -> int:
     from harness.fileio import write_text_atomic
-    from harness.report import TABLE_FORMATS, format_table, leaderboard_tables
+    from harness.report import leaderboard_tables
+    from harness.report.formats import table_files, tables_text
 
     folder = None if is_stdout(args.output) else writable_folder(args.output, "--output")
-    for table in leaderboard_tables(load_nonempty(args.results)):  # every task has a table ("Other")
-        text = format_table(table, args.format)
-        if folder is None:
-            print(f"# {table.family}\n{text}")
-        else:
-            path = folder / f"{table.slug}.{TABLE_FORMATS[args.format]}"
-            write_text_atomic(path, text)
-            print(f"wrote {path}")
+    tables = leaderboard_tables(load_nonempty(args.results))  # every task has a table ("Other")
+    if folder is None:
+        print(tables_text(tables, args.format, ci=args.ci), end="")
+        return 0
+    for name, text in table_files(tables, args.format, ci=args.ci).items():
+        write_text_atomic(folder / name, text)
+        print(f"wrote {folder / name}")
     return 0
 
 

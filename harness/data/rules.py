@@ -9,7 +9,7 @@ raises :class:`InputError` naming file, line and field.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.errors import InputError
@@ -66,8 +66,13 @@ def assemble(
     source: str,
     qrels_where: str,
     notes: Iterable[str] = (),
+    excluded: Mapping[str, Iterable[str]] | None = None,
 ) -> Dataset:
-    """Apply the shared rules (module docstring) and build the Dataset."""
+    """Apply the shared rules (module docstring) and build the Dataset.
+
+    ``excluded`` (query id -> doc ids dropped from its ranking) is kept for the kept queries; an
+    excluded doc that is also relevant to its query is an InputError (it could never be found).
+    """
     total = sum(len(docs) for docs in qrels.values())
     bad_q = sum(len(docs) for qid, docs in qrels.items() if qid not in queries)
     bad_d = sum(doc not in corpus for qid, docs in qrels.items() if qid in queries for doc in docs)
@@ -87,6 +92,13 @@ def assemble(
     for note in notes:
         log.warning("%s: %s", name, note)
     kept = {qid: text for qid, text in queries.items() if qid in qrels}
+    dropped = {qid: frozenset(ids) for qid, ids in (excluded or {}).items() if qid in kept}
+    for qid, ids in dropped.items():
+        both = sorted(d for d in ids if qrels[qid].get(d, 0) > 0)
+        if both:
+            raise InputError(
+                f"query {excerpt(qid)} excludes its relevant doc {excerpt(both[0])}", file=qrels_where
+            )
     return Dataset(
         name=name,
         corpus=corpus,
@@ -94,4 +106,5 @@ def assemble(
         qrels={qid: qrels[qid] for qid in kept},
         source=source,
         notes=tuple(notes),
+        excluded={qid: ids for qid, ids in dropped.items() if ids},
     )

@@ -9,6 +9,8 @@ that alone would exceed it is an error at load time); attention is :mod:`harness
 in memory, where the architecture allows. ``encode`` returns :class:`TokenEmbeddings`: the
 embeddings and how many texts were cut at the length limit; a prompt that leaves a text fewer than
 ``MIN_TEXT_TOKENS`` of its own is an error at load. Checkpoint files and settings: ``harness.checkpoints``.
+Compression variants (each its own cache key and, through ``encoder.variant``, run name): token
+pooling of documents (``pooling``, PyLate's), truncated dimensions and int8 linear layers (``base``).
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ def load_encoder(
     files came from (a Hub snapshot), its ``name`` the Hub id, else :func:`checkpoint_name`.
     ``overrides`` replace config values the way PyLate/sentence-transformers constructor arguments do:
     ColBERT: query_prefix, document_prefix, query_length, document_length, do_query_expansion,
-    attend_to_expansion_tokens, skiplist_words, prompt (both sides); dense: max_seq_length; both:
-    query_prompt, document_prompt, do_lower_case;
+    attend_to_expansion_tokens, skiplist_words, prompt (both sides), pool_factor (documents' tokens
+    pooled: :mod:`harness.encode.pooling`); dense: max_seq_length; both: query_prompt, document_prompt,
+    do_lower_case, truncate_dim (first dimensions, renormalised), quantize ("int8": torch's dynamic
+    int8 linear layers, CPU only);
     and the :class:`harness.checkpoints.LoadOptions` max_tokens_per_batch, name, attn_implementation.
     """
     if dtype not in TORCH_DTYPES:

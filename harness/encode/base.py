@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 import harness.encode.batching as batching
 from harness import attention, kernels
 from harness.checkpoints import ColBERTConfig, DenseConfig, Layout, LoadOptions
-from harness.checkpoints.config import DTYPES
+from harness.checkpoints.config import DTYPES, check_quantize
 from harness.checkpoints.files import files_fingerprint
 from harness.checkpoints.modules import DenseLayer
 from harness.encode.tokenize import TokenIds, token_ids
@@ -64,6 +65,10 @@ class TransformerEncoder:
         self.revision = revision  # the Hub commit the files came from (None: not a Hub snapshot)
         self.model, self.tokenizer = backbone, tokenizer
         self.dense = nn.Sequential(*dense).to(dtype=TORCH_DTYPES[self.config.dtype]).eval()
+        self._parameter_count = sum(p.numel() for m in (self.model, self.dense) for p in m.parameters())
+        check_quantize(self.config.quantize, dtype=self.config.dtype, kernels=options.kernels, device=device)
+        if self.config.quantize:
+            quantize_linear([self.model, self.dense])
         self.to(device)
         self._choose_kernels()
         # what transformers runs: harness.attention's "harness_blockwise", or e.g. "sdpa"
@@ -140,7 +145,10 @@ class TransformerEncoder:
 
     def to(self, device: str | torch.device) -> TransformerEncoder:
         """Encode on ``device`` from now on; returns self. The weights move at the next ``encode``,
-        so a driver that only hands the encoder to Ray workers needs no GPU of its own."""
+        so a driver that only hands the encoder to Ray workers needs no GPU of its own. An int8
+        encoder stays on the CPU (InputError naming ``--quantize``)."""
+        c = self.config
+        check_quantize(c.quantize, dtype=c.dtype, kernels=self.options.kernels, device=str(device))
         self.device = torch.device(device)
         if hasattr(self, "kernels"):
             self._choose_kernels()
@@ -151,9 +159,12 @@ class TransformerEncoder:
         feed-forward blocks) and the rotary embedding's; torch's own off the CPU. Same numbers either
         way (1e-6; the rotary bit for bit): recorded in the results, not part of the cache key."""
         mode = self.options.kernels if self.device.type == "cpu" else "default"
-        linear = kernels.fast_linear([self.model, self.dense], mode, device=self.device)
+        linear = kernels.fast_linear([self.model, self.dense], mode, device=self.device).settings()
+        if self.config.quantize:  # no float linear layer is left: torch's quantized kernels run them
+            engine = torch.backends.quantized.engine
+            linear = {"linear": f"{self.config.quantize} dynamic ({engine})", "fused": "none"}
         rotary = kernels.fast_rotary(self.model, "default" if mode == "default" else "compiled")
-        self.kernels = {"mode": self.options.kernels, **linear.settings(), "rotary": rotary}
+        self.kernels = {"mode": self.options.kernels, **linear, "rotary": rotary}
 
     def _place(self) -> None:
         if next(self.model.parameters()).device != self.device:
@@ -173,13 +184,22 @@ class TransformerEncoder:
 
     @property
     def dim(self) -> int:
-        return self.config.dim
+        """The width of the vectors ``encode`` returns (``--truncate-dim`` when set)."""
+        return self.config.out_dim
+
+    @property
+    def variant(self) -> str:
+        """The compression variant and dtype, for the run's name (``"pool 2, int8"``; empty for the
+        float32 model as published): the config's ``variant()``."""
+        return self.config.variant()
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes the embeddings: ``asdict`` of the config, the attention
-        implementation and, off the CPU, the device kind (both agree to ~1e-6, not bit for bit)."""
+        implementation and, off the CPU, the device kind (both agree to ~1e-6, not bit for bit); an
+        int8 encoder also the quantized engine (its kernels round differently)."""
         device = {} if self.device.type == "cpu" else {"device": self.device.type}
-        return {**self.config.settings(), "attention": self.attention, **device}
+        engine = {"quantized_engine": torch.backends.quantized.engine} if self.config.quantize else {}
+        return {**self.config.settings(), "attention": self.attention, **device, **engine}
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -187,9 +207,8 @@ class TransformerEncoder:
         return files_fingerprint(self.layout.module_dirs, self.folder)
 
     def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.model.parameters()) + sum(
-            p.numel() for p in self.dense.parameters()
-        )
+        """The model's parameters (counted at load: int8 layers hold theirs packed)."""
+        return self._parameter_count
 
     def _tokenize(
         self, texts: Sequence[str], prompt: str, max_length: int, insert: int | None = None
@@ -197,6 +216,17 @@ class TransformerEncoder:
         """:func:`harness.encode.tokenize.token_ids` with this model's tokenizer and casing."""
         lowercase = self.config.do_lower_case
         return token_ids(self.tokenizer, texts, prompt, max_length, lowercase=lowercase, insert=insert)
+
+    def _output(self, rows: torch.Tensor) -> torch.Tensor:
+        """The Dense layers' output rows as returned: float32, the first ``truncate_dim`` dimensions
+        (sentence-transformers' ``truncate_embeddings``: ``embeddings[..., :truncate_dim]``,
+        ``util/tensor.py`` line 134), L2-normalised when the model normalises (ColBERT always, a dense
+        model with a Normalize module) so the kept dimensions score by cosine, as sentence-transformers'
+        evaluators score truncated embeddings (its ``encode`` truncates after the Normalize module,
+        ``SentenceTransformer.py`` lines 1116-1119, and leaves them unnormalised unless asked);
+        on the CPU."""
+        rows = rows.float()[..., : self.config.truncate_dim]  # [:None]: all
+        return (torch.nn.functional.normalize(rows, p=2, dim=-1) if self.config.normalize else rows).cpu()
 
     def _hidden(self, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=self._on_device(ids), attention_mask=self._on_device(attention))
@@ -255,6 +285,18 @@ class TransformerEncoder:
                 vectors[dest] = rows.numpy()
                 bar.update(int(widths[batch].sum()))
         return TokenEmbeddings(vectors, offsets, int(widths.sum()), ids_list.truncated)
+
+
+def quantize_linear(modules: Sequence[nn.Module]) -> None:
+    """torch's dynamic int8 quantization of every ``nn.Linear`` in ``modules``, in place
+    (``torch.ao.quantization.quantize_dynamic``, default qconfig: int8 weights per tensor, activations
+    quantized per call from their range; Jacob et al. 2018). torch marks ``torch.ao.quantization``
+    deprecated for torchao and still ships it (2.13): its two warnings are silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor")
+        for module in modules:
+            torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def _absolute_position_limit(model: nn.Module) -> int | None:

@@ -3,7 +3,8 @@
 ``length - 1`` -> prefix id inserted after [CLS] -> queries padded to ``query_length`` with the
 mask token when ``do_query_expansion`` (kept but not attended unless ``attend_to_expansion_tokens``)
 -> backbone -> Dense layers -> keep (documents: attended and not a skiplist id; queries: all with
-expansion, attended without) -> L2-normalise each kept vector."""
+expansion, attended without) -> the first ``truncate_dim`` dimensions, if set -> L2-normalise each
+kept vector -> documents' tokens pooled, if ``pool_factor`` is set (:mod:`harness.encode.pooling`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import harness.encode.pooling as pooling
 from harness.checkpoints import ColBERTConfig
 from harness.encode.base import TransformerEncoder
 from harness.encode.tokenize import TokenIds
@@ -50,6 +52,9 @@ class ColBERTEncoder(TransformerEncoder):
             sorted({int(tok.convert_tokens_to_ids(w)) for w in config.skiplist_words}), np.int64
         )
         self._check_prompts()
+        if config.pool_factor:
+            setting = "document_length (--document-length)"
+            pooling.require_pooling_fits(config.document_length, self.options.max_memory, setting)
 
     def _length(self, is_query: bool) -> tuple[int, str]:
         """A side's token limit and its setting with the flag."""
@@ -101,8 +106,9 @@ class ColBERTEncoder(TransformerEncoder):
     def encode(
         self, texts: Sequence[str], *, is_query: bool, batch_size: int = 32, show_progress: bool = True
     ) -> TokenEmbeddings:
-        """Token embeddings exactly as PyLate ``ColBERT.encode``; float32, input order; with the
-        number of texts cut at the length limit."""
+        """Token embeddings exactly as PyLate ``ColBERT.encode`` (documents with ``pool_factor``: as
+        ``encode(pool_factor=...)``); float32, input order; with the number of texts cut at the
+        length limit."""
         ids_list, widths, counts = self._token_ids(texts, is_query)
         expansion = is_query and self.config.do_query_expansion
         attend_expansion = self.config.attend_to_expansion_tokens
@@ -118,7 +124,8 @@ class ColBERTEncoder(TransformerEncoder):
             else:
                 keep = attended & ~torch.isin(ids, skiplist)
             hidden = self._hidden(ids, attention.long())
-            rows = self.dense(hidden[keep.to(hidden.device)]).float()
-            return torch.nn.functional.normalize(rows, p=2, dim=1).cpu()
+            return self._output(self.dense(hidden[keep.to(hidden.device)]))
 
-        return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, is_query)
+        out = self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, is_query)
+        factor = self.config.pool_factor
+        return pooling.pool_embeddings(out, factor) if factor and not is_query else out

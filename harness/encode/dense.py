@@ -1,6 +1,7 @@
 """``DenseEncoder`` = sentence-transformers ``encode_query``/``encode_document``: prompt + text -> strip
 -> lowercase if ``do_lower_case`` -> tokenize truncated to ``max_seq_length`` -> backbone -> pooling
-(mean / cls / max / mean_sqrt_len) -> Dense layers -> L2-normalise if a Normalize module is present."""
+(mean / cls / max / mean_sqrt_len) -> Dense layers -> the first ``truncate_dim`` dimensions, if set
+-> L2-normalise if a Normalize module is present."""
 
 from __future__ import annotations
 
@@ -47,8 +48,7 @@ class DenseEncoder(TransformerEncoder):
         def forward(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
             mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
             hidden = self._hidden(ids, mask.long())
-            pooled = self.dense(_pool(hidden, mask.to(hidden.device), c.pooling)).float()
-            return (torch.nn.functional.normalize(pooled, p=2, dim=-1) if c.normalize else pooled).cpu()
+            return self._output(self.dense(_pool(hidden, mask.to(hidden.device), c.pooling)))
 
         counts = np.ones(len(ids_list), np.int64)
         return self._run(ids_list, widths, counts, batch_size, show_progress, forward, self._pad_id, is_query)

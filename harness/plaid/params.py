@@ -14,6 +14,17 @@ NBITS = (1, 2, 4)
 DEFAULT_MAX_MEMORY_BYTES = 1 << 30
 
 
+def check_threshold(value: object, flag: str) -> None:
+    """``--centroid-score-threshold``: a number, None (no pruning) or "default" (by the depth)."""
+    if value not in (None, "default") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise InputError(f"must be a number, 'none' or 'default'; got {value!r}", field=flag)
+
+
+def parse_threshold(value: str) -> float | None | str:
+    """--centroid-score-threshold: a float, 'none' (no pruning) or 'default' (by --k)."""
+    return value if value == "default" else None if value.lower() == "none" else float(value)
+
+
 def check_nbits(nbits: object, dim: int | None = None, *, field: str = "nbits") -> int:
     """``nbits`` when it is 1, 2 or 4 (and ``dim * nbits`` fills whole bytes), else InputError."""
     if isinstance(nbits, bool) or nbits not in NBITS:

@@ -1,5 +1,6 @@
 """Reports from results files: the model card (``card``) and the leaderboard (``tables`` ->
-``render`` markdown / HTML, ``figures``), over the catalogue and groupings of ``catalogue``."""
+``render`` markdown / HTML, ``figures``), with its quality against cost section (``tradeoff_tables``),
+over the catalogue and groupings of ``catalogue``."""
 
 from harness.report.card import (
     card_model_index,
@@ -22,15 +23,23 @@ from harness.report.catalogue import (
     size_group_for,
 )
 from harness.report.figures import leaderboard_figures
+from harness.report.formats import TABLE_FORMATS, format_table, latex_table, table_frame
 from harness.report.render import (
-    TABLE_FORMATS,
-    format_table,
     leaderboard_html,
     leaderboard_markdown,
     render_leaderboard,
-    table_frame,
+    tradeoff_markdown,
 )
-from harness.report.tables import Cell, Row, Table, leaderboard_tables
+from harness.report.tables import (
+    Cell,
+    Row,
+    Table,
+    TradeoffRow,
+    TradeoffTable,
+    bytes_per_token,
+    leaderboard_tables,
+    tradeoff_tables,
+)
 
 __all__ = [
     "AVERAGE_METRIC",
@@ -41,12 +50,16 @@ __all__ = [
     "Cell",
     "Row",
     "Table",
+    "TradeoffRow",
+    "TradeoffTable",
     "beir_card_columns",
+    "bytes_per_token",
     "card_model_index",
     "family",
     "format_table",
     "is_average_only",
     "is_published",
+    "latex_table",
     "leaderboard_figures",
     "leaderboard_html",
     "leaderboard_markdown",
@@ -60,4 +73,6 @@ __all__ = [
     "render_model_card",
     "size_group_for",
     "table_frame",
+    "tradeoff_markdown",
+    "tradeoff_tables",
 ]

@@ -1,6 +1,6 @@
 """The model card: the YAML model-index in PyLate's card structure, naming and order (checked
-against the seed card), and the NanoBEIR / BEIR / LongEmbed tables placing the model among the
-published rows of its size group."""
+against the seed card; a dense model's in sentence-transformers' own: :class:`CardLibrary`), and the
+NanoBEIR / BEIR / LongEmbed tables placing the model among the published rows of its size group."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import yaml
 
 from harness.errors import InputError
 from harness.fileio import write_text_atomic
-from harness.metrics import CARD_METRICS
+from harness.metrics import CARD_METRICS, metric_label
+from harness.models import find_model
 from harness.report.catalogue import (
     DEFAULT_SIZE_GROUPS,
     beir_card_columns,
@@ -26,7 +27,7 @@ from harness.report.catalogue import (
     prefer,
     size_group_for,
 )
-from harness.report.render import bold, markdown_table
+from harness.report.formats import bold, markdown_table
 from harness.results import Result, result_filename
 
 # The card's front matter around model-index (mxbai-edge-colbert-v0-17m), in its order.
@@ -47,6 +48,47 @@ CARD_FRONT_MATTER: dict[str, Any] = {
     "model-index": None,  # filled by card_model_index
     "license": "apache-2.0",
 }
+
+
+@dataclass(frozen=True)
+class CardLibrary:
+    """What a card says of the library that loads the model: ``library_name`` and tags in the front
+    matter, the score-function prefix of the metric names and the model-index task of each dataset."""
+
+    library_name: str
+    tags: tuple[str, ...]
+    score_name: str
+    task_type: str
+    task_name: str
+
+
+# PyLate's card (the seed); sentence-transformers' for a dense model (its "cosine_ndcg@10" metrics of
+# InformationRetrievalEvaluator, task "information-retrieval").
+PYLATE = CardLibrary(
+    "PyLate",
+    tuple(CARD_FRONT_MATTER["tags"]),
+    "MaxSim",
+    "py-late-information-retrieval",
+    "Py Late Information Retrieval",
+)
+SENTENCE_TRANSFORMERS = CardLibrary(
+    "sentence-transformers",
+    tuple(t for t in PYLATE.tags if t not in ("ColBERT", "PyLate")),
+    "cosine",
+    "information-retrieval",
+    "Information Retrieval",
+)
+
+
+def card_library(results: Sequence[Result], model_name: str) -> CardLibrary:
+    """The model's library by its kind: the kind its runs record (``colbert`` / ``dense``), else the
+    registry's; sentence-transformers for a dense model, PyLate otherwise."""
+    kinds = [
+        r.model.kind for r in results if r.model_id == model_name and r.model.kind in ("colbert", "dense")
+    ]
+    info = find_model(model_name)
+    kind = kinds[-1] if kinds else info.kind if info else "colbert"
+    return SENTENCE_TRANSFORMERS if kind == "dense" else PYLATE
 
 
 def _metric_type(metric: str, score_name: str) -> str:
@@ -97,9 +139,16 @@ def nanobeir_card_metrics(results: Sequence[Result], model_name: str) -> dict[st
 
 
 def card_model_index(
-    results: Sequence[Result], model_name: str, *, display_name: str | None = None, score_name: str = "MaxSim"
+    results: Sequence[Result],
+    model_name: str,
+    *,
+    display_name: str | None = None,
+    library: CardLibrary | None = None,
 ) -> dict[str, Any]:
-    """``{"model-index": [...]}`` in the card's structure, naming and order (see the seed card)."""
+    """``{"model-index": [...]}`` in the card's structure, naming and order (see the seed card), in
+    ``library``'s terms (default: :func:`card_library`)."""
+    library = library or card_library(results, model_name)
+    score_name = library.score_name
 
     def metrics(row: dict[str, float]) -> list[dict[str, Any]]:
         return [
@@ -115,7 +164,7 @@ def card_model_index(
     mean = table.pop("NanoBEIR_mean")
     entries = [
         {
-            "task": {"type": "py-late-information-retrieval", "name": "Py Late Information Retrieval"},
+            "task": {"type": library.task_type, "name": library.task_name},
             "dataset": {"name": name, "type": name},
             "metrics": metrics(row),
         }
@@ -137,16 +186,19 @@ def render_card_yaml(
     model_name: str,
     *,
     display_name: str | None = None,
-    score_name: str = "MaxSim",
+    library: CardLibrary | None = None,
     front_matter: Mapping[str, Any] | None = None,
 ) -> str:
     """The card's YAML front matter, ``---`` delimited: ``front_matter`` (default: the seed card's
-    keys and order) with ``metrics`` and ``model-index`` filled from the results when the model has
-    NanoBEIR results (the card's model-index holds those only)."""
-    header = dict(CARD_FRONT_MATTER if front_matter is None else front_matter)
+    keys and order, ``library``'s name and tags: :func:`card_library`) with ``metrics`` and
+    ``model-index`` filled from the results when the model has NanoBEIR results (the card's
+    model-index holds those only)."""
+    library = library or card_library(results, model_name)
+    own = {"tags": list(library.tags), "library_name": library.library_name}
+    header = dict(CARD_FRONT_MATTER | own if front_matter is None else front_matter)
     if _has_nanobeir(results, model_name):
-        header["metrics"] = [_metric_type(m, score_name) for m in CARD_METRICS]
-        header.update(card_model_index(results, model_name, display_name=display_name, score_name=score_name))
+        header["metrics"] = [_metric_type(m, library.score_name) for m in CARD_METRICS]
+        header.update(card_model_index(results, model_name, display_name=display_name, library=library))
     else:  # the placeholders would read as empty values
         header = {k: v for k, v in header.items() if k not in ("metrics", "model-index")}
     body = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=10**6)
@@ -240,7 +292,8 @@ def render_model_card(results: Sequence[Result], model_name: str, *, display_nam
     """Markdown model card for whatever benchmarks the model has: YAML front matter (model-index from
     NanoBEIR), the NanoBEIR table, BEIR and LongEmbed tables placing the model among the published
     rows of its size group (best per group in bold, as the card does). InputError when the results
-    hold nothing of the model."""
+    hold nothing of the model. Without results on those benchmarks, the Evaluation section says so
+    and lists the model's other tasks (ad-hoc datasets) with their scores."""
     if not any(r.model_id == model_name for r in results):
         raise InputError(f"no results of model {model_name!r} (ids are as stored in the results files)")
     name = display_name or model_name.rstrip("/").rsplit("/", 1)[-1]
@@ -249,6 +302,7 @@ def render_model_card(results: Sequence[Result], model_name: str, *, display_nam
         f"\n# {name}\n",
         "\n## Evaluation\n",
     ]
+    tables = len(parts)
     if _has_nanobeir(results, model_name):
         parts += ["\n### NanoBEIR\n\n", nanobeir_markdown_table(results, model_name)]
     columns = beir_card_columns()
@@ -266,11 +320,28 @@ def render_model_card(results: Sequence[Result], model_name: str, *, display_nam
             "\n\\* mean of the per-dataset columns computed here; the published AVG figures are taken as "
             "reported (the card's BEIR AVG is not the mean of the seven columns shown).\n"
         )
+    if len(parts) == tables:
+        return "".join([*parts, _other_tasks(results, model_name)])
     parts.append(
         "\nNanoBEIR: card convention (sentence-transformers metrics). BEIR: nDCG@10, trec_eval convention. "
         "LongEmbed: mean of the six task scores.\n"
     )
     return "".join(parts)
+
+
+def _other_tasks(results: Sequence[Result], model_name: str) -> str:
+    """The Evaluation section of a model without results on the card's benchmarks: why there is no
+    table, and its tasks (ad-hoc datasets, tasks outside the card's tables) with main metric and score."""
+    mine = prefer(r for r in results if r.model_id == model_name)
+    rows = [
+        [task, f"{metric_label(r.task.main_metric)} ({r.task.convention})", f"{r.main_score:.4f}"]
+        for (_, task), r in sorted(mine.items())
+    ]
+    return (
+        "\nNo results on the card's benchmarks (NanoBEIR, BEIR, LongEmbed) were given, so no table places "
+        "this model among published ones. Its results are on other tasks (ad-hoc datasets: no published "
+        "figure compares with them):\n\n" + markdown_table(["Task", "Metric", "Score"], rows)
+    )
 
 
 def write_card_after_full_nanobeir(results: Sequence[Result], output: Path | None) -> list[Path]:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import InputError
+from harness.models import find_model
 from harness.mteb import SOURCE_PREFIX as MTEB_SOURCE
 from harness.results import Result
 from harness.tasks import CardTable, TaskGroup, get_task, report_groups
@@ -132,6 +133,13 @@ def prefer(results: Iterable[Result]) -> dict[tuple[str, str], Result]:
         elif is_published(old) == is_published(r):
             conflict_note(r, old)
     return chosen
+
+
+def registered_name(model_id: str) -> str:
+    """The model registry's name for ``model_id`` (an alias such as ``snowflake-s`` resolved), else
+    ``model_id`` itself."""
+    info = find_model(model_id)
+    return info.name if info else model_id
 
 
 def conflict_note(dropped: Result, shown: Result) -> str | None:

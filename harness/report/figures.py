@@ -12,6 +12,9 @@ Per table ``<slug>`` (``Table.slug``):
   labelled where a label fits without overlapping another label or marker (``geometry.place_labels``:
   beside the marker, else further out with a leader line); the others, or all of them when more
   than a third find no place, are named in a legend under the axes.
+* ``<task>_quality_vs_cost`` (a ``TradeoffTable``): the task's main score (CI whiskers) against bytes
+  per document token, QPS and p95 latency, a panel each (those known), the runs of one model joined by
+  a line in its colour, each point named by how its run differs where the label fits.
 
 Axes name the benchmark and its metric (from the task registry: ``BEIR mean nDCG@10``). A model has
 one colour (Paul Tol's colour-blind-safe "muted" palette) in every figure of a report, assigned once
@@ -42,6 +45,7 @@ from harness.report.catalogue import family as family_of
 from harness.report.geometry import legend_columns, log_ticks, place_labels, renderer, text_size
 from harness.report.style import PAGE, PAPER, RUN_HATCH, SIZES, Size, Style, model_styles
 from harness.report.tables import Row, Table
+from harness.report.tables import TradeoffTable as Tradeoffs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -94,11 +98,16 @@ def si(value: float, unit: str = "") -> str:
 
 
 def build_figures(
-    tables: Sequence[Table], size: Size | str = PAGE, max_models: int = 12
+    tables: Sequence[Table],
+    size: Size | str = PAGE,
+    max_models: int = 12,
+    tradeoffs: Sequence[Tradeoffs] = (),
 ) -> list[tuple[str, str, Figure]]:
-    """(file stem, caption, Figure) of every figure, labels placed; styles from all ``tables``."""
+    """(file stem, caption, Figure) of every figure, labels placed; styles from all ``tables`` and the
+    models of the ``tradeoffs`` (their figures last)."""
     size = SIZES[size] if isinstance(size, str) else size
-    styles = model_styles(tables)
+    lines = [Table(t.task, [], 0, [Row(r.model, False, "", []) for r in t.rows]) for t in tradeoffs]
+    styles = model_styles([*tables, *lines])
     out = []
     for table in tables:
         shown = list(range(table.datasets)) or list(range(len(table.columns)))
@@ -112,20 +121,20 @@ def build_figures(
             if rows:
                 fig, caption = _scatter(table, rows[:max_models], attr, styles, size)
                 out.append((f"{table.slug}_score_vs_{attr}", caption + _capped(len(rows), max_models), fig))
-    return out
+    return out + [_tradeoff(t, styles, size) for t in tradeoffs]
 
 
 def leaderboard_figures(
-    tables: Sequence[Table], out_dir: Path, max_models: int = 12
+    tables: Sequence[Table], out_dir: Path, max_models: int = 12, tradeoffs: Sequence[Tradeoffs] = ()
 ) -> list[tuple[str, str, bytes]]:
     """Write every figure in both sizes (module docstring); returns (PNG file name, caption, PNG
     bytes) of the page-size ones, in ``build_figures`` order."""
     out_dir = Path(out_dir)
-    for stem, _, fig in build_figures(tables, PAPER, max_models):
+    for stem, _, fig in build_figures(tables, PAPER, max_models, tradeoffs):
         _save(fig, out_dir / "paper", stem, ("png", "svg", "pdf"))
     return [
         (f"{stem}.png", caption, _save(fig, out_dir, stem, ("png", "svg"))["png"])
-        for stem, caption, fig in build_figures(tables, PAGE, max_models)
+        for stem, caption, fig in build_figures(tables, PAGE, max_models, tradeoffs)
     ]
 
 
@@ -279,7 +288,7 @@ def _scatter(
     table: Table, rows: list[Row], attr: str, styles: dict[str, Style], size: Size
 ) -> tuple[Figure, str]:
     """Headline score vs ``attr`` (parameters / throughput), log x, every point labelled if room."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import ScalarFormatter
 
     unit = "tok/s" if attr == "throughput" else ""
     xlabel = "parameters" if attr == "parameters" else "document tokens encoded per second (measured)"
@@ -303,32 +312,18 @@ def _scatter(
             gid=f"point-{'pub' if r.published else 'run'}:{r.model_id}",
         )
         handles.append(point)
-    lo, hi = math.log10(xs.min()), math.log10(xs.max())
-    pad = max(0.12, (0.35 - (hi - lo)) / 2)
-    ax.set_xscale("log")
-    ax.set_xlim(10 ** (lo - pad), 10 ** (hi + pad))
-    ticks = log_ticks(fig, 10 ** (lo - pad), 10 ** (hi + pad), lambda t: si(t, unit), size)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v, unit)))
-    ax.xaxis.set_minor_locator(LogLocator(subs=tuple(range(2, 10))))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    _log_x(ax, list(xs), unit, size)
     spread = max(0.08 * (ys.max() - ys.min()), 0.02)
     ax.set_ylim(ys.min() - spread, ys.max() + spread)
     ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
-    ax.tick_params(labelsize=size.small)
-    ax.set_xlabel(xlabel, fontsize=size.font)
-    ax.set_ylabel(ylabel, fontsize=size.font)
-    ax.grid(True, which="major", linewidth=0.4, color="0.88")
-    ax.set_axisbelow(True)
-    ax.spines[["top", "right"]].set_visible(False)
+    _tidy(ax, xlabel, ylabel, size)
     _freeze(fig)
     labels = [r.label + (" (reported avg)" if _reported_instead(table, r) else "") for r in rows]
-    points = list(zip(xs, ys, labels, strict=True))
-    missing = place_labels(ax, points, math.sqrt(size.marker) / 2, size.tiny)
-    if len(missing) > len(points) / 3:  # a crowd: one legend reads better than a few labels
+    missing = place_labels(ax, list(zip(xs, ys, labels, strict=True)), math.sqrt(size.marker) / 2, size.tiny)
+    if len(missing) > len(rows) / 3:  # a crowd: one legend reads better than a few labels
         for text in list(ax.texts):
             text.remove()
-        missing = list(range(len(points)))
+        missing = list(range(len(rows)))
     if missing:  # named in a legend under the axes (the layout is fixed: it goes below the x label)
         below = ax.xaxis.label.get_window_extent(renderer(fig)).y0 / fig.bbox.height - 0.01
         fig.legend(
@@ -345,3 +340,61 @@ def _scatter(
     if not all(r.published for r in rows):
         caption += "; black edge: run here, † published figure"
     return fig, caption
+
+
+def _log_x(ax: Axes, xs: Sequence[float], unit: str, size: Size) -> None:
+    """A log x axis over ``xs``, padded, its ticks labelled ``si(value, unit)`` and kept apart."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = math.log10(min(xs)), math.log10(max(xs))
+    pad = max(0.12, (0.35 - (hi - lo)) / 2)
+    ax.set_xscale("log")
+    ax.set_xlim(10 ** (lo - pad), 10 ** (hi + pad))
+    ticks = log_ticks(ax.figure, 10 ** (lo - pad), 10 ** (hi + pad), lambda t: si(t, unit), size)  # type: ignore[arg-type]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v, unit)))
+    ax.xaxis.set_minor_locator(LogLocator(subs=tuple(range(2, 10))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _tidy(ax: Axes, xlabel: str, ylabel: str, size: Size) -> None:
+    ax.tick_params(labelsize=size.small)
+    ax.set_xlabel(xlabel, fontsize=size.font)
+    ax.set_ylabel(ylabel, fontsize=size.font)
+    ax.grid(True, which="major", linewidth=0.4, color="0.88")
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+# the trade-off figure's x axes: row attribute, axis label, unit
+COSTS = (("bytes_per_token", "bytes per document token", "B"), ("qps", "queries per second (batched)", "q/s"),
+         ("p95_ms", "single-query p95 latency", "ms"))  # fmt: skip
+
+
+def _tradeoff(table: Tradeoffs, styles: dict[str, Style], size: Size) -> tuple[str, str, Figure]:
+    """``<slug>_quality_vs_cost`` (module docstring) with its caption."""
+    rows = [r for r in table.rows if r.cell.value is not None]
+    shown = [c for c in COSTS if any(getattr(r, c[0]) for r in rows)]
+    fig = _figure(size, 0.62 * size.scatter_height * len(shown) + 0.5)
+    axes, metric = fig.subplots(len(shown), 1, squeeze=False)[:, 0], metric_label(table.metric)
+    handles = {}
+    for ax, (attr, xlabel, unit) in zip(axes, shown, strict=True):
+        drawn = sorted((r for r in rows if getattr(r, attr)), key=lambda r: getattr(r, attr))
+        for model in dict.fromkeys(r.model for r in drawn):
+            mine, style = [r for r in drawn if r.model == model], styles[model]
+            ys = np.array([r.cell.value for r in mine], dtype=float)
+            ci = np.array([r.cell.ci or (r.cell.value, r.cell.value) for r in mine], dtype=float)
+            handles[model] = ax.errorbar(
+                [getattr(r, attr) for r in mine], ys, yerr=np.abs(ci.T - ys), color=style.colour,
+                marker=style.marker, markersize=4, lw=1.0, elinewidth=0.6, capsize=1.5, gid=f"line:{model}",
+            )  # fmt: skip
+        _log_x(ax, [getattr(r, attr) for r in drawn], unit, size)
+        _tidy(ax, xlabel, metric, size)
+    fig.legend(handles.values(), handles, loc="outside upper center", fontsize=size.legend, frameon=False,
+               ncols=legend_columns(fig, list(handles), size))  # fmt: skip
+    _freeze(fig)
+    for ax, (attr, _, _) in zip(axes, shown, strict=True):
+        points = [(getattr(r, attr), r.cell.value or 0.0, r.label) for r in rows if getattr(r, attr)]
+        place_labels(ax, points, 2.5, size.tiny)
+    what = "whiskers: bootstrap confidence intervals; a line per model; unlabelled points: see the table"
+    return f"{table.slug}_quality_vs_cost", f"{table.task} {metric} against cost ({what})", fig

@@ -1,5 +1,6 @@
-"""Rendering: markdown tables (the card's format), the leaderboard as markdown and as one
-self-contained HTML page, and ``render_leaderboard`` that writes them with the figures."""
+"""Rendering: the leaderboard as markdown and as one self-contained HTML page, with the quality
+against cost section (``tables.tradeoff_tables``), and ``render_leaderboard`` that writes them with
+the figures (the tables as CSV / LaTeX / markdown files: ``harness.report.formats``)."""
 
 from __future__ import annotations
 
@@ -10,84 +11,79 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any
 
 from harness.errors import InputError
 from harness.fileio import write_text_atomic
+from harness.metrics import metric_label
 from harness.report.figures import leaderboard_figures
-from harness.report.tables import ALPHA, Cell, Row, Table, leaderboard_tables
+from harness.report.formats import (
+    SIGNIFICANCE_MARK,
+    cell_markdown,
+    ci_text,
+    column_notes,
+    markdown_table,
+    model_markdown,
+)
+from harness.report.tables import (
+    ALPHA,
+    Cell,
+    Row,
+    Table,
+    TradeoffRow,
+    TradeoffTable,
+    leaderboard_tables,
+    tradeoff_tables,
+)
 from harness.results import Result
 
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A markdown table, first column left-aligned, the others centred (the card's format)."""
-    align = [":---"] + [":---:"] * (len(header) - 1)
-    lines = [header, align, *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
-
-
-TABLE_FORMATS = {"csv": "csv", "latex": "tex", "markdown": "md"}  # --format -> file suffix
-
-
-def table_frame(table: Table) -> Any:
-    """One leaderboard table as a pandas DataFrame: a row per model (index: its label, † for a
-    published figure), its size group, then the table's columns as floats (NaN: no result)."""
-    import pandas as pd
-
-    data = [[row.group] + [cell.value for cell in row.cells] for row in table.rows]
-    frame = pd.DataFrame(data, columns=["group", *table.columns], index=[row.label for row in table.rows])
-    frame.index.name = "model"
-    return frame
+ABOVE_MARK = "▴"  # significantly above the model's exact run (▾: below)
+TRADEOFF_NOTE = (
+    "Quality against cost: per task, every run of a model (exact, PLAID, rerank, compression variants), "
+    f"cheapest first. {SIGNIFICANCE_MARK} / {ABOVE_MARK}: significantly below / above the model's exact "
+    f"run (paired sign-flip test over the queries, p < {ALPHA}); Δ: the difference from it; overlap@10: "
+    "the share of the exact top 10 in the run's top 10 (its fidelity record). Bytes per document token: "
+    "for PLAID the index's disk bytes per stored token vector (mean over subsets); for exact search and "
+    "reranks the vector's (truncate_dim or dim) dimensions x 4 bytes (float32; 2 for a bf16 / fp16 "
+    "encoder; a rerank's first stage not counted); both divided by the pool factor (vectors kept per "
+    "token read). QPS: every query searched at once; p95: single-query latency after a warm-up (the "
+    "efficiency record)."
+)
+TRADEOFF_COLUMNS = ["Δ vs exact", "overlap@10", "bytes/token", "QPS", "p95 ms"]
 
 
-def format_table(table: Table, fmt: str) -> str:
-    """``table`` as CSV (full precision), LaTeX (booktabs, the table's precision, best per group in
-    bold) or markdown (the leaderboard's own)."""
-    if fmt == "csv":
-        return table_frame(table).to_csv(lineterminator="\n")
-    if fmt == "markdown":
-        header = ["Model", "Group", *table.columns]
-        rows = [[r.label, r.group] + [bold(c.text(), c.bold) for c in r.cells] for r in table.rows]
-        return markdown_table(header, rows)
-    if fmt == "latex":
-        frame = table_frame(table).astype(object)
-        for i, row in enumerate(table.rows):
-            for j, cell in enumerate(row.cells):
-                text = "--" if cell.value is None else cell.text()
-                frame.iat[i, j + 1] = f"\\textbf{{{text}}}" if cell.bold and cell.value is not None else text
-        frame = frame.reset_index()  # "model" a column: one header line
-        for column in ("model", "group"):
-            frame[column] = frame[column].map(_latex_escape)
-        frame.columns = [_latex_escape(str(c)) for c in frame.columns]
-        return frame.to_latex(index=False, escape=False, column_format="ll" + "r" * len(table.columns))
-    raise ValueError(f"unknown table format {fmt!r}")
+def tradeoff_cells(row: TradeoffRow) -> tuple[str, str, list[str]]:
+    """A trade-off row's run (``exact`` named), its score with the mark against the exact run, and the
+    other columns (``TRADEOFF_COLUMNS``) as text; ``–`` where unknown."""
+    mark = "" if not row.cell.significant else ABOVE_MARK if (row.delta or 0.0) > 0 else SIGNIFICANCE_MARK
+    score = row.cell.text() + mark + (f" ({ci_text(row.cell.ci)})" if row.cell.ci else "")
+
+    def number(value: float | None, fmt: str) -> str:
+        return "–" if value is None else format(value, fmt)
+
+    rest = [number(row.delta, "+.4f"), number(row.overlap_at_10, ".3f"), number(row.bytes_per_token, ".1f")]
+    rest += [number(row.qps, ".1f"), number(row.p95_ms, ".2f")]
+    return row.run + (" (exact)" if row.exact else ""), score, rest
 
 
-_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"}
-_LATEX_SPECIAL |= {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+def tradeoff_markdown(tables: Sequence[TradeoffTable]) -> str:
+    """The quality against cost section (empty without trade-off tables)."""
+    if not tables:
+        return ""
+    parts = ["\n## Quality against cost\n\n", TRADEOFF_NOTE, "\n"]
+    for table in tables:
+        header = ["Run", metric_label(table.metric), *TRADEOFF_COLUMNS]
+        cells = map(tradeoff_cells, table.rows)
+        rows = [[run.replace("|", "\\|"), score, *rest] for run, score, rest in cells]
+        parts += [f"\n### {table.task}\n\n", markdown_table(header, rows)]
+    return "".join(parts)
 
 
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
-
-
-def bold(text: str, on: bool) -> str:
-    return f"**{text}**" if on and text else text
-
-
-def _ci_text(ci: tuple[float, float] | None) -> str:
-    return "" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}"
-
-
-SIGNIFICANCE_MARK = "▾"  # significantly below the size group's best run
-
-
-def _cell_markdown(cell: Cell) -> str:
-    text = bold(cell.text(), cell.bold) + (SIGNIFICANCE_MARK if cell.significant else "")
-    return text + (f" ({_ci_text(cell.ci)})" if cell.ci else "")
-
-
-def leaderboard_markdown(tables: Sequence[Table], figures: Sequence[tuple[str, str]], method: str) -> str:
+def leaderboard_markdown(
+    tables: Sequence[Table],
+    figures: Sequence[tuple[str, str]],
+    method: str,
+    tradeoffs: Sequence[TradeoffTable] = (),
+) -> str:
     parts = ["# Leaderboard\n\n", method, "\n"]
     for table in tables:
         header = ["Model", *table.columns]
@@ -95,29 +91,14 @@ def leaderboard_markdown(tables: Sequence[Table], figures: Sequence[tuple[str, s
         for group in table.groups:
             rows.append([f"**{group}**", *[""] * len(table.columns)])
             for r in table.rows_of(group):
-                rows.append([r.label.replace("|", "\\|"), *map(_cell_markdown, r.cells)])
+                rows.append([model_markdown(r), *map(cell_markdown, r.cells)])
         parts += [f"\n## {table.family}\n\n", markdown_table(header, rows)]
-        parts += [f"\n{note}\n" for note in _column_notes(table) + table.notes]
+        parts += [f"\n{note}\n" for note in column_notes(table) + table.notes]
+    parts.append(tradeoff_markdown(tradeoffs))
     if figures:
         parts.append("\n## Plots\n\n")
         parts += [f"![{caption}]({name})\n\n" for name, caption in figures]
     return "".join(parts)
-
-
-def _column_notes(table: Table) -> list[str]:
-    """What the table's derived columns mean, for the notes under it."""
-    notes = []
-    if "Mean" in table.columns:
-        notes.append(
-            f"Mean: the unweighted mean of the {table.datasets} dataset columns, computed here "
-            "(only for rows that have all of them)."
-        )
-    if "Reported AVG" in table.columns:
-        notes.append(
-            "Reported AVG: the average a model card publishes, transcribed as printed; it may "
-            "average datasets not shown here, so it is not comparable with Mean."
-        )
-    return notes
 
 
 def _cell_html(cell: Cell) -> str:
@@ -130,8 +111,8 @@ def _cell_html(cell: Cell) -> str:
         text += f'<sup class="sig" title="{esc(why)}">{SIGNIFICANCE_MARK}</sup>'
     title = ""
     if cell.ci:
-        text += f'<span class="ci">{esc(_ci_text(cell.ci))}</span>'
-        title = f' title="CI {esc(_ci_text(cell.ci))}"'
+        text += f'<span class="ci">{esc(ci_text(cell.ci))}</span>'
+        title = f' title="CI {esc(ci_text(cell.ci))}"'
     sort = "" if cell.value is None else repr(cell.value)
     return f'<td data-sort="{sort}"{title}>{text}</td>'
 
@@ -183,12 +164,38 @@ def _metrics_html(table: Table) -> str:
     )
 
 
+def _tradeoff_html(tables: Sequence[TradeoffTable]) -> str:
+    """The quality against cost section as sortable tables (empty without trade-off tables)."""
+    esc = html.escape
+    if not tables:
+        return ""
+    body = ['<h2 id="quality-against-cost">Quality against cost</h2>']
+    body.append(f'<p class="legend">{esc(TRADEOFF_NOTE)}</p>')
+    for table in tables:
+        columns = ["Run", metric_label(table.metric), *TRADEOFF_COLUMNS]
+        kinds = ["text", *["number"] * (len(columns) - 1)]
+        head = "".join(f'<th data-type="{k}">{esc(c)}</th>' for c, k in zip(columns, kinds, strict=True))
+        rows = []
+        for row in table.rows:
+            run, score, rest = tradeoff_cells(row)
+            values = [row.cell.value, row.delta, row.overlap_at_10, row.bytes_per_token, row.qps, row.p95_ms]
+            cells = [f'<td data-sort="{esc(run)}">{esc(run)}</td>']
+            for value, text in zip(values, [score, *rest], strict=True):
+                cells.append(f'<td data-sort="{"" if value is None else repr(value)}">{esc(text)}</td>')
+            rows.append(f'<tr class="row" data-model="{esc(row.run)}">{"".join(cells)}</tr>')
+        body.append(f'<h3>{esc(table.task)}</h3><div class="scroll">')
+        body.append(f'<table class="sortable" id="cost-{table.slug}">')
+        body.append(f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return "\n".join(body)
+
+
 def leaderboard_html(
     tables: Sequence[Table],
     figures: Sequence[tuple[str, str, bytes]],
     method: str,
     title: str,
     level: float = 0.95,
+    tradeoffs: Sequence[TradeoffTable] = (),
 ) -> str:
     """One self-contained page (works from ``file://``): inline CSS/JS (sortable headers, a model
     filter, a CI toggle, light and dark themes), plots as base64 PNG; links only to model pages."""
@@ -211,8 +218,9 @@ def leaderboard_html(
                 body.append(_row_html(r, r.cells))
             body.append("</tbody>")
         body.append("</table></div>")
-        body += [f'<p class="legend">{esc(note)}</p>' for note in _column_notes(table) + table.notes]
+        body += [f'<p class="legend">{esc(note)}</p>' for note in column_notes(table) + table.notes]
         body.append(_metrics_html(table))
+    body.append(_tradeoff_html(tradeoffs))
     if figures:
         body.append("<h2>Plots</h2>")
         for name, caption, png in figures:
@@ -244,6 +252,7 @@ def render_leaderboard(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = leaderboard_tables(results, n_resamples=n_resamples, seed=seed, level=level)
+    tradeoffs = tradeoff_tables(results, n_resamples=n_resamples, seed=seed, level=level)
     method = (
         f"Scores are each task's main metric (NanoBEIR: card convention; BEIR, LongEmbed: trec_eval). "
         f"Bold: best in the size group, where it has two values or more. "
@@ -253,8 +262,9 @@ def render_leaderboard(
         f"percentile bootstrap over queries, {n_resamples} resamples, seed {seed}) where per-query "
         f"scores exist. † published figure, transcribed, not run."
     )
-    figures = leaderboard_figures(tables, out_dir) if plots else []
+    figures = leaderboard_figures(tables, out_dir, tradeoffs=tradeoffs) if plots else []
     md_path, html_path = out_dir / "leaderboard.md", out_dir / "leaderboard.html"
-    write_text_atomic(md_path, leaderboard_markdown(tables, [(n, c) for n, c, _ in figures], method))
-    write_text_atomic(html_path, leaderboard_html(tables, figures, method, title, level))
+    captions = [(name, caption) for name, caption, _ in figures]
+    write_text_atomic(md_path, leaderboard_markdown(tables, captions, method, tradeoffs))
+    write_text_atomic(html_path, leaderboard_html(tables, figures, method, title, level, tradeoffs))
     return md_path, html_path

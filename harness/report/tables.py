@@ -1,6 +1,8 @@
 """The leaderboard's table model: one table per benchmark family, rows grouped by size, cells
 with 95% bootstrap intervals (``harness.stats.bootstrap_ci``) and significance against the group's
-best run (paired t-test, Holm-corrected: ``harness.stats``) where per-query scores exist."""
+best run (paired t-test, Holm-corrected: ``harness.stats``) where per-query scores exist; and the
+trade-off tables (:func:`tradeoff_tables`): per task, each model's runs (exact, PLAID, rerank,
+compression variants) by cost, against the model's exact run."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.fidelity import base_name, is_approximate, line_key, paired_delta, run_label, variant_label
 from harness.models import ModelInfo, find_model
 from harness.records import ModelRecord
 from harness.report.catalogue import (
@@ -25,6 +28,7 @@ from harness.report.catalogue import (
     is_published,
     label,
     origin,
+    registered_name,
     size_group_for,
 )
 from harness.results import Result
@@ -93,8 +97,8 @@ class Table:
 
     @property
     def slug(self) -> str:
-        """The family as an id / file-name part: lower case, runs of other characters as "_"."""
-        return re.sub(r"[^a-z0-9]+", "_", self.family.lower()).strip("_")
+        """The family as an id / file-name part (:func:`slug`)."""
+        return slug(self.family)
 
     @property
     def groups(self) -> list[str]:
@@ -104,14 +108,20 @@ class Table:
         return [r for r in self.rows if r.group == group]
 
 
+def slug(text: str) -> str:
+    """``text`` as an id / file-name part: lower case, runs of other characters as "_"."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
 def leaderboard_tables(
     results: Sequence[Result], *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> list[Table]:
     """One table per benchmark family: dataset columns, ``Mean`` (when any row has every dataset)
     and ``Reported AVG`` (when average-only results exist); rows grouped by size.
 
-    Row key: (model id, origin) so a rerun sits beside the published figure it reproduces (and a
-    model card's figures beside MTEB's).
+    Row key: (model, origin) so a rerun sits beside the published figure it reproduces (and a
+    model card's figures beside MTEB's); a model is named as the registry names it, so one model
+    filed under an alias (the card's ``snowflake-s``) is one row and one colour everywhere.
     ``Mean`` is the unweighted mean over the dataset columns (``np.mean`` in column order, which for
     NanoBEIR is the card's ``NanoBEIR_mean``); its CI bootstraps every dataset's queries jointly.
     One precision per table: the published figures' (3 decimals on the card), else 4. Bold: the
@@ -128,7 +138,7 @@ def leaderboard_tables(
         by_key: dict[tuple[str, str], dict[str, Result]] = {}
         notes = []
         for r in sorted(members, key=lambda r: r.created):  # the newest of one model and task is shown
-            row = by_key.setdefault((r.model_id, origin(r)), {})
+            row = by_key.setdefault((registered_name(r.model_id), origin(r)), {})
             if r.task_name in row and (note := conflict_note(row[r.task_name], r)):
                 notes.append(note)
             row[r.task_name] = r
@@ -282,3 +292,104 @@ def _throughput(results: Iterable[Result]) -> float | None:
         if measured and n and s and s > 0:
             tokens, seconds = tokens + n, seconds + s
     return tokens / seconds if seconds else None
+
+
+# --------------------------------------------------------------------------- quality against cost
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # bytes of one vector dimension
+
+
+@dataclass
+class TradeoffRow:
+    """One run of a model on a task: ``line`` joins the runs of one model (fingerprint, else id) named
+    ``model``; ``label`` says how this run differs (``harness.fidelity.variant_label``), ``run`` names it
+    in full; ``cell`` holds the main score, its CI and, against the model's exact run (``exact``: this is
+    it), the p-value of the paired sign-flip test; ``delta`` the difference from that run; the costs
+    (None: not recorded) and the fidelity record's overlap@10."""
+
+    line: str
+    model: str
+    label: str
+    run: str
+    exact: bool
+    cell: Cell
+    bytes_per_token: float | None
+    qps: float | None
+    p95_ms: float | None
+    delta: float | None = None
+    overlap_at_10: float | None = None
+
+    @property
+    def cost(self) -> tuple[float, float, float]:
+        """The order of the table: bytes per token, then p95 latency, then 1/QPS (unknown: last)."""
+        per_query = 1 / self.qps if self.qps else math.inf
+        return _or(self.bytes_per_token, math.inf), _or(self.p95_ms, math.inf), per_query
+
+
+@dataclass
+class TradeoffTable:
+    task: str
+    metric: str
+    rows: list[TradeoffRow]  # cheapest first (TradeoffRow.cost)
+
+    @property
+    def slug(self) -> str:
+        return slug(self.task)
+
+
+def tradeoff_tables(
+    results: Sequence[Result], *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> list[TradeoffTable]:
+    """Per task on which a model has two runs or more and a cost is known: a row per run of a model
+    (published figures and BM25 left out), sorted by cost (:attr:`TradeoffRow.cost`; ties by name).
+    A run other than its model's exact run (the newest plain exact one) carries its delta and the
+    paired sign-flip test's p-value against it (``harness.fidelity.paired_delta``: the numbers of
+    ``harness check`` and of the fidelity record)."""
+    runs = [r for r in results if r.published is None and r.model.kind in ("colbert", "dense")]
+    tables = []
+    for task in sorted({r.task_name for r in runs}):
+        lines: dict[str, list[Result]] = {}
+        for r in sorted((r for r in runs if r.task_name == task), key=lambda r: r.created):
+            lines.setdefault(line_key(r), []).append(r)
+        if all(len(members) < 2 for members in lines.values()):
+            continue
+        rows = []
+        for key, members in lines.items():
+            exact = next((r for r in reversed(members) if not is_approximate(r.model, r.retrieval)), None)
+            name = base_name((exact or members[0]).model_id)
+            rows += [_tradeoff_row(key, name, r, exact, n_resamples, seed, level) for r in members]
+        metric = next(iter(lines.values()))[0].task.main_metric
+        if any(r.bytes_per_token or r.qps or r.p95_ms for r in rows):  # a cost to trade against
+            tables.append(TradeoffTable(task, metric, sorted(rows, key=lambda r: (r.cost, r.run))))
+    return tables
+
+
+def _tradeoff_row(
+    line: str, model: str, r: Result, exact: Result | None, n_resamples: int, seed: int, level: float
+) -> TradeoffRow:
+    cell = _task_cell(r, 4, n_resamples, seed, level)
+    cell.queries, delta = None, None
+    if exact is not None and r is not exact:
+        paired = paired_delta(exact, r, level=level, n_resamples=n_resamples, seed=seed)
+        cell.p_value, cell.reference, delta = paired.permutation_p, run_label(exact), paired.delta
+    cost, single = r.efficiency, r.efficiency.single if r.efficiency else None
+    qps, p95 = cost.batched.qps if cost else None, single.p95_ms if single else None
+    overlap, size = r.fidelity.overlap_at_10 if r.fidelity else None, bytes_per_token(r)
+    names = variant_label(r), run_label(r)
+    return TradeoffRow(line, model, *names, r is exact, cell, size, qps, p95, delta, overlap)
+
+
+def bytes_per_token(result: Result) -> float | None:
+    """What a document token costs to keep searchable: PLAID, the index's disk bytes per stored
+    vector (mean over subsets); else the vector's (truncate_dim or dim) x ``DTYPE_BYTES``; both over
+    the pool factor (vectors kept per token read). None for a dense model or without the sizes."""
+    settings, index = result.model.settings, result.retrieval.index
+    per: float | None = None
+    if index:
+        sizes = [v.get("bytes_per_token_total") if isinstance(v, dict) else None for v in index.values()]
+        known = [float(s) for s in sizes if isinstance(s, (int, float))]
+        per = float(np.mean(known)) if known and len(known) == len(sizes) else None
+    elif result.model.kind == "colbert" and isinstance(settings.get("dim"), int):
+        width = settings.get("truncate_dim") or settings["dim"]
+        per = width * DTYPE_BYTES.get(settings.get("dtype") or "float32", 4)
+    return None if per is None else per / float(settings.get("pool_factor") or 1)

@@ -4,24 +4,26 @@ A stage takes a dataset's query and document :class:`harness.types.Texts`, encod
 through its :class:`Embedder` (the embedding cache), and returns the top ``k`` doc positions per
 query plus what it cost. Statistics are returned values, never arguments filled in place. Every
 cut follows ``harness.ranking`` with the corpus ids as tie keys. ``method`` and ``settings()``
-are what a results file records under ``retrieval``.
-
-- :class:`ExactRetriever`: exact MaxSim (``masked`` or PyLate's ``pylate`` scoring) or, for a
-  single-vector model, exact dense top-k.
-- :class:`PlaidRetriever`: a PLAID index of the corpus, kept in the cache and reused.
-- :class:`BM25Retriever`: the lexical baseline.
-- :class:`RunFileRetriever`: a TREC run file read once, as a first stage.
-- :class:`RerankRetriever`: exact MaxSim over another stage's top ``depth``.
+are what a results file records under ``retrieval``. ``prepare(queries, docs, k)`` (a context)
+gives the search made ready (:class:`Prepared`): its queries can then be ranked all at once
+(``search``) or one at a time over the same embeddings and index, with the same rows. Stages:
+:class:`ExactRetriever` (exact MaxSim, ``masked`` or PyLate's ``pylate`` scoring; exact dense top-k
+for a single-vector model), :class:`PlaidRetriever` (a PLAID index, kept in the cache),
+:class:`BM25Retriever`, :class:`RunFileRetriever` (a TREC run file read once, as a first stage),
+:class:`RerankRetriever` (exact MaxSim over another stage's top ``depth``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import resource
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -31,7 +33,7 @@ from harness.cache import DEFAULT_SHARD_SIZE, LOCAL, CacheUse, cache_key, encode
 from harness.errors import InputError
 from harness.executor import Executor
 from harness.ranking import rank
-from harness.retrieve.bm25 import bm25_search
+from harness.retrieve.bm25 import BM25Index
 from harness.retrieve.maxsim import DEFAULT_MAX_BLOCK_BYTES, Scoring, exact_search, rerank
 from harness.types import Encoder, Run, ShardedEmbeddings, Texts, TokenEmbeddings, sum_known
 
@@ -58,8 +60,8 @@ class SearchStats:
     """What one search cost: the encoder's seconds per side (measured now, or carried from the cache
     entry that measured them: ``sources`` says which; None when unknown), seconds opening or building
     an index and searching (measured now), tokens the encoder read and texts it cut at its length
-    limit (None: unknown or no encoder), and the facts of the index it used (PLAID sizes, and the
-    seconds its build took)."""
+    limit (None: unknown or no encoder), and the facts of the index it used (PLAID sizes, the seconds
+    its build took and, when built now, the process's peak RSS in bytes before and after it)."""
 
     encode_queries_s: float | None = 0.0
     encode_documents_s: float | None = 0.0
@@ -72,15 +74,56 @@ class SearchStats:
     index: dict[str, Any] | None = None
     index_build_s: float | None = None
     sources: dict[str, str] = field(default_factory=dict)  # timing -> measured | cache | partly cached
+    index_build_rss: tuple[int, int] | None = None  # (peak before, peak after) of a build of this run
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A search made ready (queries encoded, corpus embedded or indexed): ``rank(rows, show_progress)``
+    ranks the queries at positions ``rows``, each on its own, so all at once or one at a time gives
+    the same rows; from its embeddings (BM25: its text; encoding is not ranking). ``stats``: what
+    getting ready cost (``retrieve_s`` 0: :meth:`search` times the ranking)."""
+
+    n_queries: int
+    rank: Callable[[np.ndarray, bool], Ranking]
+    stats: SearchStats
+    show_progress: bool = True
+
+    def search(self) -> tuple[Ranking, SearchStats]:
+        """Every query at once (the batched search), timed: the stage's ``search``."""
+        started = time.perf_counter()
+        ranking = self.rank(np.arange(self.n_queries), self.show_progress)
+        return ranking, replace(self.stats, retrieve_s=time.perf_counter() - started)
 
 
 class Retriever(Protocol):
     @property
     def method(self) -> str: ...
-
     def settings(self) -> dict[str, Any]: ...
-
+    def prepare(self, queries: Texts, docs: Texts, k: int) -> AbstractContextManager[Prepared]: ...
     def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]: ...
+
+
+class _Staged:
+    """``search``: ``prepare``, then every query at once."""
+
+    prepare: Callable[[Texts, Texts, int], AbstractContextManager[Prepared]]
+
+    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+        with self.prepare(queries, docs, k) as prepared:
+            return prepared.search()
+
+
+def _rows_of(queries: TokenEmbeddings, rows: np.ndarray) -> TokenEmbeddings:
+    """The queries at ``rows`` (all of them in order: the pack itself, not a copy)."""
+    every = len(rows) == len(queries) and bool(np.all(rows == np.arange(len(queries))))
+    return queries if every else queries.select(rows)
+
+
+def max_rss() -> int:
+    """This process's peak resident memory so far, in bytes (``getrusage``'s ``ru_maxrss``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else 1024 * peak
 
 
 Docs = TypeVar("Docs", TokenEmbeddings, ShardedEmbeddings)
@@ -95,19 +138,17 @@ class Encoded(Generic[Docs]):
     queries_use: CacheUse
     docs_use: CacheUse
 
-    def stats(self, retrieve_s: float) -> SearchStats:
-        """The search's stats: these encodings plus ``retrieve_s`` seconds of scoring."""
+    def stats(self) -> SearchStats:
+        """The stats of these encodings (no index, no scoring yet)."""
+        doc_parts = self.docs.shards if isinstance(self.docs, ShardedEmbeddings) else [self.docs]
         return SearchStats(
             encode_queries_s=self.queries_use.encode_seconds,
             encode_documents_s=self.docs_use.encode_seconds,
-            retrieve_s=retrieve_s,
             query_tokens=self.queries.input_tokens,
             document_tokens=self.docs.input_tokens,
             query_truncated=truncated_texts([self.queries]),
-            document_truncated=truncated_texts(
-                self.docs.shards if isinstance(self.docs, ShardedEmbeddings) else [self.docs]
-            ),
-            sources=encode_sources(self.queries_use, self.docs_use),
+            document_truncated=truncated_texts(doc_parts),
+            sources={"encode_queries_s": self.queries_use.source, "encode_documents_s": self.docs_use.source},
         )
 
 
@@ -116,10 +157,6 @@ def truncated_texts(parts: Sequence[TokenEmbeddings]) -> int | None:
     say (``TokenEmbeddings.truncated``: an encoder's output and the cache entries it fills know it; a
     stand-in encoder's output or a shard written before it was kept does not)."""
     return sum_known(part.truncated for part in parts)
-
-
-def encode_sources(queries: CacheUse, docs: CacheUse) -> dict[str, str]:
-    return {"encode_queries_s": queries.source, "encode_documents_s": docs.source}
 
 
 @dataclass(frozen=True)
@@ -144,30 +181,24 @@ class Embedder:
         query_emb, query_use = self.embed(queries, is_query=True)
         return Encoded(query_emb, doc_emb, query_use, doc_use)
 
-    def embed_shards(self, texts: Sequence[str]) -> tuple[list[TokenEmbeddings], CacheUse]:
-        """Document embeddings as the cache's memory-mapped shards (one pack without a cache)."""
-        return self._encode(texts, False)
+    def embed_streamed(self, queries: Texts, docs: Texts) -> Encoded[ShardedEmbeddings]:
+        """Both sides, the documents as the cache's memory-mapped shards (one pack without a cache)."""
+        shards, doc_use = self._encode(docs, False)
+        query_emb, query_use = self.embed(queries, is_query=True)
+        return Encoded(query_emb, ShardedEmbeddings(shards), query_use, doc_use)
 
     def _encode(self, texts: Sequence[str], is_query: bool) -> tuple[list[TokenEmbeddings], CacheUse]:
-        return encode_entry(
-            self.encoder,
-            texts,
-            is_query=is_query,
-            cache_dir=self.cache_dir,
-            batch_size=self.batch_size,
-            shard_size=self.shard_size,
-            show_progress=self.show_progress,
-            executor=self.executor,
-        )
-
-
-def _scoring_settings(scoring: str, pylate_chunk_size: int) -> dict[str, Any]:
-    # the zero floor of ``pylate`` scoring depends on the longest document of each corpus chunk
-    return {"scoring": scoring} | ({"pylate_chunk_size": pylate_chunk_size} if scoring == "pylate" else {})
+        options: dict[str, Any] = {"cache_dir": self.cache_dir, "batch_size": self.batch_size}
+        options |= {
+            "shard_size": self.shard_size,
+            "show_progress": self.show_progress,
+            "executor": self.executor,
+        }
+        return encode_entry(self.encoder, texts, is_query=is_query, **options)
 
 
 @dataclass(frozen=True)
-class ExactRetriever:
+class ExactRetriever(_Staged):
     """Exact MaxSim over the whole corpus (``harness.retrieve.maxsim.exact_search``), streamed from
     the embedding cache's shards: the corpus is never resident, and the scoring blocks take at most
     half of ``max_memory`` (bytes; None: ``maxsim``'s default block)."""
@@ -179,34 +210,32 @@ class ExactRetriever:
     method: str = field(default="exact", init=False)
 
     def settings(self) -> dict[str, Any]:
-        return _scoring_settings(self.scoring, self.pylate_chunk_size)
+        # the zero floor of ``pylate`` scoring depends on the longest document of each corpus chunk
+        chunk = {"pylate_chunk_size": self.pylate_chunk_size} if self.scoring == "pylate" else {}
+        return {"scoring": self.scoring} | chunk
 
-    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
-        shards, doc_use = self.embedder.embed_shards(docs)
-        query_emb, query_use = self.embedder.embed(queries, is_query=True)
-        encoded = Encoded(query_emb, ShardedEmbeddings(shards), query_use, doc_use)
+    @contextlib.contextmanager
+    def prepare(self, queries: Texts, docs: Texts, k: int) -> Iterator[Prepared]:
+        encoded = self.embedder.embed_streamed(queries, docs)
         block = DEFAULT_MAX_BLOCK_BYTES if self.max_memory is None else self.max_memory // 2
-        started = time.perf_counter()
-        scores, indices = exact_search(
-            encoded.queries,
-            encoded.docs,
-            k,
-            scoring=self.scoring,
-            pylate_chunk_size=self.pylate_chunk_size,
-            max_block_bytes=min(block, DEFAULT_MAX_BLOCK_BYTES),
-            tie_keys=docs.tie_keys,
-            show_progress=self.embedder.show_progress,
-        )
-        return Ranking(scores, indices), encoded.stats(time.perf_counter() - started)
+        options: dict[str, Any] = {"scoring": self.scoring, "pylate_chunk_size": self.pylate_chunk_size}
+        options |= {"k": k, "max_block_bytes": min(block, DEFAULT_MAX_BLOCK_BYTES), "tie_keys": docs.tie_keys}
+
+        def ranked(rows: np.ndarray, show_progress: bool) -> Ranking:
+            queries_at = _rows_of(encoded.queries, rows)
+            return Ranking(*exact_search(queries_at, encoded.docs, show_progress=show_progress, **options))
+
+        yield Prepared(len(queries), ranked, encoded.stats(), self.embedder.show_progress)
 
 
 @dataclass(frozen=True)
-class PlaidRetriever:
+class PlaidRetriever(_Staged):
     """A PLAID index of the corpus (``harness.plaid``), searched with ``knobs``; true MaxSim only.
 
     With a cache the index is built by streaming the cache's memory-mapped shards and kept at
     ``<cache_dir>/plaid/<corpus entry key>-nbits<n>`` (reused when it opens cleanly); without one,
-    it is built in a temp folder and dropped."""
+    it is built in a temp folder and dropped. All queries: one ``PlaidIndex.search``; some: its
+    held-open ``searcher`` (same results, without the set-up). ``index_s``: open or build, derive."""
 
     embedder: Embedder
     nbits: int = 4
@@ -216,51 +245,47 @@ class PlaidRetriever:
     def settings(self) -> dict[str, Any]:
         return {"scoring": "masked", "nbits": self.nbits, "search": dict(self.knobs)}
 
-    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+    @contextlib.contextmanager
+    def prepare(self, queries: Texts, docs: Texts, k: int) -> Iterator[Prepared]:
         from harness.plaid import open_or_build  # numba loads only when PLAID is used
 
-        cache_dir = self.embedder.cache_dir
+        cache_dir, show = self.embedder.cache_dir, self.embedder.show_progress
         with contextlib.ExitStack() as stack:
-            shards, doc_use = self.embedder.embed_shards(docs)
+            encoded = self.embedder.embed_streamed(queries, docs)
             if cache_dir is not None:
                 key = cache_key(self.embedder.encoder, docs, is_query=False)
                 index_dir = Path(cache_dir) / PLAID_DIR / f"{key}-nbits{self.nbits}"
             else:
                 index_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plaid-"))) / "index"
-            query_emb, query_use = self.embedder.embed(queries, is_query=True)
-            started = time.perf_counter()
+            started, peak_before = time.perf_counter(), max_rss()
             index, built_now = open_or_build(
-                index_dir,
-                shards,
-                n_docs=len(docs),
-                nbits=self.nbits,
-                show_progress=self.embedder.show_progress,
+                index_dir, encoded.docs.shards, n_docs=len(docs), nbits=self.nbits, show_progress=show
             )
-            built = time.perf_counter()
-            scores, indices = index.search(
-                query_emb, k, tie_keys=docs.tie_keys, show_progress=self.embedder.show_progress, **self.knobs
+            peak_after, knobs = max_rss(), {"tie_keys": docs.tie_keys, **self.knobs}
+            run = stack.enter_context(index.searcher(k, **knobs))  # derives the index's norms once
+            opened, facts, stats = time.perf_counter() - started, index.stats(), encoded.stats()
+            stats = replace(
+                stats,
+                index_s=opened,
+                index={name: facts[name] for name in ("disk_bytes", "bytes_per_token_total", "n_centroids")},
+                index_build_s=facts["build_seconds"],
+                sources=stats.sources | {"index_build_s": "measured" if built_now else "cache"},
+                index_build_rss=(peak_before, peak_after) if built_now else None,
             )
-            facts = index.stats()
-        stats = SearchStats(
-            encode_queries_s=query_use.encode_seconds,
-            encode_documents_s=doc_use.encode_seconds,
-            index_s=built - started,
-            retrieve_s=time.perf_counter() - built,
-            query_tokens=query_emb.input_tokens,
-            document_tokens=sum_known(s.input_tokens for s in shards),
-            query_truncated=truncated_texts([query_emb]),
-            document_truncated=truncated_texts(shards),
-            index={name: facts[name] for name in ("disk_bytes", "bytes_per_token_total", "n_centroids")},
-            index_build_s=facts["build_seconds"],
-            sources=encode_sources(query_use, doc_use)
-            | {"index_build_s": "measured" if built_now else "cache"},
-        )
-        return Ranking(scores, indices), stats
+
+            def ranked(rows: np.ndarray, show_progress: bool) -> Ranking:
+                chosen = _rows_of(encoded.queries, rows)
+                if chosen is encoded.queries:  # the batched search
+                    return Ranking(*index.search(chosen, k, show_progress=show_progress, **knobs))
+                return Ranking(*run(chosen, show_progress))
+
+            yield Prepared(len(queries), ranked, stats, show)
 
 
 @dataclass(frozen=True)
-class BM25Retriever:
-    """BM25 over the raw texts (``harness.retrieve.bm25.bm25_search``, Pyserini's k1 and b)."""
+class BM25Retriever(_Staged):
+    """BM25 over the raw texts (as ``harness.retrieve.bm25.bm25_search``, Pyserini's k1 and b): the
+    corpus is indexed once (``index_s``), each query tokenised and scored when ranked."""
 
     k1: float = 0.9
     b: float = 0.4
@@ -270,16 +295,21 @@ class BM25Retriever:
     def settings(self) -> dict[str, Any]:
         return {"k1": self.k1, "b": self.b}
 
-    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
-        started = time.perf_counter()
-        scores, indices = bm25_search(
-            docs, queries, k, k1=self.k1, b=self.b, tie_keys=docs.tie_keys, show_progress=self.show_progress
-        )
-        return Ranking(scores, indices), SearchStats(retrieve_s=time.perf_counter() - started)
+    @contextlib.contextmanager
+    def prepare(self, queries: Texts, docs: Texts, k: int) -> Iterator[Prepared]:
+        t0 = time.perf_counter()
+        index = BM25Index.build(list(docs), k1=self.k1, b=self.b, show_progress=self.show_progress)
+
+        def ranked(rows: np.ndarray, show_progress: bool) -> Ranking:
+            texts = [queries[int(r)] for r in rows]
+            return Ranking(*index.rank(texts, k, tie_keys=docs.tie_keys, show_progress=show_progress))
+
+        stats = SearchStats(index_s=time.perf_counter() - t0)
+        yield Prepared(len(queries), ranked, stats, self.show_progress)
 
 
 @dataclass(frozen=True)
-class RunFileRetriever:
+class RunFileRetriever(_Staged):
     """A TREC run read once (``harness.runfile.read_trec_run``): each query's ranked docs, cut to
     ``k`` by the ranking rule, docs absent from the corpus dropped after the cut."""
 
@@ -290,17 +320,22 @@ class RunFileRetriever:
     def settings(self) -> dict[str, Any]:
         return {"run_file": str(self.path)}
 
-    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+    @contextlib.contextmanager
+    def prepare(self, queries: Texts, docs: Texts, k: int) -> Iterator[Prepared]:
         position = {doc_id: i for i, doc_id in enumerate(docs.ids)}
         self._check_ids(queries, position)
-        scores = np.full((len(queries), k), -np.inf, np.float32)
-        indices = np.full((len(queries), k), -1, np.int64)
-        for row, qid in enumerate(queries.ids):
-            hits = self.run.get(qid, {})
-            kept = [d for d in rank({qid: hits}, k).get(qid, []) if d in position]
-            scores[row, : len(kept)] = [hits[d] for d in kept]
-            indices[row, : len(kept)] = [position[d] for d in kept]
-        return Ranking(scores, indices), SearchStats()
+
+        def ranked(rows: np.ndarray, show_progress: bool) -> Ranking:
+            n = len(rows)
+            scores, indices = np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
+            for row, qid in enumerate(queries.ids[int(r)] for r in rows):
+                hits = self.run.get(qid, {})
+                kept = [d for d in rank({qid: hits}, k).get(qid, []) if d in position]
+                scores[row, : len(kept)] = [hits[d] for d in kept]
+                indices[row, : len(kept)] = [position[d] for d in kept]
+            return Ranking(scores, indices)
+
+        yield Prepared(len(queries), ranked, SearchStats(), False)
 
     def _check_ids(self, queries: Texts, position: dict[str, int]) -> None:
         """InputError when the run names none of the dataset's queries or none of its documents (it
@@ -313,24 +348,18 @@ class RunFileRetriever:
             raise InputError("lists no documents for this dataset's queries", file=str(self.path))
         unknown = sum(d not in position for d in doc_ids)
         if unknown == len(doc_ids):
-            raise InputError(
-                f"none of its {len(doc_ids)} doc ids is in the corpus ({len(position)} documents): "
-                "a run of another dataset?",
-                file=str(self.path),
-            )
+            message = f"none of its {len(doc_ids)} doc ids is in the corpus ({len(position)} documents)"
+            raise InputError(message + ": a run of another dataset?", file=str(self.path))
         if unknown:
-            logger.warning(
-                "%s: %d of %d doc ids are not in the corpus; they are dropped",
-                self.path,
-                unknown,
-                len(doc_ids),
-            )
+            message = "%s: %d of %d doc ids are not in the corpus; they are dropped"
+            logger.warning(message, self.path, unknown, len(doc_ids))
 
 
 @dataclass(frozen=True)
-class RerankRetriever:
+class RerankRetriever(_Staged):
     """Exact MaxSim (PyLate's ``rank.rerank``) over the top ``depth`` of ``first_stage``, whose own
-    time is not counted (it is another system's). ``first_stage_name`` is what the results record."""
+    time is not counted (it is another system's; its candidates are made when preparing).
+    ``first_stage_name`` is what the results record."""
 
     first_stage: Retriever
     first_stage_name: str
@@ -342,16 +371,15 @@ class RerankRetriever:
     def settings(self) -> dict[str, Any]:
         return {"scoring": self.scoring, "first_stage": self.first_stage_name, "rerank_depth": self.depth}
 
-    def search(self, queries: Texts, docs: Texts, k: int) -> tuple[Ranking, SearchStats]:
+    @contextlib.contextmanager
+    def prepare(self, queries: Texts, docs: Texts, k: int) -> Iterator[Prepared]:
         first, _ = self.first_stage.search(queries, docs, min(self.depth, len(docs)))
-        encoded = self.embedder.embed_pair(queries, docs)
-        started = time.perf_counter()
-        scores, indices = rerank(
-            encoded.queries,
-            encoded.docs,
-            first.candidates(),
-            k=k,
-            scoring=self.scoring,
-            tie_keys=docs.tie_keys,
-        )
-        return Ranking(scores, indices), encoded.stats(time.perf_counter() - started)
+        candidates, encoded = first.candidates(), self.embedder.embed_pair(queries, docs)
+
+        options: dict[str, Any] = {"k": k, "scoring": self.scoring, "tie_keys": docs.tie_keys}
+
+        def ranked(rows: np.ndarray, show_progress: bool) -> Ranking:
+            cands = [candidates[int(r)] for r in rows]
+            return Ranking(*rerank(_rows_of(encoded.queries, rows), encoded.docs, cands, **options))
+
+        yield Prepared(len(queries), ranked, encoded.stats(), self.embedder.show_progress)
