@@ -186,18 +186,7 @@ class PlaidIndex:
         return self.arrays["token_inverse_norms"]
 
     def search(
-        self,
-        queries: TokenEmbeddings,
-        k: int = 10,
-        *,
-        n_probe: int | None = None,
-        centroid_score_threshold: float | None | Literal["default"] = "default",
-        n_full_scores: int | None = None,
-        batch_size: int = 32,
-        max_block_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
-        threads: int | None = None,
-        tie_keys: np.ndarray | None = None,
-        show_progress: bool = True,
+        self, queries: TokenEmbeddings, k: int = 10, *, show_progress: bool = True, **knobs: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` docs per query: (scores [nq, k] float32, doc ids [nq, k] int64), rows padded -inf/-1.
 
@@ -214,16 +203,7 @@ class PlaidIndex:
         A document with no tokens is in no IVF cell and is never returned. Every cut ranks by
         ``harness.ranking.top_k`` with ``tie_keys`` (one per doc; default: lower doc id first).
         """
-        with self.searcher(
-            k,
-            n_probe=n_probe,
-            centroid_score_threshold=centroid_score_threshold,
-            n_full_scores=n_full_scores,
-            batch_size=batch_size,
-            max_block_bytes=max_block_bytes,
-            threads=threads,
-            tie_keys=tie_keys,
-        ) as run:
+        with self.searcher(k, **knobs) as run:  # the knobs: n_probe, ..., tie_keys (searcher's)
             return run(queries, show_progress)
 
     @contextlib.contextmanager
