@@ -297,3 +297,44 @@ def test_pool_factors_equal_pylate(ettin_like_checkpoint, bert_checkpoint):
 
 if __name__ == "__main__":
     _pylate_main(sys.argv[1], sys.argv[2])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factor", [2, 3])
+def test_pooled_card_metrics_equal_a_pylate_run_with_the_same_pooling(bert_checkpoint, factor, tmp_path):
+    """`--pool-factor F` card metrics equal PyLate's own evaluator's to 1e-6 (float32 score noise),
+    its documents encoded with ``encode(pool_factor=F)``, on the BERT fixture, where every
+    document's clusters agree. (The Ettin fixture cannot serve: PyLate 1.6.0 raises "Linkage 'Z'
+    contains negative distances" on its near-identical token vectors, which the harness clamps to
+    0; where it runs, ~1e-7 apart embeddings can swap two near-tied Ward merges, see above.)"""
+    from pylate import evaluation, models
+
+    from harness.run import evaluate
+    from tests.helpers import read_lines, small_beir
+
+    path = bert_checkpoint
+    data = small_beir(tmp_path / "data" / "NanoSciFact", n_docs=120, n_queries=10, split="train")
+    kwargs = dict(data_dir=tmp_path / "data", output_dir=None, cache_dir=None, show_progress=False)
+    [result] = evaluate(str(path), ["NanoSciFact"], pool_factor=factor, **kwargs)
+    rows = map(json.loads, read_lines(data / "corpus.jsonl"))
+    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
+    queries = {row["_id"]: row["text"] for row in map(json.loads, read_lines(data / "queries.jsonl"))}
+    relevant: dict[str, set[str]] = {}
+    for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:
+        qid, did, _ = line.split("\t")
+        relevant.setdefault(qid, set()).add(did)
+    model = models.ColBERT(model_name_or_path=str(path), device="cpu")
+    encode = model.encode
+
+    def pooled(*args, **kw):  # PyLate's evaluator encodes the corpus with is_query=False
+        return encode(*args, **kw, **({} if kw.get("is_query", True) else {"pool_factor": factor}))
+
+    model.encode = pooled
+    evaluator = evaluation.PyLateInformationRetrievalEvaluator(
+        queries=queries, corpus=corpus, relevant_docs=relevant, show_progress_bar=False
+    )
+    reference = {k.split("MaxSim_", 1)[-1]: v for k, v in evaluator(model).items()}
+    ours = result.subsets[0].card
+    deltas = {m: abs(ours[m] - reference[m]) for m in ours if m in reference}
+    assert len(deltas) == 15
+    assert max(deltas.values()) <= 1e-6, deltas
