@@ -5,8 +5,8 @@ into one output folder and one embedding cache, one after another on the same ma
 
 Per configuration: nDCG@10 with its 95% bootstrap CI, the paired delta against the exact run (sign-flip
 test, from the results' per-query scores; the results' own ``fidelity`` record where the run has one),
-bytes per token of what is searched (PLAID: the index; otherwise the stored vectors: dim x 4 bytes in
-the float32 cache), batched QPS, single-query p95 (``--latency-queries``, after a warm-up), and the
+bytes per token of what is kept searchable (``harness.report.tables.bytes_per_token``: PLAID, the
+index's; otherwise the vector's width x its dtype's bytes, over the pool factor), batched QPS, single-query p95 (``--latency-queries``, after a warm-up), and the
 documents' encode tokens/s (measured by that run; a cached encode says so).
 
     python benchmarks/bench_tradeoff.py [--queries-latency 100] [--out DIR]
@@ -69,6 +69,7 @@ def main() -> None:
 
 def table(folder: Path, walls: dict[str, float]) -> str:
     """The markdown table, one row per configuration in ``CONFIGS`` order, from the results files."""
+    from harness.report.tables import bytes_per_token
     from harness.results import load_results
     from harness.stats import bootstrap_ci, sign_flip_test
 
@@ -92,7 +93,7 @@ def table(folder: Path, walls: dict[str, float]) -> str:
         rate += " (cache)" if encode is not None and encode.source == "cache" else ""
         cost = ["–"] * 3
         if eff and single and eff.batched.qps:
-            cost = [f"{_bytes_per_token(r):.1f}", f"{eff.batched.qps:.1f}", f"{single.p95_ms:.1f}"]
+            cost = [f"{bytes_per_token(r) or 0:.1f}", f"{eff.batched.qps:.1f}", f"{single.p95_ms:.1f}"]
         quality = [f"{r.main_score:.4f}", f"[{low:.4f}, {high:.4f}]", vs_exact]
         cells = [name, *quality, *cost, rate, f"{walls.get(name, float('nan')):.0f}"]
         rows.append("| " + " | ".join(cells) + " |")
@@ -100,29 +101,15 @@ def table(folder: Path, walls: dict[str, float]) -> str:
 
 
 def _result_of(results: dict, exact, flags: list[str]):
-    """The run a configuration made: PLAID by its nbits, variants by their model-name suffix."""
+    """The run a configuration made: PLAID by its nbits, a variant by the label its name carries."""
     if "--index" in flags:
         nbits = int(flags[flags.index("--nbits") + 1])
-        return next(
-            r
-            for r in results.values()
-            if r.retrieval.method == "plaid" and r.retrieval.params.get("nbits") == nbits
-        )
+        return results[f"{exact.model_id} (PLAID {nbits}-bit)"]
     if not flags:
         return exact
-    suffix = {"--pool-factor": "pool", "--truncate-dim": "dim", "--quantize": "int8", "--dtype": "bf16"}[
-        flags[0]
-    ]
-    return next(r for r in results.values() if r.model_id != exact.model_id and suffix in r.model_id)
-
-
-def _bytes_per_token(result) -> float:
-    """PLAID: the index's bytes per token; else the float32 vectors the exact search reads."""
-    if result.retrieval.index:
-        (stats,) = result.retrieval.index.values()
-        return float(stats["bytes_per_token_total"])
-    dim = result.model.settings.get("truncate_dim") or result.model.settings.get("dim")
-    return 4.0 * float(dim)
+    label = {"--pool-factor": "pool", "--truncate-dim": "dim", "--quantize": "", "--dtype": ""}[flags[0]]
+    value = {"bfloat16": "bf16"}.get(flags[1], flags[1])
+    return results[f"{exact.model_id} ({label} {value})".replace("( ", "(")]
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from scipy import stats
 from harness import report
 from harness import stats as stats_mod
 from harness.report import catalogue
+from harness.report.catalogue import registered_name
 from harness.results import ModelRecord, Result, RetrievalRecord, SubsetScores, TaskRecord, load_results
 from harness.types import InputError
 from tests.helpers import REPO_ROOT
@@ -425,15 +426,16 @@ def test_leaderboard_page_in_headless_chromium(board, tmp_path, screenshots):
 
         # expected rows and SciFact values, straight from the results
         runs = {"run-small", "run-small-b", "run-small-c", "run-large"}
+        name = registered_name  # rows are named as the model registry names the model
         scifact = {
-            (r.model_id, r.published is not None): r.main_score
+            (name(r.model_id), r.published is not None): r.main_score
             for r in results
             if r.task_name == "BEIR/scifact"
         }
         expected_groups: dict[str, set[str]] = {}
         for r in results:
             if report.family(r.task_name) == "BEIR" and r.published:
-                expected_groups.setdefault(r.model.size_group, set()).add(r.model_id)
+                expected_groups.setdefault(r.model.size_group, set()).add(name(r.model_id))
         expected_groups["Small Models (<25M)"] |= {"run-small", "run-small-b", "run-small-c"}  # 17M
         expected_groups["Large Models (>100M)"].add("run-large")  # 150M parameters
         shown = groups()
