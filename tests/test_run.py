@@ -16,51 +16,9 @@ from harness.plaid import PlaidIndex, default_search_settings
 from harness.results import load_result
 from harness.run import evaluate
 from harness.types import InputError
-from tests.helpers import REPO_ROOT, SCIFACT, needs_scifact, read_lines, small_beir
+from tests.helpers import REPO_ROOT, needs_scifact, read_lines, small_beir
 
 BASELINE = REPO_ROOT / "results" / "baseline"
-
-
-@pytest.mark.slow
-@needs_scifact
-def test_minilm_scifact_reproduces_published_ndcg_and_the_stored_baseline(
-    minilm_dense_model, tmp_path, capsys
-):
-    """nDCG@10 = 0.6451 ± 0.0005: the MTEB figure, rounded to 4 digits (0.64508 measured with ST).
-
-    Then the dogfood gate: `harness check` against results/baseline/ (made by this harness) passes,
-    and every per-query nDCG@10 equals the baseline's to 1e-6 — float32 encodings may differ in the
-    last bits across CPUs' BLAS kernels, while any real change to the harness moves a query by far more.
-    """
-    args = [
-        "evaluate",
-        "--model",
-        str(minilm_dense_model),
-        "--model-name",
-        "all-MiniLM-L6-v2",
-        "--tasks",
-        "BEIR/scifact",  # the registered task, read from --data-dir: lands in the BEIR tables
-        "--data-dir",
-        str(SCIFACT.parent),
-        "--output",
-        str(tmp_path),
-        "--no-cache",
-        "--quiet",
-    ]
-    assert main(args) == 0
-    [path] = tmp_path.glob("*.json")
-    result = load_result(path)
-    ndcg = result.subsets[0].trec["ndcg@10"]
-    assert abs(ndcg - 0.6451) <= 0.0005
-    assert f"{ndcg:.4f}" in capsys.readouterr().out
-    assert result.task.split == "test" and result.subsets[0].n_queries == 300
-    assert result.tokens["documents"] > 0 and result.timings["total_s"] > 0
-
-    code = main(["check", "--baseline", str(BASELINE), "--candidate", str(path)])
-    table = capsys.readouterr().out
-    assert code == 0, table
-    baseline = load_result(next(BASELINE.glob("*.json")))
-    assert result.subsets[0].per_query == pytest.approx(baseline.subsets[0].per_query, abs=1e-6), table
 
 
 @pytest.mark.slow
