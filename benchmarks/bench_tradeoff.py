@@ -6,10 +6,11 @@ into one output folder and one embedding cache, one after another on the same ma
 Per configuration: nDCG@10 with its 95% bootstrap CI, the paired delta against the exact run (sign-flip
 test, from the results' per-query scores; the results' own ``fidelity`` record where the run has one),
 bytes per token of what is kept searchable (``harness.report.tables.bytes_per_token``: PLAID, the
-index's; otherwise the vector's width x its dtype's bytes, over the pool factor), batched QPS, single-query p95 (``--latency-queries``, after a warm-up), and the
-documents' encode tokens/s (measured by that run; a cached encode says so).
+index's; otherwise the vector's width x its dtype's bytes, over the pool factor), batched QPS,
+single-query p95 (``--latency-queries``, after a warm-up), and the documents' encode tokens/s
+(measured by that run; a cached encode says so).
 
-    python benchmarks/bench_tradeoff.py [--queries-latency 100] [--out DIR]
+    python benchmarks/bench_tradeoff.py [--latency-queries 100] [--out DIR]
 """
 
 from __future__ import annotations
