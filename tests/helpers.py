@@ -50,6 +50,21 @@ def peak_rss() -> int:
 # --------------------------------------------------------------------------- datasets
 
 
+def pylate_evaluator_inputs(
+    folder: Path, split: str = "train"
+) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """(queries, corpus, relevant docs) of a BEIR folder as PyLate's evaluator takes them: title and
+    text joined, every qrels row relevant."""
+    rows = map(json.loads, read_lines(folder / "corpus.jsonl"))
+    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
+    queries = {row["_id"]: row["text"] for row in map(json.loads, read_lines(folder / "queries.jsonl"))}
+    relevant: dict[str, set[str]] = {}
+    for line in (folder / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
+        qid, did, _ = line.split("\t")
+        relevant.setdefault(qid, set()).add(did)
+    return queries, corpus, relevant
+
+
 def read_lines(path: Path) -> list[str]:
     """The file's lines (UTF-8), each with its line ending."""
     return path.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -16,7 +16,7 @@ from harness.plaid import PlaidIndex, default_search_settings
 from harness.results import load_result
 from harness.run import evaluate
 from harness.types import InputError
-from tests.helpers import REPO_ROOT, needs_scifact, read_lines, small_beir
+from tests.helpers import REPO_ROOT, needs_scifact, pylate_evaluator_inputs, small_beir
 
 BASELINE = REPO_ROOT / "results" / "baseline"
 
@@ -41,13 +41,7 @@ def test_card_metrics_equal_pylate_evaluator(checkpoint, request, tmp_path):
     )
     assert result.retrieval.params["scoring"] == "pylate"
 
-    rows = map(json.loads, read_lines(data / "corpus.jsonl"))
-    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
-    queries = {row["_id"]: row["text"] for row in map(json.loads, read_lines(data / "queries.jsonl"))}
-    relevant: dict[str, set[str]] = {}
-    for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:
-        qid, did, _ = line.split("\t")
-        relevant.setdefault(qid, set()).add(did)
+    queries, corpus, relevant = pylate_evaluator_inputs(data)
     model = models.ColBERT(model_name_or_path=str(ettin_like_checkpoint), device="cpu")
     evaluator = evaluation.PyLateInformationRetrievalEvaluator(
         queries=queries, corpus=corpus, relevant_docs=relevant, show_progress_bar=False

@@ -310,19 +310,13 @@ def test_pooled_card_metrics_equal_a_pylate_run_with_the_same_pooling(bert_check
     from pylate import evaluation, models
 
     from harness.run import evaluate
-    from tests.helpers import read_lines, small_beir
+    from tests.helpers import pylate_evaluator_inputs, small_beir
 
     path = bert_checkpoint
     data = small_beir(tmp_path / "data" / "NanoSciFact", n_docs=120, n_queries=10, split="train")
     kwargs = dict(data_dir=tmp_path / "data", output_dir=None, cache_dir=None, show_progress=False)
     [result] = evaluate(str(path), ["NanoSciFact"], pool_factor=factor, **kwargs)
-    rows = map(json.loads, read_lines(data / "corpus.jsonl"))
-    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip() for row in rows}
-    queries = {row["_id"]: row["text"] for row in map(json.loads, read_lines(data / "queries.jsonl"))}
-    relevant: dict[str, set[str]] = {}
-    for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:
-        qid, did, _ = line.split("\t")
-        relevant.setdefault(qid, set()).add(did)
+    queries, corpus, relevant = pylate_evaluator_inputs(data)
     model = models.ColBERT(model_name_or_path=str(path), device="cpu")
     encode = model.encode
 
