@@ -57,8 +57,6 @@ class SearchMeasurement:
     warmup: int
 
 
-
-
 def measure_search(prepared: Prepared, single: int, *, warm_up: bool = True) -> SearchMeasurement:
     """Warm ``prepared`` up (``warm_up``: its first ``WARMUP_QUERIES`` queries searched alone,
     untimed), search every query at once (timed: the stage's ranking and stats), then time each of

@@ -31,6 +31,12 @@ which rank every document but the excluded ones (``top_ranked``). The older ``Br
 ``BrightLongRetrieval`` (one HF subset per domain) rank the excluded documents too, so their figures
 are not this protocol's and are not mapped.
 
+Published rows: Reason-ModernColBERT on the 12 domains (``results/published/``), MTEB's v1.1 figures
+from its results repository (``sources/mteb``, ``results/published/transcribe_mteb.py``). The model's
+card and the BRIGHT paper were not reachable when this was written, so their tables are not
+transcribed; a card figure that differs from MTEB's (PyLate issue #209 on Biology) is another row,
+another protocol, for ``harness explain``.
+
 Local copy: ``DIR/BRIGHT`` holding a snapshot of the Hub repo (``examples/``, ``documents/``,
 ``long_documents/`` data files, with or without its README configs). The groups ``BRIGHT`` and
 ``BRIGHT-long`` are the report's fourth and fifth families.

@@ -10,7 +10,8 @@ the dev corpus and questions). ``LoTTE/pooled/<set>`` ranks the five corpora poo
 Protocol (ColBERT's ``utility/evaluate/evaluate_lotte_rankings.py``): every pid of a question's
 ``answer_pids`` is relevant (grade 1, as ir_datasets' ``LotteQrels``); the main metric is Success@5
 (``harness.metrics.success_at``: an answer among the top 5), averaged over every question of
-``qas.<set>.jsonl``, reported beside nDCG@10 and Recall@100 (the trec table). A question without
+``qas.<set>.jsonl``, reported beside nDCG@10 and Recall@100 (the trec table). Report columns are
+labelled by domain and query set, ``Writing S`` (search) and ``Writing F`` (forum). A question without
 answers would count as a failure there but cannot be scored here, so it is an InputError (LoTTE has
 none: mteb's statistics give at least one relevant passage per query). Question and passage ids are
 separate numberings from 0, so a passage whose id equals its question's stays in the ranking.
@@ -25,6 +26,11 @@ Sources, in order: ``DIR/lotte`` (``--data-dir DIR``) as ColBERT distributes it 
 ``dev`` and ``test``; no pooled corpus). MTEB: the task ``LoTTE``, one HF subset ``<domain>_<set>``
 per harness task (``mteb/tasks/retrieval/eng/lotte_retrieval.py``; its main score ``hit_rate_at_5``
 is Success@5). The group ``LoTTE`` is the report's family after BRIGHT's.
+
+Published rows: ColBERTv2 on the ten test sets (``results/published/``), MTEB's figures from its
+results repository (``sources/mteb``: ``LoTTE.json`` of mteb 2.8.3, whose ``cv_recall_at_k`` is
+Success@k, :mod:`harness.mteb.mapping`). The paper's own LoTTE table (PLAID search over
+ColBERTv2's index) was not reachable when this was written and is not transcribed.
 """
 
 from __future__ import annotations
@@ -198,7 +204,7 @@ def _task(domain: str, query_set: str) -> Task:
         ignore_identical_ids=False,
         loader=partial(_load, domain, query_set),
         description=f"LoTTE {domain} {query_set} queries (Success@5)",
-        label=f"{domain} {query_set}",
+        label=f"{domain.capitalize()} {query_set[0].upper()}",  # "Writing S": ten columns fit a page
         n_queries=QUESTIONS[domain, query_set],
         n_documents=PASSAGES[domain],
         mteb=() if domain == POOLED else (MtebTask("LoTTE", (("test", subset),), hf_subset=subset),),

@@ -9,7 +9,12 @@ nDCG@10, task score their unweighted mean: what sentence-transformers'
 
 Repos: ``sentence-transformers/NanoBEIR-en`` (the evaluator's default) and ``lightonai/NanoBEIR-<lang>``
 (its documented translation, ``lightonai/NanoBEIR-de``, and the same name for ar, es, fr, it, no, pt,
-sv); ja and ko are LiquidAI's ``LiquidAI/NanoBEIR-<lang>``. The languages are those of MTEB's
+sv); ja and ko are LiquidAI's ``LiquidAI/NanoBEIR-<lang>``. Where each id comes from: en and de from
+``NanoBEIREvaluator``'s docstring (sentence-transformers 5.3), ja from sentence-transformers'
+``examples/sentence_transformer/evaluation/evaluation_nano_dense_multidataset_macro.py``; the other
+eight from the ``mnanobeir`` list of ``examples/sentence_transformer/evaluation/nano_eval.py`` in a
+contributor's fork (``hotchpotch/sentence-transformers``), not yet from a release: unconfirmed until
+one of them loads. The languages are those of MTEB's
 ``MultilingualNano<Name>Retrieval`` tasks (``mteb/tasks/retrieval/multilingual/nanobeir_multilingual.py``,
 one HF subset per language, split ``test``), built from ``LiquidAI/nanobeir-multilingual-extended``:
 an imported MTEB figure is this task's only where that copy holds the same translation.

@@ -235,8 +235,6 @@ def test_latency_queries_bounds_the_single_query_set_and_zero_skips_it(ettin_lik
     assert scores[0] == scores[1]
 
 
-
-
 def test_older_files_without_efficiency_load_and_keep_their_bytes(tmp_path):
     published = sorted((REPO_ROOT / "results" / "published").glob("*.json"))[0]
     result = load_result(published)

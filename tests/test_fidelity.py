@@ -202,7 +202,9 @@ def test_check_gates_a_variant_against_its_exact_run(runs, capsys):
     [task] = report.tasks
     fidelity = results["tiny-plaid"].fidelity
     assert (task.delta, task.permutation_pvalue, task.delta_ci) == (
-        fidelity.delta, fidelity.p_value, (fidelity.ci_low, fidelity.ci_high)
+        fidelity.delta,
+        fidelity.p_value,
+        (fidelity.ci_low, fidelity.ci_high),
     )
     assert main(["check", "--baseline", str(exact), "--candidate", str(plaid), "--abs-tol", "1"]) == 0
     drop = -results["tiny-plaid"].fidelity.delta

@@ -195,6 +195,22 @@ def test_success_is_mteb_hit_rate_both_ways():
     assert harness_metric("ndcg_at_20") == "ndcg@20" and mteb_metric("map@100") == "map_at_100"
     assert mteb_metric("hit_rate@5") is None and harness_metric("success_at_5") is None
     assert mteb_metric("accuracy@5") is None and harness_metric("accuracy") is None
+    # files before mteb's rename call the hit rate cv_recall (mteb PR #4128, #4142); exports use the new name
+    assert harness_metric("cv_recall_at_5") == "success@5"
+    assert harness_metric("cv_recall_at_1000") == "success@1000"
+    assert harness_metric("cv_recallx_at_5") is None and mteb_metric("success@1") == "hit_rate_at_1"
+
+
+def test_hit_rate_and_cv_recall_that_disagree_are_refused(gte_folder: Path):
+    figures = mteb_subset(1, ndcg_at_10=0.5)
+    figures["cv_recall_at_5"] = round(figures["hit_rate_at_5"] + 0.01, 5)  # one figure, two values
+    scifact = write(gte_folder / "SciFact.json", task_result("SciFact", {"test": figures}))
+    with pytest.raises(InputError, match=r"scores\.test\[0\]\.cv_recall_at_5"):
+        import_mteb_results(scifact)
+    figures["cv_recall_at_5"] = figures["hit_rate_at_5"]  # the same value under both names: one metric
+    write(scifact, task_result("SciFact", {"test": figures}))
+    (row,) = import_mteb_results(scifact)
+    assert row.subsets[0].trec["success@5"] == figures["hit_rate_at_5"]
 
 
 # --- import --------------------------------------------------------------------------------------

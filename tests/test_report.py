@@ -107,15 +107,18 @@ def published() -> list[Result]:
 
 
 def test_transcription_is_reproducible(tmp_path, monkeypatch):
-    """transcribe.py run afresh writes exactly the committed files (harness_version aside)."""
+    """The two transcriptions run afresh (the card: transcribe.py; MTEB's results repository:
+    transcribe_mteb.py) write exactly the committed files (harness_version aside), and nothing else
+    is there."""
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no __pycache__ in results/published/
-    spec = importlib.util.spec_from_file_location("transcribe", PUBLISHED / "transcribe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--card", str(SEED), "--out", str(tmp_path)])
+    for script, args in (("transcribe", ["--card", str(SEED)]), ("transcribe_mteb", [])):
+        spec = importlib.util.spec_from_file_location(script, PUBLISHED / f"{script}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.main([*args, "--out", str(tmp_path)])
     fresh = sorted(p.name for p in tmp_path.glob("*.json"))
     assert fresh == sorted(p.name for p in PUBLISHED.glob("*.json"))
-    assert len(fresh) == 13 + 9 * (7 + 1) + 14
+    assert len(fresh) == 13 + 9 * (7 + 1) + 14 + 12 + 10  # card; BRIGHT and LoTTE from MTEB
     for name in fresh:
         new, old = (json.loads((d / name).read_text()) for d in (tmp_path, PUBLISHED))
         new.pop("harness_version"), old.pop("harness_version")

@@ -79,10 +79,7 @@ def _ensure_entry(
     if len(dims) > 1:
         raise InputError(f"shards disagree on embedding dim: {sorted(dims)}", file=str(folder))
     dim = dims.pop()
-    shards = [
-        p if len(p.vectors) else replace(p, vectors=np.zeros((0, dim), np.float32))
-        for p in parts
-    ]
+    shards = [p if len(p.vectors) else replace(p, vectors=np.zeros((0, dim), np.float32)) for p in parts]
     seconds = None
     if None not in measured + carried:  # (``or 0.0`` only narrows the type: no None is left)
         seconds = sum(s or 0.0 for s in measured) + sum(s or 0.0 for s in carried)

@@ -60,7 +60,8 @@ def import_mteb_results(path: str | Path, *, model_id: str | None = None) -> Mte
     given; a Hub id registered in ``harness.models`` takes its registered name, so the row sits beside
     harness runs of that model (:func:`~harness.mteb.mapping.registered_model`; a LongEmbed row goes to
     the length variant at the ``max_tokens`` of ``model_meta.json`` when one is registered). Every
-    shared rank metric is kept (``ndcg_at_20`` -> ``ndcg@20``, ``hit_rate_at_5`` -> ``success@5``);
+    shared rank metric is kept (``ndcg_at_20`` -> ``ndcg@20``, ``hit_rate_at_5`` and the older
+    ``cv_recall_at_5`` -> ``success@5``);
     the other keys (``accuracy``, ``nauc_*``) are listed in ``dropped`` and the row's note. Only the
     MTEB tasks of registered tasks (``Task.mteb``) give rows, one per harness task: each entry's
     ``hf_subset`` picks the harness task (a file holding several subsets, as ``LoTTE.json``, gives
@@ -182,7 +183,13 @@ def _subset(
     for key, value in entry.items():
         metric = harness_metric(key)
         if metric is not None:
-            trec[metric] = _number(value, file, where + key)
+            number = _number(value, file, where + key)
+            if abs(trec.setdefault(metric, number) - number) > 1e-6:  # hit_rate_at_k beside cv_recall_at_k
+                raise InputError(
+                    f"{number!r} disagrees with {trec[metric]!r}, another key for {metric}",
+                    file=file,
+                    field=where + key,
+                )
         elif key not in BOOKKEEPING:
             dropped.add(key)
     main_key = str(harness_metric(task.main_score))

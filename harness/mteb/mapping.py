@@ -22,11 +22,11 @@ from files in ``embeddings-benchmark/results``):
 * Retrieval metrics are fractions (0.76333, not 76.333) computed by pytrec_eval, i.e. the harness's
   *trec* convention: ``ndcg_at_k`` (ndcg_cut), ``map_at_k`` (map_cut, / |R|), ``recall_at_k``,
   ``precision_at_k`` (P), ``mrr_at_k`` (1 / rank of the first relevant doc within k) and
-  ``hit_rate_at_k`` (a relevant doc within k), for k in 1, 3, 5, 10, 20, 100, 1000: the harness
-  keys ``ndcg@k``, ..., ``mrr@k`` and ``success@k`` (:func:`harness_metric`: MTEB's hit rate is
-  Success@k, LoTTE's main metric ``hit_rate_at_5``). Other keys are not rank metrics of
-  the run (``nauc_*``: confidence-calibration scores, often ``NaN``; ``accuracy``: a copy of
-  ``recall_at_1``).
+  ``hit_rate_at_k`` (a relevant doc within k; ``cv_recall_at_k`` in files before mteb's rename),
+  for k in 1, 3, 5, 10, 20, 100, 1000: the harness keys ``ndcg@k``, ..., ``mrr@k`` and ``success@k``
+  (:func:`harness_metric`: MTEB's hit rate is Success@k, LoTTE's main metric ``hit_rate_at_5``).
+  Other keys are not rank metrics of the run (``nauc_*``: confidence-calibration scores, often
+  ``NaN``; ``accuracy``: a copy of ``recall_at_1``).
 * ``main_score`` copies the task's main metric (here: the harness task's ``main_metric`` under
   MTEB's key); where an MTEB task has several splits (one per harness subset, e.g. context
   lengths), the task score is the mean over the splits.
@@ -45,10 +45,13 @@ NO_REVISION = "no_revision_available"  # MTEB's revision (folder and model_meta.
 BOOKKEEPING = ("main_score", "hf_subset", "languages", "mteb_version", "evaluation_time")  # not metrics
 LONG_DOCUMENTS = "LongEmbed"  # the group whose MTEB figures are read at the model's max_tokens
 LENGTH_OVERRIDES = ("document_length", "query_length")  # overrides that make a registered length variant
-_MTEB_KEY = re.compile(r"(ndcg|map|recall|precision|mrr|hit_rate)_at_([1-9][0-9]*)")
+_MTEB_KEY = re.compile(r"(ndcg|map|recall|precision|mrr|hit_rate|cv_recall)_at_([1-9][0-9]*)")
 _HARNESS_KEY = re.compile(r"(ndcg|map|recall|precision|mrr|success)@([1-9][0-9]*)")
-_HARNESS_NAME = {"hit_rate": "success"}  # MTEB's metric name -> the harness's, where they differ
-_MTEB_NAME = {harness: mteb for mteb, harness in _HARNESS_NAME.items()}
+# MTEB's metric name -> the harness's, where they differ. ``cv_recall`` is the hit rate's name in files
+# written before mteb renamed it (embeddings-benchmark/mteb PR #4128: "cv_recall which is actually
+# hit_rate", the LoTTE main score; PR #4142 renamed it), e.g. ColBERTv2's LoTTE.json (mteb 2.8.3).
+_HARNESS_NAME = {"hit_rate": "success", "cv_recall": "success"}
+_MTEB_NAME = {"success": "hit_rate"}  # what the exporter writes: the current name
 ENGLISH = ("eng-Latn",)
 # MTEB's language-script code of each language subset of a mapped task (its tasks' eval_langs;
 # tests/test_mteb_real.py checks every mapped subset against the installed mteb); other subsets

@@ -45,9 +45,16 @@ def legend_columns(fig: Figure, labels: list[str], size: Size) -> int:
 
 def log_ticks(fig: Figure, lo: float, hi: float, label: Callable[[float], str], size: Size) -> list[float]:
     """The densest of 1-2-3-5-style tick sets in [lo, hi] whose labels keep a gap between them on
-    an axis about ``size.width - 1.3`` inches long; the sparsest non-empty one failing that."""
+    an axis about ``size.width - 1.3`` inches long; the sparsest non-empty one failing that. A tick
+    whose label would stick out past an end of the axis (into the other axis's labels) is left out
+    where another tick remains."""
     axis_px = (size.width - 1.3) * size.dpi
     span = math.log10(hi / lo)
+
+    def within(t: float) -> bool:
+        pos, half = math.log10(t / lo) / span * axis_px, text_size(fig, label(t), size.small)[0] / 2
+        return half <= pos <= axis_px - half
+
     choices = []
     for subs in ((1, 1.5, 2, 3, 5, 7), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)):
         ticks = [
@@ -56,6 +63,7 @@ def log_ticks(fig: Figure, lo: float, hi: float, label: Callable[[float], str], 
             for s in subs
             if lo <= s * 10.0**e <= hi
         ]
+        ticks = [t for t in ticks if within(t)] or ticks
         if not ticks:
             continue
         choices.append(ticks)

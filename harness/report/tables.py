@@ -156,9 +156,7 @@ def leaderboard_tables(
                 cells.append(Cell(avg.main_score, digits) if avg else Cell(None, digits))
             models = [r.model for r in tasks.values()]
             info = find_model(model_id)  # the registry's size and group, so a model sits in one group
-            group = (info and info.size_group) or next(
-                (m.size_group for m in models if m.size_group), None
-            )
+            group = (info and info.size_group) or next((m.size_group for m in models if m.size_group), None)
             parameters = next((m.parameters for m in models if m.parameters), None)
             parameters = parameters or (info.parameters if info else None)
             headline = cells[len(datasets) :] if len(datasets) > 1 else cells
