@@ -20,6 +20,12 @@ Prompts: the official code gives instruction-following models a per-domain query
 (``configs/<model>/<domain>.json``; mteb's v1.1 tasks the same as task prompts). No registered model
 defines per-domain prompts, so the harness applies each model's own prompts, as on every task.
 
+Revision: the Hub repo's default branch, not pinned. MTEB's ``BrightRetrieval`` pins ``xlangai/BRIGHT`` at
+``a75a0eb``, whose aops and theoremqa sets differ from the card's and the paper's counts below (mteb's
+statistics of that revision: 188,113, 188,207 and 23,904 documents plus queries, against 188,288,
+188,371 and 23,915 here), so that pin is not this task's data; the results record the data's
+fingerprints, which tell revisions apart.
+
 Sizes: documents from the dataset card's ``dataset_info`` (``xlangai/BRIGHT`` README on ``main``),
 long documents from mteb's descriptive statistics of the ``Bright<Domain>LongRetrieval`` tasks, queries
 from the card's per-domain example counts (1,384 in all, the paper's count). Revisions differ on

@@ -3,6 +3,9 @@
 
 narrativeqa, summ_screen_fd, qmsum, 2wikimqa: nDCG@10. passkey, needle: nDCG@1, one subset
 per context length (256 ... 32768), task score = mean over the 8. Trec convention.
+The Hub repo is read at the revision MTEB's ``LEMB*Retrieval`` tasks pin (``REVISION``, mteb 2.26;
+its passkey task reads its own copy, ``mteb/LEMBPasskeyRetrieval``); the sizes below are also mteb's
+statistics of its tasks, checked in ``tests/test_mteb_real.py``.
 Local copy: ``DIR/LongEmbed`` holding a snapshot of the HF repo (``<config>/corpus.jsonl``,
 ``queries.jsonl``, ``qrels.jsonl`` or parquet files, with or without its README configs).
 MTEB names them ``LEMB<Name>Retrieval``; LEMBPasskeyRetrieval and LEMBNeedleRetrieval have one split
@@ -15,12 +18,13 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from harness.data import Table, assemble, hf_table, id_text, qrels_rows
+from harness.data import Table, assemble, hf_table, hub_source, id_text, qrels_rows
 from harness.errors import InputError
 from harness.tasks import MtebTask, Task, TaskGroup
 from harness.types import Dataset
 
 REPO = "dwzhu/LongEmbed"
+REVISION = "6e346642246bfb4928c560ee08640dc84d074e8c"  # MTEB's pin of REPO (module docstring)
 CONFIGS = ("narrativeqa", "summ_screen_fd", "qmsum", "2wikimqa", "passkey", "needle")
 SYNTHETIC = ("passkey", "needle")  # one subset per context length, scored by nDCG@1
 LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -52,15 +56,19 @@ def load_longembed(
     source: str | Path = REPO,
     cache_dir: str | Path | None = None,
     local_hint: str = "",
+    revision: str | None = REVISION,
 ) -> list[Dataset]:
-    """LongEmbed (``dwzhu/LongEmbed``): config = task, splits corpus ``{doc_id,text}``,
-    queries ``{qid,text}``, qrels ``{qid,doc_id}`` (relevance 1).
+    """LongEmbed (``dwzhu/LongEmbed`` at ``revision``, or a snapshot folder): config = task, splits
+    corpus ``{doc_id,text}``, queries ``{qid,text}``, qrels ``{qid,doc_id}`` (relevance 1).
 
     passkey / needle rows carry ``context_length``: one Dataset per length, named
     ``<config>_<length>``, in increasing length; other configs give one Dataset named ``config``.
     """
-    src = f"{source}:{config}"
-    tables = {s: hf_table(source, config, s, cache_dir, local_hint) for s in ("corpus", "queries", "qrels")}
+    src = f"{hub_source(source, revision)}:{config}"
+    tables = {
+        part: hf_table(source, config, part, cache_dir, local_hint, revision)
+        for part in ("corpus", "queries", "qrels")
+    }
     if config not in SYNTHETIC:
         corpus = id_text(tables["corpus"], f"{src}/corpus", "doc_id")
         queries = id_text(tables["queries"], f"{src}/queries", "qid")

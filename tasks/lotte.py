@@ -23,7 +23,9 @@ Sources, in order: ``DIR/lotte`` (``--data-dir DIR``) as ColBERT distributes it 
 ``<domain>/<split>/collection.tsv`` ``pid \\t passage``, ``questions.<set>.tsv`` ``qid \\t question``,
 ``qas.<set>.jsonl`` ``{qid, answer_pids}``) or holding a snapshot of ``mteb/LoTTE``; then the Hub's
 ``mteb/LoTTE`` (MTEB's layout: configs ``<domain>_<set>-corpus`` / ``-queries`` / ``-qrels``, splits
-``dev`` and ``test``; no pooled corpus). MTEB: the task ``LoTTE``, one HF subset ``<domain>_<set>``
+``dev`` and ``test``; no pooled corpus) at the revision MTEB pins (``REVISION``, the task's
+``dataset`` in mteb 2.26; the sizes above are mteb's statistics of that revision, checked in
+``tests/test_mteb_real.py``). MTEB: the task ``LoTTE``, one HF subset ``<domain>_<set>``
 per harness task (``mteb/tasks/retrieval/eng/lotte_retrieval.py``; its main score ``hit_rate_at_5``
 is Success@5). The group ``LoTTE`` is the report's family after BRIGHT's.
 
@@ -40,12 +42,13 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from harness.data import Table, assemble, hf_table, id_text, qrels_rows
+from harness.data import Table, assemble, hf_table, hub_source, id_text, qrels_rows
 from harness.errors import InputError
 from harness.tasks import MtebTask, Task, TaskGroup
 from harness.types import Dataset, Qrels
 
 REPO = "mteb/LoTTE"
+REVISION = "a887e9f8e3d24427fdff98c8bba3198a6853a929"  # MTEB's pin of REPO (module docstring)
 FOLDER = "lotte"
 DOMAINS = ("writing", "recreation", "science", "technology", "lifestyle")  # the paper's column order
 POOLED = "pooled"
@@ -85,9 +88,11 @@ def load_lotte(
     source: str | Path = REPO,
     cache_dir: str | Path | None = None,
     local_hint: str = "",
+    revision: str | None = REVISION,
 ) -> Dataset:
     """One LoTTE domain and query set as a Dataset named ``<domain>_<set>``, from a folder in ColBERT's
-    layout (``source/<domain>/<split>/``) or from ``mteb/LoTTE`` (a Hub id or a snapshot folder)."""
+    layout (``source/<domain>/<split>/``) or from ``mteb/LoTTE`` (a Hub id, read at ``revision``, or a
+    snapshot folder)."""
     if split not in SPLITS:
         raise InputError(f"LoTTE has splits {', '.join(SPLITS)}, not {split!r}", field="--split")
     name = f"{domain}_{query_set}"
@@ -104,9 +109,10 @@ def load_lotte(
             file=str(folder),
         )
     tables = {
-        part: hf_table(source, f"{name}-{part}", split, cache_dir, local_hint)
+        part: hf_table(source, f"{name}-{part}", split, cache_dir, local_hint, revision)
         for part in ("corpus", "queries", "qrels")
     }
+    source = hub_source(source, revision)
     where = {part: f"{source}:{name}-{part}/{split}" for part in tables}
     corpus = id_text(tables["corpus"], where["corpus"], _id_column(tables["corpus"]), title=True)
     queries = id_text(tables["queries"], where["queries"], _id_column(tables["queries"]))

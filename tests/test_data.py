@@ -341,6 +341,52 @@ def test_unreachable_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False  # the library's setting is restored
 
 
+def test_pinned_hub_repos_are_read_at_their_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LoTTE and LongEmbed read their Hub repo at MTEB's pinned revision: every table request says
+    so, the dataset's source records it, and a Hub failure names the pinned repo. A snapshot folder
+    has no revision."""
+    import tasks.longembed
+    import tasks.lotte
+    from harness.data import hub_source
+    from tasks.lotte import load_lotte
+
+    tables = {
+        "corpus": {"_id": ["d1", "d2"], "title": ["", ""], "text": ["one", "two"]},
+        "queries": {"_id": ["q1"], "text": ["which"]},
+        "qrels": {"query-id": ["q1"], "corpus-id": ["d1"], "score": [1]},
+    }
+    longembed = {
+        "corpus": {"doc_id": ["d1", "d2"], "text": ["one", "two"]},
+        "queries": {"qid": ["q1"], "text": ["which"]},
+        "qrels": {"qid": ["q1"], "doc_id": ["d1"]},
+    }
+    calls = []
+
+    def fake_load_dataset(path, config=None, *, split, cache_dir=None, revision=None, **kwargs):
+        calls.append((path, config, split, revision))
+        if path == "mteb/LoTTE":
+            return datasets.Dataset.from_dict(tables[config.rsplit("-", 1)[1]])
+        return datasets.Dataset.from_dict(longembed[split])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    lotte = load_lotte("writing", "search", "test")
+    assert [c[3] for c in calls] == [tasks.lotte.REVISION] * 3 and len(lotte.corpus) == 2
+    assert lotte.source == f"mteb/LoTTE@{tasks.lotte.REVISION} writing_search (test)"
+    calls.clear()
+    (qmsum,) = load_longembed("qmsum")
+    assert {c[3] for c in calls} == {tasks.longembed.REVISION} and len(calls) == 3
+    assert qmsum.source == f"dwzhu/LongEmbed@{tasks.longembed.REVISION}:qmsum"
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(HubUnavailableError, match=f"'mteb/LoTTE@{tasks.lotte.REVISION}'"):
+        load_lotte("writing", "search", "test")
+    assert hub_source(Path(__file__).parent, "abc") == str(Path(__file__).parent)  # a folder: its path
+    assert hub_source("org/repo", None) == "org/repo"
+
+
 # --------------------------------------------------------------------------- zips
 
 

@@ -277,3 +277,45 @@ def test_results_repository_checks_pass_on_an_export_with_a_pinned_revision(tmp_
     export_mteb(run_result("BEIR/scifact", ["scifact"]), tmp_path / "short" / "results")
     (error,) = results_repository_errors(tmp_path / "short" / "results")
     assert "'abc123' is not specified" in error
+
+
+def test_hub_revisions_are_the_ones_mteb_pins(mteb: ModuleType):
+    """LoTTE and LongEmbed read the repo MTEB reads at the revision it pins, and their published sizes
+    are mteb's statistics of that revision (documents + queries per subset); BRIGHT is not pinned
+    because mteb's pin of the same repo holds other aops and theoremqa sets (tasks/bright.py)."""
+    import json
+
+    import tasks.bright
+    import tasks.longembed
+    import tasks.lotte
+
+    stats_dir = Path(mteb.__file__).parent / "descriptive_stats" / "Retrieval"
+
+    def pinned(name: str) -> tuple[str, str]:
+        dataset = mteb.get_task(name).metadata.dataset
+        return dataset["path"], dataset["revision"]
+
+    lotte = json.loads((stats_dir / "LoTTE.json").read_text())["test"]["hf_subset_descriptive_stats"]
+    assert pinned("LoTTE") == (tasks.lotte.REPO, tasks.lotte.REVISION)
+    for domain in tasks.lotte.DOMAINS:
+        for query_set in tasks.lotte.QUERY_SETS:
+            task = get_task(f"LoTTE/{domain}/{query_set}")
+            assert task.n_queries + task.n_documents == lotte[f"{domain}_{query_set}"]["num_samples"]
+    readers = set()  # the LongEmbed configs whose MTEB task reads dwzhu/LongEmbed (passkey: mteb's copy)
+    for config, (name, _) in tasks.longembed.MTEB.items():
+        mteb_name = f"LEMB{name}Retrieval"
+        if pinned(mteb_name)[0] == tasks.longembed.REPO:
+            assert pinned(mteb_name)[1] == tasks.longembed.REVISION, config
+            readers.add(config)
+        splits = json.loads((stats_dir / f"{mteb_name}.json").read_text()).values()
+        task = get_task(f"LongEmbed/{config}")
+        assert task.n_queries + task.n_documents == sum(split["num_samples"] for split in splits), config
+    assert readers == set(tasks.longembed.CONFIGS) - {"passkey"}
+    bright = json.loads((stats_dir / "BrightRetrieval.json").read_text())["standard"]
+    assert pinned("BrightRetrieval")[0] == tasks.bright.REPO
+    differ = {
+        domain
+        for domain, (queries, documents, _) in tasks.bright.SIZES.items()
+        if queries + documents != bright["hf_subset_descriptive_stats"][domain]["num_samples"]
+    }
+    assert differ == {"aops", "theoremqa_questions", "theoremqa_theorems"}

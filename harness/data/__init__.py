@@ -8,7 +8,15 @@ Every loader returns :class:`harness.types.Dataset` (or a list of them); bad inp
 
 from harness.data.archive import download_zip, safe_extract_zip
 from harness.data.beir import count_beir, is_beir_folder, load_beir_folder, load_beir_tree, read_qrels_tsv
-from harness.data.hub import HubUnavailableError, Table, hf_table, id_text, load_beir_hf, qrels_rows
+from harness.data.hub import (
+    HubUnavailableError,
+    Table,
+    hf_table,
+    hub_source,
+    id_text,
+    load_beir_hf,
+    qrels_rows,
+)
 from harness.data.rules import assemble, drop_empty
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "download_zip",
     "drop_empty",
     "hf_table",
+    "hub_source",
     "id_text",
     "is_beir_folder",
     "load_beir_folder",

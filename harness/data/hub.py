@@ -140,12 +140,24 @@ def _hub_error(repo_id: str, what: str, err: Exception, local_hint: str) -> HubU
     )
 
 
+def hub_source(source: str | Path, revision: str | None) -> str:
+    """How records and messages name a data source: a local folder by its path, a Hub id pinned to
+    a revision as ``<id>@<revision>``."""
+    return str(source) if revision is None or Path(source).is_dir() else f"{source}@{revision}"
+
+
 def hf_table(
-    source: str | Path, config: str | None, split: str, cache_dir: str | Path | None, local_hint: str
+    source: str | Path,
+    config: str | None,
+    split: str,
+    cache_dir: str | Path | None,
+    local_hint: str,
+    revision: str | None = None,
 ) -> Table:
     """One (config, split) of a Hub repo or local snapshot as {column: values}.
 
-    Local folder: with README ``configs:`` metadata, ``datasets.load_dataset(folder, config)``;
+    Hub: the repo at ``revision`` (a commit; None: its default branch). Local folder (``revision``
+    does not apply): with README ``configs:`` metadata, ``datasets.load_dataset(folder, config)``;
     otherwise the data files in ``<config>/<split>/``, ``<config>/<split>*`` or ``<split>*``.
     A Hub failure is a :class:`HubUnavailableError` ending with ``local_hint`` (what to pass instead).
     """
@@ -169,9 +181,10 @@ def hf_table(
         return ds.to_dict()
     try:
         with hub_access():
-            ds = datasets.load_dataset(str(source), config, split=split, cache_dir=cache)
+            ds = datasets.load_dataset(str(source), config, split=split, cache_dir=cache, revision=revision)
     except Exception as e:  # noqa: BLE001 - any Hub failure becomes one actionable message
-        raise _hub_error(str(source), f"config {config!r} split {split!r}", e, local_hint) from e
+        repo = hub_source(source, revision)
+        raise _hub_error(repo, f"config {config!r} split {split!r}", e, local_hint) from e
     return ds.to_dict()
 
 
