@@ -96,6 +96,8 @@ def test_lotte_success_is_the_old_cv_recall(rows):
         entry, _ = _source_entry(row)
         assert "hit_rate_at_5" not in entry and row.subsets[0].trec["success@5"] == entry["cv_recall_at_5"]
         assert "cv_recall" not in row.published["note"]  # kept, so not listed as dropped
+        assert row.published["note"].endswith("not read (not this task's split): dev")  # the file has dev too
+    assert not any("not read" in r.published["note"] for r in rows if r.task_name.startswith("BRIGHT/"))
 
 
 def test_leaderboard_shows_them_beside_their_benchmarks(rows, tmp_path):

@@ -49,6 +49,7 @@ class _Part:
     data: dict[str, Any]
     subsets: list[SubsetScores]
     dropped: list[str]
+    other_splits: list[str]  # splits of the file holding this HF subset that the harness task is not
 
 
 def import_mteb_results(path: str | Path, *, model_id: str | None = None) -> MtebImport:
@@ -62,7 +63,8 @@ def import_mteb_results(path: str | Path, *, model_id: str | None = None) -> Mte
     the length variant at the ``max_tokens`` of ``model_meta.json`` when one is registered). Every
     shared rank metric is kept (``ndcg_at_20`` -> ``ndcg@20``, ``hit_rate_at_5`` and the older
     ``cv_recall_at_5`` -> ``success@5``);
-    the other keys (``accuracy``, ``nauc_*``) are listed in ``dropped`` and the row's note. Only the
+    the other keys (``accuracy``, ``nauc_*``) are listed in ``dropped`` and the row's note, as are
+    the file's other splits of the same subset (LoTTE's ``dev`` beside ``test``). Only the
     MTEB tasks of registered tasks (``Task.mteb``) give rows, one per harness task: each entry's
     ``hf_subset`` picks the harness task (a file holding several subsets, as ``LoTTE.json``, gives
     several rows; a mapped subset absent from it gives none; a task of one ``"default"`` subset needs
@@ -132,7 +134,9 @@ def _parse_file(
     for task in held or tasks:
         dropped: set[str] = set()
         subsets = [_subset(scores, split, subset, task, str(file), dropped) for split, subset in task.splits]
-        parts.append(_Part(file, task, data, subsets, sorted(dropped)))
+        read = {split for split, _ in task.splits}
+        other = sorted(s for s in scores if s not in read and _entry(scores[s], task.hf_subset) is not None)
+        parts.append(_Part(file, task, data, subsets, sorted(dropped), other))
     return parts
 
 
@@ -278,6 +282,7 @@ def _result(folder: Path, harness_task: str, parts: list[_Part], model_id: str |
     revisions = sorted({str(p.data.get("dataset_revision")) for p in parts})
     model, length = _model_record(folder, model_id, harness_task)
     dropped = dropped_keys({k for p in parts for k in p.dropped})
+    other_splits = sorted({s for p in parts for s in p.other_splits})
     return Result(
         model=model,
         task=TaskRecord(
@@ -297,7 +302,8 @@ def _result(folder: Path, harness_task: str, parts: list[_Part], model_id: str |
             "source": f"{SOURCE_PREFIX}{files}",
             "note": f"MTEB figures (pytrec_eval: trec convention), mteb_version {first.get('mteb_version')}, "
             f"dataset_revision {', '.join(revisions)}{length}; imported, not a harness run"
-            + (f"; not kept (no harness metric): {dropped}" if dropped else ""),
+            + (f"; not kept (no harness metric): {dropped}" if dropped else "")
+            + (f"; not read (not this task's split): {', '.join(other_splits)}" if other_splits else ""),
         },
         environment={},
         created=_created(first.get("date")),
