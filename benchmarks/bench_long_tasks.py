@@ -485,8 +485,38 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"transformers {transformers.__version__}, Python {platform.python_version()}"
+        f"{cpu}{cpu_detail()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def cpu_detail() -> str:
+    """`` (family F model M; avx512f, avx512_bf16, amx_tile: ...)`` from /proc/cpuinfo: what tells
+    the machines of this workplace apart when lscpu names only the vendor ("AMD EPYC")."""
+    try:
+        info = dict(
+            line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:40] if ":" in line
+        )
+    except OSError:
+        return ""
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    flags = set(info.get("flags", "").split())
+    isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags)
+    return f" (family {info.get('cpu family', '?')} model {info.get('model', '?')}; {isa or 'no AVX2'})"
+
+
+def peaks_line(when: str) -> str:
+    """This run's matrix-product peaks (bench_gemm.matmul_peaks: the encoder's largest product), so the
+    times above and below can be read against what this CPU delivered at that moment."""
+    from bench_gemm import ENCODER_SHAPE, matmul_peaks  # this folder's
+
+    peaks = matmul_peaks(threads=2)
+    rows, inner, outer = ENCODER_SHAPE
+    return (
+        f"matrix-product peak {when} (2 threads, {rows}x{inner} @ {inner}x{outer}, best kernel): "
+        f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s (torch CPU capability "
+        f"{peaks['cpu']})"
     )
 
 
@@ -544,6 +574,7 @@ def main() -> None:
         f"# {date} BRIGHT-long and MLDR at real lengths, {MODEL_NAME} ({'quick' if args.quick else 'full'})"
     )
     report(f"{machine()}")
+    report(peaks_line("at the start"))
     args.models.mkdir(parents=True, exist_ok=True)
     model = build_model(args.models)
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -783,6 +814,7 @@ def main() -> None:
             "grows as n^2; queries and MaxSim take seconds. This vocabulary is English: it reads MLDR's "
             "non-Latin scripts about byte by byte, 3-8x the tokens of a multilingual tokenizer, last column.)"
         )
+        report(peaks_line("at the end"))
         report(f"\nbenchmark wall time: {fmt_seconds(time.perf_counter() - started)}")
 
     if not args.quick:

@@ -61,15 +61,14 @@ def import_mteb_results(path: str | Path, *, model_id: str | None = None) -> Mte
     given; a Hub id registered in ``harness.models`` takes its registered name, so the row sits beside
     harness runs of that model (:func:`~harness.mteb.mapping.registered_model`; a LongEmbed row goes to
     the length variant at the ``max_tokens`` of ``model_meta.json`` when one is registered). Every
-    shared rank metric is kept (``ndcg_at_20`` -> ``ndcg@20``, ``hit_rate_at_5`` and the older
-    ``cv_recall_at_5`` -> ``success@5``);
-    the other keys (``accuracy``, ``nauc_*``) are listed in ``dropped`` and the row's note, as are
-    the file's other splits of the same subset (LoTTE's ``dev`` beside ``test``). Only the
-    MTEB tasks of registered tasks (``Task.mteb``) give rows, one per harness task: each entry's
-    ``hf_subset`` picks the harness task (a file holding several subsets, as ``LoTTE.json``, gives
-    several rows; a mapped subset absent from it gives none; a task of one ``"default"`` subset needs
-    that entry); a harness task made of several MTEB tasks needs all of them in the same folder. The
-    rest land in ``skipped`` (file -> reason) and the log; in a folder, JSON that is not a TaskResult
+    shared rank metric is kept (``ndcg_at_20`` -> ``ndcg@20``; ``hit_rate_at_5`` and its older name
+    ``cv_recall_at_5`` -> ``success@5``); the other keys (``accuracy``, ``nauc_*``) are listed in
+    ``dropped`` and the row's note, as are the file's other splits of the same subset (LoTTE's
+    ``dev`` beside ``test``). Only the MTEB tasks of registered tasks (``Task.mteb``) give rows, one
+    per harness task: each entry's ``hf_subset`` picks the harness task (a file holding several
+    subsets, as ``LoTTE.json``, gives several rows; a mapped subset absent from it gives none; a task
+    of one ``"default"`` subset needs that entry); a harness task made of several MTEB tasks needs all
+    of them in the same folder. The rest land in ``skipped`` (file -> reason) and the log; in a folder, JSON that is not a TaskResult
     is skipped too. Each row is marked ``published`` with source ``MTEB results: <file>``. A malformed
     mapped file (or a given file that is no TaskResult) is an InputError naming the file and field.
     """
