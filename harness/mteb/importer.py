@@ -68,9 +68,10 @@ def import_mteb_results(path: str | Path, *, model_id: str | None = None) -> Mte
     per harness task: each entry's ``hf_subset`` picks the harness task (a file holding several
     subsets, as ``LoTTE.json``, gives several rows; a mapped subset absent from it gives none; a task
     of one ``"default"`` subset needs that entry); a harness task made of several MTEB tasks needs all
-    of them in the same folder. The rest land in ``skipped`` (file -> reason) and the log; in a folder, JSON that is not a TaskResult
-    is skipped too. Each row is marked ``published`` with source ``MTEB results: <file>``. A malformed
-    mapped file (or a given file that is no TaskResult) is an InputError naming the file and field.
+    of them in the same folder. The rest land in ``skipped`` (file -> reason) and the log; in a
+    folder, JSON that is not a TaskResult is skipped too. Each row is marked ``published`` with source
+    ``MTEB results: <file>``. A malformed mapped file (or a given file that is no TaskResult) is an
+    InputError naming the file and field.
     """
     path = Path(path)
     if not path.exists():
