@@ -5,6 +5,9 @@ What it measures (Ettin-17m-shaped ColBERT of ``tests/model_fixtures.py``: hidde
 4 heads, 50,368-entry byte-level BPE, Dense 256 -> 512 -> 48; random weights, so scores are meaningless
 and only time and memory count):
 
+0. This CPU: its family, model and vector extensions (/proc/cpuinfo), and its fp32 / bf16
+   matrix-product peaks (``bench_gemm.matmul_peaks``), measured at the start and again at the end of
+   the run, so every time below can be read against what the machine delivered then.
 1. Lengths. Per task, the longest and the average document in characters (sources below), converted to
    tokens of this model's tokenizer with a chars-per-token ratio measured here on that tokenizer:
    English (BRIGHT, MLDR/en) on the Python reference manual shipped with Python (``pydoc_data.topics``,
