@@ -154,7 +154,13 @@ def run_task(
     task = task_record(plan, datasets)
     if plan.output and not settings.overwrite:
         old = load_reusable(plan.output, model, task, plan.retrieval)
-        if old is not None:
+        timed = _latency_limit(old)
+        if old is not None and timed not in (None, settings.latency_queries):  # not this run's timings
+            logger.info(
+                "%s: not reusing %s: its latency was timed with --latency-queries %d, this run asks %d",
+                *(plan.task.name, plan.output, timed, settings.latency_queries),
+            )
+        elif old is not None:
             logger.info("%s: reusing %s (same model, data and settings)", plan.task.name, plan.output)
             return old
 
@@ -191,6 +197,13 @@ def run_task(
     if settings.output_dir:
         save_result(result, settings.output_dir, runs if settings.save_run else None)
     return result
+
+
+def _latency_limit(result: Result | None) -> int | None:
+    """The ``--latency-queries`` a finished result's single-query timings were taken with; None where
+    it records none (none asked, or a file from before the record: no timings to contradict)."""
+    single = result.efficiency.single if result is not None and result.efficiency is not None else None
+    return single.limit if single is not None else None
 
 
 def ranked_run(dataset: Dataset, ranking: Ranking, k: int) -> Run:

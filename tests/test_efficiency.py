@@ -233,6 +233,15 @@ def test_latency_queries_bounds_the_single_query_set_and_zero_skips_it(ettin_lik
         assert result.efficiency.warmup_queries == (3 if limit else 0)
         scores.append(result.subsets[0].per_query_metrics)
     assert scores[0] == scores[1]
+    # a finished file is reused only where its timings are the ones asked for
+    saved = settings.replace(output_dir=tmp_path / "out")
+    for limit, reused in ((4, False), (2, False), (2, True)):
+        [result] = evaluate("bm25", ["mini"], saved.replace(latency_queries=limit))
+        assert (result.reused, result.efficiency.single.limit, result.efficiency.single.queries) == (
+            reused,
+            limit,
+            limit,
+        )
 
 
 def test_older_files_without_efficiency_load_and_keep_their_bytes(tmp_path):
