@@ -566,6 +566,7 @@ def test_real_embeddings(
     dec = idx.decompress_docs()
     cos = np.sum(dec.vectors * docs.vectors, axis=1).mean()
     assert cos > {2: 0.92, 4: 0.975}[nbits]  # measured: 0.950 / 0.996
+    assert idx.stats()["bytes_per_token_codes"] <= idx.dim * nbits / 8 + 4  # codes + residuals per token
     s, i = idx.search(queries, 10, show_progress=False)
     _, ei = exact_search(queries, docs, 10, show_progress=False)
     assert overlap(i, ei) >= {2: 0.8, 4: 0.9}[nbits]  # measured: 0.91 / 0.98 (random: 10/120)
@@ -586,12 +587,12 @@ def test_scifact_minilm_colbert_default_search(tmp_path: Path, minilm_colbert_ch
 
     Bounds (the issue's): nbits 4 must keep >= 0.95 of exact's top 10 on average and an nDCG@10
     within 0.01 of exact's, in <= dim * nbits / 8 + 4 bytes per token on disk. Measured: overlap
-    0.9637, nDCG@10 0.6339 vs 0.6364, 67.4 B/token. nbits 2 is reported (printed), only its size is
-    bounded: measured overlap 0.870, nDCG@10 0.6328, 35.4 B/token. (With the cache's former
-    4096-text shards: 0.9620 / 0.6348 and 0.872 / 0.6328; the embeddings differ by float32
-    batch-composition noise, <= 7e-7, and k-means follows.) The nbits-2 index reuses the
-    nbits-4 k-means centroids (k-means does not depend on nbits); the whole test took 6.5-9 minutes
-    on a shared 2-core machine, most of it encoding.
+    0.9637, nDCG@10 0.6339 vs 0.6364, 67.4 B/token (with the cache's former 4096-text shards:
+    0.9620 / 0.6348; the embeddings differ by float32 batch-composition noise, <= 7e-7, and k-means
+    follows). nbits 2 on real embeddings is ``test_real_embeddings`` (a SciFact sample) and the
+    trade-off benchmark (all of SciFact); it was dropped here to keep the suite under 15 minutes
+    (measured here: overlap 0.870, nDCG@10 0.6328, 35.4 B/token). Most of the ~3.5 minutes this
+    takes on an idle 2-core machine is encoding (130 s), then exact search and the index (25 s each).
     """
     if not (SCIFACT / "corpus.jsonl").exists():
         pytest.skip("SciFact not available")
@@ -618,27 +619,19 @@ def test_scifact_minilm_colbert_default_search(tmp_path: Path, minilm_colbert_ch
 
     exact_scores, exact_ids = exact_search(queries, docs, 10, show_progress=False)
     exact_ndcg = ndcg10(exact_scores, exact_ids)
-    report = {"exact": {"ndcg@10": round(exact_ndcg, 4)}}
-    centroids = None
-    for nbits in (4, 2):
-        index = build_index(
-            [docs], tmp_path / f"nbits{nbits}", nbits=nbits, centroids=centroids, show_progress=False
-        )
-        centroids = index.codec.centroids
-        scores, ids = index.search(queries, 10, show_progress=False)
-        stats = index.stats()
-        report[f"nbits{nbits}"] = {
-            "overlap@10": round(overlap(ids, exact_ids), 4),
-            "ndcg@10": round(ndcg10(scores, ids), 4),
-            "bytes_per_token": round(stats["bytes_per_token_total"], 2),
-            "open_seconds": round(stats["open_seconds"], 3),
-        }
-    print(json.dumps(report))
-    four = report["nbits4"]
+    index = build_index([docs], tmp_path / "nbits4", nbits=4, show_progress=False)
+    scores, ids = index.search(queries, 10, show_progress=False)
+    stats = index.stats()
+    four = {
+        "overlap@10": round(overlap(ids, exact_ids), 4),
+        "ndcg@10": round(ndcg10(scores, ids), 4),
+        "bytes_per_token": round(stats["bytes_per_token_total"], 2),
+        "open_seconds": round(stats["open_seconds"], 3),
+    }
+    print(json.dumps({"exact": {"ndcg@10": round(exact_ndcg, 4)}, "nbits4": four}))
     assert four["overlap@10"] >= 0.95
     assert abs(four["ndcg@10"] - exact_ndcg) <= 0.01
     assert four["bytes_per_token"] <= 128 * 4 / 8 + 4
-    assert report["nbits2"]["bytes_per_token"] <= 128 * 2 / 8 + 4
 
 
 def test_leftovers_of_killed_builds_are_removed(tmp_path: Path, corpus: TokenEmbeddings) -> None:
