@@ -158,7 +158,10 @@ def run_task(
         if old is not None and timed not in (None, settings.latency_queries):  # not this run's timings
             logger.info(
                 "%s: not reusing %s: its latency was timed with --latency-queries %d, this run asks %d",
-                *(plan.task.name, plan.output, timed, settings.latency_queries),
+                plan.task.name,
+                plan.output,
+                timed,
+                settings.latency_queries,
             )
         elif old is not None:
             logger.info("%s: reusing %s (same model, data and settings)", plan.task.name, plan.output)

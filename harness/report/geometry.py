@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from harness.report.style import Size
@@ -51,26 +52,24 @@ def log_ticks(fig: Figure, lo: float, hi: float, label: Callable[[float], str], 
     axis_px = (size.width - 1.3) * size.dpi
     span = math.log10(hi / lo)
 
-    def within(t: float) -> bool:
-        pos, half = math.log10(t / lo) / span * axis_px, text_size(fig, label(t), size.small)[0] / 2
-        return half <= pos <= axis_px - half
+    def place(t: float) -> tuple[float, float, float]:  # tick, its label's centre and half width, px
+        return t, math.log10(t / lo) / span * axis_px, text_size(fig, label(t), size.small)[0] / 2
 
+    gap = size.small * size.dpi / 72
     choices = []
     for subs in ((1, 1.5, 2, 3, 5, 7), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)):
-        ticks = [
-            s * 10.0**e
+        placed = [
+            place(s * 10.0**e)
             for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
             for s in subs
             if lo <= s * 10.0**e <= hi
         ]
-        ticks = [t for t in ticks if within(t)] or ticks
-        if not ticks:
+        placed = [p for p in placed if p[2] <= p[1] <= axis_px - p[2]] or placed
+        if not placed:
             continue
+        ticks = [t for t, _, _ in placed]
         choices.append(ticks)
-        pos = [math.log10(t / lo) / span * axis_px for t in ticks]
-        half = [text_size(fig, label(t), size.small)[0] / 2 for t in ticks]
-        gap = size.small * size.dpi / 72
-        if all(pos[i + 1] - pos[i] >= half[i] + half[i + 1] + gap for i in range(len(ticks) - 1)):
+        if all(b[1] - a[1] >= a[2] + b[2] + gap for a, b in pairwise(placed)):
             return ticks
     return choices[-1]
 
